@@ -1,0 +1,1 @@
+"""autodistill: knowledge-distillation-driven neural architecture search."""
