@@ -1,0 +1,88 @@
+"""Advisors: a config's `search_algorithm` name -> the Optuna sampler that proposes architectures.
+
+    sampler = make_advisor("BO", space=space, seed=42, n_objectives=2)
+
+Every advisor is an `optuna.samplers.BaseSampler`, so a study runs any of them the
+same way. Users add their own with
+
+    ADVISORS.register("MY_ALGO", lambda *, space, seed, n_objectives: MySampler(seed=seed))
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import optuna
+
+from autodistill.advisors.skopt_sampler import SkoptSampler
+from autodistill.errors import ConfigError
+from autodistill.registry import Registry
+from autodistill.space import SearchSpace
+
+__all__ = ["ADVISORS", "AdvisorFactory", "SkoptSampler", "make_advisor", "register_builtin_advisors"]
+
+_SEED_LIMIT = 2**32
+
+
+class AdvisorFactory(Protocol):
+    """Builds a sampler for one study from its search space, seed and number of objectives."""
+
+    def __call__(
+        self, *, space: SearchSpace, seed: int | None, n_objectives: int
+    ) -> optuna.samplers.BaseSampler: ...
+
+
+ADVISORS: Registry[AdvisorFactory] = Registry("search_algorithm")
+
+
+def make_advisor(
+    name: str, *, space: SearchSpace, seed: int | None, n_objectives: int
+) -> optuna.samplers.BaseSampler:
+    """The sampler registered as `name` (case-insensitive), built for this study."""
+    factory = ADVISORS.get(name)
+    if seed is not None and (
+        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < _SEED_LIMIT
+    ):
+        raise ConfigError(f"seed must be null or an int in [0, 2**32), got {seed!r}")
+    if not isinstance(n_objectives, int) or isinstance(n_objectives, bool) or n_objectives < 1:
+        raise ConfigError(f"n_objectives must be an int >= 1, got {n_objectives!r}")
+    return factory(space=space, seed=seed, n_objectives=n_objectives)
+
+
+def _gaussian_process(
+    *, space: SearchSpace, seed: int | None, n_objectives: int
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+def _tpe(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+
+
+def _random(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _grid(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+
+
+def _nsga2(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def _skopt(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    return SkoptSampler(seed=seed)
+
+
+def register_builtin_advisors(registry: Registry[AdvisorFactory]) -> None:
+    """Register the built-in advisors in `registry`."""
+    registry.register("BO", _gaussian_process)
+    registry.register("TPE", _tpe)
+    registry.register("random", _random)
+    registry.register("grid", _grid)
+    registry.register("NSGA2", _nsga2)
+    registry.register("skopt", _skopt)
+
+
+register_builtin_advisors(ADVISORS)

@@ -1,0 +1,163 @@
+"""YAML -> typed sections, once, at the edge. Errors name the file, line, key and the fix.
+
+    config = load_config("configs/quickstart.yaml")     # -> ConfigFile
+    plan = load_distillation_plan("configs/distill.yaml")
+
+YAML is read with `yaml.safe_load` semantics (no tags that run code). A pydantic
+validation error becomes one `ConfigError` whose message starts with
+`file:line:column: dotted.key:`; unknown keys get the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from autodistill.config.plan import DistillationPlan
+from autodistill.config.sections import DistillationSection
+from autodistill.errors import ConfigError, did_you_mean
+
+M = TypeVar("M", bound=BaseModel)
+Location = tuple[str | int, ...]
+
+
+def _index_lines(node: yaml.Node, at: Location, out: dict[Location, tuple[int, int]]) -> None:
+    out[at] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value
+            out[(*at, name)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+            _index_lines(value, (*at, name), out)
+            out[(*at, name)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*at, i), out)
+
+
+def read_yaml(path: str | Path) -> tuple[Any, dict[Location, tuple[int, int]]]:
+    """The parsed YAML and a map from key paths to (line, column)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        raise ConfigError(f"{where}: malformed YAML: {exc.problem or exc}") from None
+    lines: dict[Location, tuple[int, int]] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model class inside an annotation (Optional, list, Annotated, unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    if isinstance(annotation, types.UnionType):
+        for arg in annotation.__args__:
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def allowed_keys(model: type[BaseModel], loc: Location) -> list[str]:
+    """The keys accepted at `loc` (a path into `model`), as users write them."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in current.model_fields.items()
+                      if part in (n, f.alias) or (f.validation_alias and part in str(f.validation_alias))),
+                     None)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if current is None:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def _where(source: str, lines: Mapping[Location, tuple[int, int]], loc: Location) -> str:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            line, col = lines[loc[:cut]]
+            return f"{source}:{line}:{col}"
+    return source
+
+
+def _message(model: type[BaseModel], err: Mapping[str, Any], prefix: Location) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = allowed_keys(model, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), allowed)
+        return f"{key}: unknown key{hint}; allowed keys here: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    value = err.get("input")
+    shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+    return f"{key}: {msg}{shown}"
+
+
+def validate(model: type[M], data: Any, *, source: str = "<config>",
+             lines: Mapping[Location, tuple[int, int]] | None = None, prefix: Location = ()) -> M:
+    """`model.model_validate(data)`, with errors as one ConfigError naming file, line and key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = (*prefix, *first["loc"])
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(f"{_where(source, lines or {}, loc)}: {_message(model, first, prefix)}{more}") from None
+    except ConfigError as exc:  # raised inside a validator (e.g. an unknown registry name)
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_distillation_plan(source: str | Path | Mapping[str, Any] | DistillationSection) -> DistillationPlan:
+    """A plan from a YAML file, a mapping, or a section. Files may hold the section at the top,
+    under `distillation:` or under `auto_distillation:`."""
+    if isinstance(source, DistillationSection):
+        return source.plan()
+    if isinstance(source, (str, Path)):
+        data, lines = read_yaml(source)
+        name = str(source)
+    else:
+        data, lines, name = source, {}, "<config>"
+    prefix: Location = ()
+    if isinstance(data, Mapping):
+        for key in ("distillation", "auto_distillation"):
+            if key in data:
+                data, prefix = data[key], (key,)
+                break
+    if isinstance(data, Mapping) and "search" in data:
+        data = {k: v for k, v in data.items() if k not in ("search", "evaluation")}
+        if data.get("train") is None:
+            data.pop("train", None)
+    section = validate(DistillationSection, data, source=name,
+                       lines={k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix},
+                       prefix=prefix)
+    return section.plan()

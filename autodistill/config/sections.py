@@ -1,0 +1,431 @@
+"""User-facing configuration sections, in the seeds' vocabulary, validated once.
+
+Accepts what users of Intel's distillation and AutoDistillation already write
+(`layer_mappings_for_knowledge_transfer`, `loss_types`, `loss_weights`,
+`add_origin_loss`, `train_steps` per block, `temperature`, `optimizer: {SGD:
+{learning_rate: ...}}`) and turns it into the typed `DistillationPlan`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from autodistill.config.plan import (
+    DistillationPlan,
+    LayerMapping,
+    LogitKD,
+    OptimizerSpec,
+    ScheduleSpec,
+    Stage,
+)
+
+_INDEX = re.compile(r"^-?\d+(\.-?\d+)*$")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def parse_index(raw: Any) -> tuple[int | str, ...]:
+    """'1' -> (1,), '1.0' -> (1, 0), 2 -> (2,), '' or None -> (), 'logits' -> ('logits',)."""
+    if raw is None or raw == "":
+        return ()
+    if isinstance(raw, bool):
+        raise ValueError(f"output index must be an int or a string like '1' or '1.0', got {raw!r}")
+    if isinstance(raw, int):
+        return (raw,)
+    if isinstance(raw, (list, tuple)):
+        return tuple(i for part in raw for i in parse_index(part))
+    if isinstance(raw, str):
+        text = raw.strip()
+        if _INDEX.match(text):
+            return tuple(int(p) for p in text.split("."))
+        return tuple(int(p) if _INDEX.match(p) else p for p in text.split("."))
+    raise ValueError(f"output index must be an int or a string like '1' or '1.0', got {raw!r}")
+
+
+def _looks_like_index(value: Any) -> bool:
+    return value is None or isinstance(value, int) or (
+        isinstance(value, str) and (value == "" or bool(_INDEX.match(value.strip())))
+    )
+
+
+class MappingSection(Section):
+    """One layer mapping; the seeds' list form `[student, (index), teacher, (index)]` or a mapping."""
+
+    student: str
+    teacher: str
+    student_index: Annotated[tuple[int | str, ...], Field(default=())]
+    teacher_index: Annotated[tuple[int | str, ...], Field(default=())]
+    loss: str | None = None
+    weight: float | None = None
+    matcher: str = "auto"
+    teacher_name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, raw: Any) -> Any:
+        if not isinstance(raw, (list, tuple)):
+            return raw
+        items = list(raw)
+        if not all(isinstance(i, (str, int)) for i in items) or not 2 <= len(items) <= 4:
+            raise ValueError(
+                "a layer mapping list is [student_layer, teacher_layer] or "
+                f"[student_layer, 'index', teacher_layer, 'index'], got {raw!r}"
+            )
+        if len(items) == 2:
+            return {"student": items[0], "teacher": items[1]}
+        if len(items) == 4:
+            return {"student": items[0], "student_index": items[1],
+                    "teacher": items[2], "teacher_index": items[3]}
+        if _looks_like_index(items[1]):
+            return {"student": items[0], "student_index": items[1], "teacher": items[2]}
+        return {"student": items[0], "teacher": items[1], "teacher_index": items[2]}
+
+    @field_validator("student_index", "teacher_index", mode="before")
+    @classmethod
+    def _index(cls, raw: Any) -> tuple[int | str, ...]:
+        return parse_index(raw)
+
+    @field_validator("matcher")
+    @classmethod
+    def _matcher(cls, raw: str) -> str:
+        allowed = ("auto", "linear", "conv1x1", "head_mean", "none")
+        if raw not in allowed:
+            raise ValueError(f"matcher must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+
+class OptimizerSection(Section):
+    name: str = "AdamW"
+    learning_rate: Annotated[float, Field(gt=0)] = 5e-5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    momentum: Annotated[float, Field(ge=0)] = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: Annotated[float, Field(gt=0)] = 1e-8
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_form(cls, raw: Any) -> Any:
+        # seed 003: `optimizer: {SGD: {learning_rate: 0.001}}`
+        if isinstance(raw, dict) and len(raw) == 1:
+            (key, value), = raw.items()
+            if isinstance(value, dict) and key not in cls.model_fields:
+                return {"name": key, **value}
+        if isinstance(raw, str):
+            return {"name": raw}
+        return raw
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from autodistill.distill.optimization import OPTIMIZERS
+
+        OPTIMIZERS.get(name)  # raises with the allowed names
+        return name
+
+    def spec(self) -> OptimizerSpec:
+        return OptimizerSpec(**self.model_dump())
+
+
+class ScheduleSection(Section):
+    name: str = "constant"
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, raw: Any) -> Any:
+        return {"name": raw} if isinstance(raw, str) else raw
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from autodistill.distill.optimization import SCHEDULES
+
+        SCHEDULES.get(name)
+        return name
+
+    def spec(self) -> ScheduleSpec:
+        return ScheduleSpec(**self.model_dump())
+
+
+def _loss_name(name: str) -> str:
+    from autodistill.losses.registry import LOSSES
+
+    LOSSES.get(name)  # raises with the allowed names
+    return name
+
+
+class TrainingSection(Section):
+    """Settings every stage shares unless it overrides them."""
+
+    optimizer: OptimizerSection | None = None
+    schedule: ScheduleSection | None = None
+    gradient_accumulation_steps: Annotated[int, Field(ge=1)] | None = None
+    max_grad_norm: Annotated[float, Field(gt=0)] | None = None
+    temperature: Annotated[float, Field(gt=0)] | None = None
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, (list, tuple, dict)) for m in value
+    )
+
+
+def _unwrap_block_nesting(key: str, value: Any) -> Any:
+    """Regular distillation also takes seed 003's one-block nesting: `[[...]]`, `[True]`, `[25000]`."""
+    if not isinstance(value, list) or len(value) != 1:
+        return value
+    if key in ("layer_mappings_for_knowledge_transfer", "layer_mappings"):
+        return value[0] if _is_block(value[0]) else value
+    if key in ("loss_types", "loss_weights"):
+        return value[0] if isinstance(value[0], list) else value
+    return value[0]  # add_origin_loss, train_steps
+
+
+class StageSection(TrainingSection):
+    """A stage in the seeds' vocabulary. Mappings given: intermediate-layer loss; none: logit KD."""
+
+    layer_mappings: Annotated[
+        list[MappingSection], Field(alias="layer_mappings_for_knowledge_transfer")
+    ] = []
+    loss_types: list[str] | None = None
+    loss_weights: list[float] | None = None
+    add_origin_loss: bool = False
+    origin_loss_weight: Annotated[float, Field(ge=0)] = 1.0
+    train_steps: Annotated[int, Field(ge=0)] | None = None
+    epochs: Annotated[float, Field(gt=0)] | None = None
+    trainable: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_nesting(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        for key in ("layer_mappings_for_knowledge_transfer", "layer_mappings",
+                    "loss_types", "loss_weights", "add_origin_loss", "train_steps"):
+            if key in raw:
+                raw[key] = _unwrap_block_nesting(key, raw[key])
+        if "loss_types" in raw and isinstance(raw["loss_types"], str):
+            raw["loss_types"] = [raw["loss_types"]]
+        if "loss_weights" in raw and isinstance(raw["loss_weights"], (int, float)):
+            raw["loss_weights"] = [raw["loss_weights"]]
+        return raw
+
+    @field_validator("loss_types")
+    @classmethod
+    def _losses(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else [_loss_name(n) for n in names]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> StageSection:
+        if self.layer_mappings:
+            n = len(self.layer_mappings)
+            for key in ("loss_types", "loss_weights"):
+                value = getattr(self, key)
+                if value is not None and len(value) != n:
+                    raise ValueError(
+                        f"{key} has {len(value)} entries but there are {n} layer mappings; "
+                        f"give one per mapping"
+                    )
+        else:
+            for key in ("loss_types", "loss_weights"):
+                value = getattr(self, key)
+                if value is not None and len(value) != 2:
+                    raise ValueError(
+                        f"{key} for logit distillation needs 2 entries "
+                        f"[teacher-student, student-target], got {len(value)}"
+                    )
+        if self.train_steps is not None and self.epochs is not None:
+            raise ValueError("give train_steps or epochs, not both")
+        return self
+
+    def stage(self, *, name: str, kind: str, defaults: TrainingSection,
+              trainable: tuple[str, ...] | None = None) -> Stage:
+        temperature = self.temperature or defaults.temperature or 1.0
+        mappings: list[LayerMapping] = []
+        n = len(self.layer_mappings)
+        for i, m in enumerate(self.layer_mappings):
+            loss = m.loss or (self.loss_types[i] if self.loss_types else "MSE")
+            weight = m.weight if m.weight is not None else (
+                self.loss_weights[i] if self.loss_weights else 1.0 / n
+            )
+            mappings.append(LayerMapping(
+                student=m.student, teacher=m.teacher, student_index=m.student_index,
+                teacher_index=m.teacher_index, loss=_loss_name(loss), weight=weight,
+                matcher=m.matcher, teacher_name=m.teacher_name,  # type: ignore[arg-type]
+            ))
+        logit_kd = None
+        if not mappings:
+            logit_kd = LogitKD(
+                temperature=temperature,
+                loss_types=tuple(self.loss_types or ("CE", "CE")),  # type: ignore[arg-type]
+                loss_weights=tuple(self.loss_weights or (0.5, 0.5)),  # type: ignore[arg-type]
+            )
+        optimizer = self.optimizer or defaults.optimizer or OptimizerSection()
+        schedule = self.schedule or defaults.schedule or ScheduleSection()
+        return Stage(
+            name=name, kind=kind,  # type: ignore[arg-type]
+            train_steps=self.train_steps,
+            epochs=self.epochs if self.train_steps is None else None,
+            trainable=tuple(self.trainable) if self.trainable is not None else trainable,
+            mappings=tuple(mappings), logit_kd=logit_kd,
+            add_origin_loss=self.add_origin_loss, origin_loss_weight=self.origin_loss_weight,
+            temperature=temperature, optimizer=optimizer.spec(), schedule=schedule.spec(),
+            gradient_accumulation_steps=(self.gradient_accumulation_steps
+                                         or defaults.gradient_accumulation_steps or 1),
+            max_grad_norm=self.max_grad_norm or defaults.max_grad_norm,
+        )
+
+
+class FlashSection(TrainingSection):
+    """Flash distillation: block i trains for train_steps[i] against its own mappings."""
+
+    block_names: list[str]
+    layer_mappings: Annotated[
+        list[list[MappingSection]], Field(alias="layer_mappings_for_knowledge_transfer")
+    ]
+    loss_types: list[list[str]] | None = None
+    loss_weights: list[list[float]] | None = None
+    add_origin_loss: list[bool] | bool = False
+    train_steps: list[Annotated[int, Field(ge=0)]]
+
+    @model_validator(mode="after")
+    def _per_block(self) -> FlashSection:
+        n = len(self.block_names)
+        if n == 0:
+            raise ValueError("block_names is empty; name at least one student block to train")
+        for key in ("layer_mappings", "train_steps", "loss_types", "loss_weights", "add_origin_loss"):
+            value = getattr(self, key)
+            if isinstance(value, list) and len(value) != n:
+                field_name = "layer_mappings_for_knowledge_transfer" if key == "layer_mappings" else key
+                raise ValueError(
+                    f"{field_name} has {len(value)} entries but block_names has {n}; "
+                    "give one entry per block"
+                )
+        for i, block in enumerate(self.layer_mappings):
+            if not block:
+                raise ValueError(f"block {i} ({self.block_names[i]}) has no layer mappings")
+            for key in ("loss_types", "loss_weights"):
+                value = getattr(self, key)
+                if value is not None and len(value[i]) != len(block):
+                    raise ValueError(
+                        f"{key}[{i}] has {len(value[i])} entries but block {i} "
+                        f"({self.block_names[i]}) has {len(block)} layer mappings"
+                    )
+        return self
+
+    @field_validator("loss_types")
+    @classmethod
+    def _losses(cls, names: list[list[str]] | None) -> list[list[str]] | None:
+        return None if names is None else [[_loss_name(n) for n in block] for block in names]
+
+    def stages(self, defaults: TrainingSection) -> list[Stage]:
+        shared = TrainingSection(
+            optimizer=self.optimizer or defaults.optimizer,
+            schedule=self.schedule or defaults.schedule,
+            gradient_accumulation_steps=self.gradient_accumulation_steps
+            or defaults.gradient_accumulation_steps,
+            max_grad_norm=self.max_grad_norm or defaults.max_grad_norm,
+            temperature=self.temperature or defaults.temperature,
+        )
+        out = []
+        for i, block in enumerate(self.block_names):
+            origin = (self.add_origin_loss[i] if isinstance(self.add_origin_loss, list)
+                      else self.add_origin_loss)
+            section = StageSection(
+                layer_mappings_for_knowledge_transfer=self.layer_mappings[i],
+                loss_types=self.loss_types[i] if self.loss_types else None,
+                loss_weights=self.loss_weights[i] if self.loss_weights else None,
+                add_origin_loss=origin, train_steps=self.train_steps[i],
+            )
+            out.append(section.stage(name=f"flash[{i}]:{block}", kind="flash",
+                                     defaults=shared, trainable=(block,)))
+        return out
+
+
+class CriterionSection(Section):
+    """Seed 000/003's `criterion:` with exactly one loss class named."""
+
+    KnowledgeDistillationLoss: Annotated[
+        StageSection | None, Field(validation_alias=AliasChoices("KnowledgeDistillationLoss", "KnowledgeLoss"))
+    ] = None
+    IntermediateLayersKnowledgeDistillationLoss: Annotated[
+        StageSection | None,
+        Field(validation_alias=AliasChoices("IntermediateLayersKnowledgeDistillationLoss",
+                                            "IntermediateLayersLoss")),
+    ] = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CriterionSection:
+        given = [s for s in (self.KnowledgeDistillationLoss,
+                             self.IntermediateLayersKnowledgeDistillationLoss) if s is not None]
+        if len(given) != 1:
+            raise ValueError("name exactly one of KnowledgeDistillationLoss, "
+                             "IntermediateLayersKnowledgeDistillationLoss")
+        return self
+
+    @property
+    def section(self) -> StageSection:
+        return self.KnowledgeDistillationLoss or self.IntermediateLayersKnowledgeDistillationLoss  # type: ignore[return-value]
+
+
+class SeedTrainSection(TrainingSection):
+    """Seed 003's one-stage `distillation: {train: {optimizer: ..., criterion: ...}}`."""
+
+    criterion: CriterionSection
+    train_steps: Annotated[int, Field(ge=1)] | None = None
+    epoch: Annotated[float, Field(gt=0)] | None = None
+
+    def stage_section(self) -> StageSection:
+        base = self.criterion.section
+        update: dict[str, Any] = {
+            k: v for k, v in {
+                "optimizer": self.optimizer, "schedule": self.schedule,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps,
+                "max_grad_norm": self.max_grad_norm, "temperature": self.temperature,
+                "train_steps": self.train_steps, "epochs": self.epoch,
+            }.items() if v is not None and getattr(base, k) is None
+        }
+        return base.model_copy(update=update)
+
+
+class DistillationSection(TrainingSection):
+    """`distillation:` in our configs, and `auto_distillation:`'s training part."""
+
+    seed: int = 42
+    device: str = "auto"
+    teacher_weights: list[Annotated[float, Field(ge=0)]] | None = None
+    truncate_forward: bool = True
+    progress: bool = True
+    flash_distillation: FlashSection | None = None
+    regular_distillation: StageSection | None = None
+    train: SeedTrainSection | None = None
+
+    @model_validator(mode="after")
+    def _some_stage(self) -> DistillationSection:
+        if self.train is not None and self.regular_distillation is not None:
+            raise ValueError("give regular_distillation or train.criterion, not both")
+        if self.flash_distillation is None and self.regular_distillation is None and self.train is None:
+            raise ValueError("give flash_distillation, regular_distillation, or both")
+        return self
+
+    def plan(self) -> DistillationPlan:
+        stages: list[Stage] = []
+        if self.flash_distillation is not None:
+            stages += self.flash_distillation.stages(self)
+        regular = self.train.stage_section() if self.train is not None else self.regular_distillation
+        if regular is not None:
+            stages.append(regular.stage(name="regular", kind="regular", defaults=self))
+        return DistillationPlan(
+            stages=tuple(s for s in stages if s.train_steps != 0),
+            seed=self.seed, device=self.device,
+            teacher_weights=tuple(self.teacher_weights) if self.teacher_weights else None,
+            truncate_forward=self.truncate_forward, progress=self.progress,
+        )

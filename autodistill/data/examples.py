@@ -1,0 +1,81 @@
+"""Labelled texts: the in-memory form of every text-classification data set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from autodistill.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts with integer class ids and the name of each class.
+
+    `labels[i]` is the id of `texts[i]`; an id indexes `label_names`. Any sequences
+    passed in are stored as tuples, so an instance never changes.
+    """
+
+    texts: tuple[str, ...]
+    labels: tuple[int, ...]
+    label_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "texts", tuple(self.texts))
+        object.__setattr__(self, "labels", tuple(int(label) for label in self.labels))
+        object.__setattr__(self, "label_names", tuple(self.label_names))
+        if len(self.texts) != len(self.labels):
+            raise ConfigError(
+                f"texts and labels must have the same length, but got {len(self.texts)} texts "
+                f"and {len(self.labels)} labels; give one label per text"
+            )
+        if not self.label_names:
+            raise ConfigError("label_names must name at least one class, but got none")
+        if len(set(self.label_names)) != len(self.label_names):
+            raise ConfigError(
+                f"label_names must be unique, but got {list(self.label_names)}; remove the repeats"
+            )
+        bad = [label for label in self.labels if not 0 <= label < len(self.label_names)]
+        if bad:
+            raise ConfigError(
+                f"every label must be an id in 0..{len(self.label_names) - 1} "
+                f"(one per name in {list(self.label_names)}), but got {bad[0]}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: Sequence[int]) -> LabelledTexts:
+        """The examples at `indices`, in that order, with the same label names."""
+        return LabelledTexts(
+            texts=tuple(self.texts[i] for i in indices),
+            labels=tuple(self.labels[i] for i in indices),
+            label_names=self.label_names,
+        )
+
+    def deduplicated(self) -> LabelledTexts:
+        """Drop exact repeats of a text, keeping the first copy.
+
+        A text whose copies carry different labels is dropped entirely: no label
+        for it can be trusted.
+        """
+        labels_of: dict[str, set[int]] = {}
+        for text, label in zip(self.texts, self.labels):
+            labels_of.setdefault(text, set()).add(label)
+        seen: set[str] = set()
+        keep = []
+        for i, text in enumerate(self.texts):
+            if text in seen or len(labels_of[text]) > 1:
+                continue
+            seen.add(text)
+            keep.append(i)
+        return self.subset(keep)
+
+    def fingerprint(self) -> str:
+        """A sha256 hex digest of the texts, labels and label names, to key caches."""
+        payload = json.dumps(
+            [self.label_names, self.labels, self.texts], ensure_ascii=False, separators=(",", ":")
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -1,0 +1,79 @@
+"""Texts tokenised once into padded tensors, and seeded loaders over them.
+
+Tokenisation is the same for every trial of a study, so it happens once per data
+set and sequence length; each trial only slices the resulting tensors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from autodistill.data.examples import LabelledTexts
+from autodistill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+_TOKENIZER_OUTPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class TokenizedDataset(Dataset):
+    """Labelled texts as fixed-length token tensors.
+
+    `tensors` maps "input_ids", "attention_mask", "token_type_ids" (only when the
+    tokenizer makes them) and "labels" to tensors whose first dimension is the
+    example; slice them directly for fast batches. Texts longer than `max_length`
+    tokens are truncated and shorter ones padded to it.
+    """
+
+    def __init__(
+        self, data: LabelledTexts, tokenizer: PreTrainedTokenizerBase, *, max_length: int
+    ) -> None:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+            raise ConfigError(
+                f"max_length must be an integer >= 2 (room for the special tokens), "
+                f"but got {max_length!r}"
+            )
+        if max_length > tokenizer.model_max_length:
+            raise ConfigError(
+                f"max_length must be at most the tokenizer's model_max_length "
+                f"{tokenizer.model_max_length}, but got {max_length}; lower it"
+            )
+        if len(data) == 0:
+            raise ConfigError("cannot tokenise an empty data set; give it at least one text")
+        encoded = tokenizer(
+            list(data.texts),
+            truncation=True,
+            padding="max_length",
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        self.tensors: dict[str, torch.Tensor] = {
+            name: encoded[name] for name in _TOKENIZER_OUTPUTS if name in encoded
+        }
+        self.tensors["labels"] = torch.tensor(data.labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.tensors["labels"])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {name: tensor[index] for name, tensor in self.tensors.items()}
+
+
+def make_loader(
+    dataset: TokenizedDataset, *, batch_size: int, shuffle: bool, seed: int = 0
+) -> DataLoader:
+    """Batches of `dataset` as dicts of stacked tensors, in an order fixed by `seed`.
+
+    With `shuffle`, a loader's own `torch.Generator(seed)` draws each epoch's
+    order, so two loaders with the same seed yield the same batches, epoch by
+    epoch, whatever else uses the global random state.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an integer >= 1, but got {batch_size!r}")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)

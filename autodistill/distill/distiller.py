@@ -1,0 +1,254 @@
+"""`Distiller`: runs a distillation plan (flash blocks, then regular) on any teacher/student pair.
+
+    distiller = Distiller(teacher, student, "configs/distill.yaml")
+    result = distiller.fit(train_loader)
+    distiller.save("out/")          # the student and its feature matchers
+
+Each stage builds its own optimiser over exactly the parameters it trains (the
+block's prefix, plus its matchers), so every block is trained during its own
+steps and no other's. Teachers run in eval mode without gradients.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from autodistill.capture import FeatureCapture
+from autodistill.config.plan import DistillationPlan, Stage
+from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.distill.callbacks import (
+    CallbackList,
+    DistillationCallback,
+    DistillationControl,
+    DistillationState,
+)
+from autodistill.distill.freezing import train_only
+from autodistill.distill.optimization import build_optimizer, build_schedule
+from autodistill.distill.probe import PlanProbe
+from autodistill.distill.progress import Progress
+from autodistill.errors import ConfigError, MappingError, NonFiniteLossError
+from autodistill.losses.matchers import FeatureMatchers
+from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
+
+
+@dataclass
+class StageRecord:
+    name: str
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def steps_per_second(self) -> float:
+        return len(self.losses) / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class FitResult:
+    stages: list[StageRecord] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def losses(self) -> list[float]:
+        return [loss for s in self.stages for loss in s.losses]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _as_plan(config: Any) -> DistillationPlan:
+    from autodistill.config.loader import load_distillation_plan
+
+    if isinstance(config, DistillationPlan):
+        return config
+    return load_distillation_plan(config)
+
+
+def _teachers(teacher: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
+              ) -> tuple[list[str], list[nn.Module]]:
+    if isinstance(teacher, nn.Module):
+        return ["teacher"], [teacher]
+    if isinstance(teacher, Mapping):
+        return list(teacher.keys()), list(teacher.values())
+    teachers = list(teacher)
+    return [f"teacher{i}" for i in range(len(teachers))], teachers
+
+
+def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ConfigError("the train loader yields no batches")
+
+
+class Distiller:
+    """Distils `teacher` (one model, a list, or a name -> model mapping) into `student`."""
+
+    def __init__(self, teacher: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module],
+                 student: nn.Module, config: Any, *, adaptor: DataAdaptor | None = None,
+                 callbacks: Sequence[DistillationCallback] = (), matchers: FeatureMatchers | None = None,
+                 quiet: bool = False) -> None:
+        self.plan = _as_plan(config)
+        self.teacher_names, self.teachers = _teachers(teacher)
+        if not self.teachers:
+            raise ConfigError("give at least one teacher")
+        weights = self.plan.teacher_weights or tuple(1.0 / len(self.teachers) for _ in self.teachers)
+        if len(weights) != len(self.teachers):
+            raise ConfigError(
+                f"teacher_weights has {len(weights)} entries but there are {len(self.teachers)} "
+                "teachers; give one weight per teacher"
+            )
+        self.teacher_weights = tuple(weights)
+        self.student = student
+        self.adaptor = adaptor or DataAdaptor()
+        self.callbacks = CallbackList(callbacks)
+        self.matchers = matchers or FeatureMatchers()
+        self.device = resolve_device(self.plan.device)
+        self.quiet = quiet or not self.plan.progress
+        self.resolved: list[list[ResolvedMapping]] | None = None
+
+    def prepare(self, batch: Any) -> list[list[ResolvedMapping]]:
+        """Validate the plan on one batch and create the matchers; done once, before training."""
+        seed_everything(self.plan.seed)
+        self.student.to(self.device)
+        self.matchers.to(self.device)
+        for t in self.teachers:
+            t.to(self.device).eval()
+        probe = PlanProbe(self.plan, self.student, self.teachers, self.teacher_names,
+                          self.teacher_weights, self.adaptor, self.matchers)
+        self.resolved = probe.run(to_device(batch, self.device))
+        return self.resolved
+
+    def fit(self, train_loader: Iterable[Any]) -> FitResult:
+        batches = _cycle(train_loader)
+        first = next(batches)
+        resolved = self.prepare(first)
+        batches = _cycle(train_loader)  # restart: the probe batch is also the first step's
+        seed_everything(self.plan.seed)
+        try:
+            per_epoch: int | None = len(train_loader)  # type: ignore[arg-type]
+        except TypeError:
+            per_epoch = None
+        state, control = DistillationState(), DistillationControl()
+        result = FitResult()
+        self.student.train()
+        self.callbacks.fire("on_fit_begin", state, control)
+        for index, (stage, mappings) in enumerate(zip(self.plan.stages, resolved)):
+            state.stage_index, state.stage = index, stage
+            state.total_steps, state.step = stage.steps_for(per_epoch), 0
+            self.callbacks.fire("on_stage_begin", state, control)
+            record = self._run_stage(stage, mappings, batches, state, control)
+            result.stages.append(record)
+            self.callbacks.fire("on_stage_end", state, control)
+            if control.should_stop:
+                result.stopped_early = True
+                break
+        self.callbacks.fire("on_fit_end", state, control)
+        return result
+
+    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], batches: Iterator[Any],
+                   state: DistillationState, control: DistillationControl) -> StageRecord:
+        loss_fn = StageLoss(stage, mappings, self.matchers, self.teacher_weights)
+        truncate = self.plan.truncate_forward and not stage.needs_model_output
+        teacher_paths: list[list[str]] = [[] for _ in self.teachers]
+        for r in mappings:
+            teacher_paths[r.teacher].append(r.mapping.teacher)
+        active = [bool(p) or (stage.logit_kd is not None and stage.needs_teacher) for p in teacher_paths]
+        matcher_keys = dict.fromkeys(r.matcher_key for r in mappings if r.matcher_key)
+        record = StageRecord(stage.name, state.total_steps)
+        accumulation = stage.gradient_accumulation_steps
+
+        with train_only(self.student, stage.trainable) as named:
+            named = named + [(f"matchers.{k}.{n}", p) for k in matcher_keys
+                             for n, p in self.matchers[k].named_parameters()]
+            if not named:
+                raise MappingError(f"stage '{stage.name}' has no trainable parameters")
+            params = [p for _, p in named]
+            optimizer = build_optimizer(named, stage.optimizer, self.device)
+            schedule = build_schedule(optimizer, stage.schedule, state.total_steps)
+            student_capture = FeatureCapture(self.student, [r.mapping.student for r in mappings],
+                                             role="student", stop_when_complete=truncate)
+            teacher_captures = [
+                FeatureCapture(t, paths, role=f"teacher '{n}'", stop_when_complete=truncate)
+                if on else None
+                for t, paths, n, on in zip(self.teachers, teacher_paths, self.teacher_names, active)
+            ]
+            progress = Progress(stage.name, state.total_steps, quiet=self.quiet)
+            started = time.perf_counter()
+            with student_capture, ExitStack() as stack:
+                for capture in teacher_captures:
+                    if capture is not None:
+                        stack.enter_context(capture)
+                for step in range(state.total_steps):
+                    total = 0.0
+                    for _ in range(accumulation):
+                        batch = to_device(next(batches), self.device)
+                        loss, terms = self._loss(stage, loss_fn, batch, student_capture, teacher_captures)
+                        (loss / accumulation).backward()
+                        total += float(loss.detach()) / accumulation
+                    if not np.isfinite(total):
+                        optimizer.zero_grad(set_to_none=True)
+                        raise NonFiniteLossError(stage.name, step, total,
+                                                 {k: float(v.detach()) for k, v in terms.items()})
+                    if stage.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, stage.max_grad_norm)
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    record.losses.append(total)
+                    state.step, state.global_step, state.loss = step + 1, state.global_step + 1, total
+                    state.terms = {k: float(v.detach()) for k, v in terms.items()}
+                    state.learning_rate = schedule.get_last_lr()[0]
+                    progress.update(total)
+                    self.callbacks.fire("on_step_end", state, control)
+                    if control.should_stop:
+                        break
+            record.seconds = time.perf_counter() - started
+            progress.close()
+        return record
+
+    def _loss(self, stage: Stage, loss_fn: StageLoss, batch: Any, student: FeatureCapture,
+              teachers: list[FeatureCapture | None]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.no_grad():
+            inputs = self.adaptor.teacher_inputs(batch)
+            for teacher, capture in zip(self.teachers, teachers):
+                if capture is not None:
+                    capture.run(teacher, *inputs.args, **inputs.kwargs)
+        inputs = self.adaptor.student_inputs(batch, with_labels=stage.add_origin_loss)
+        student.run(self.student, *inputs.args, **inputs.kwargs)
+        return loss_fn(student, teachers, self.adaptor.labels(batch), self.adaptor.attention_mask(batch))
+
+    def save(self, directory: str | Path) -> Path:
+        """Save the student (`save_pretrained` when it has one) and its matchers into `directory`."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.student, "save_pretrained"):
+            self.student.save_pretrained(out)
+        else:
+            torch.save(self.student.state_dict(), out / "student.pt")
+        if self.matchers.specs:
+            self.matchers.save(out)
+        return out
+
