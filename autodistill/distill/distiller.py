@@ -215,12 +215,12 @@ class Distiller:
                     if stage.max_grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(params, stage.max_grad_norm)
                     optimizer.step()
+                    state.learning_rate = schedule.get_last_lr()[0]  # the rate this step used
                     schedule.step()
                     optimizer.zero_grad(set_to_none=True)
                     record.losses.append(total)
                     state.step, state.global_step, state.loss = step + 1, state.global_step + 1, total
                     state.terms = {k: float(v.detach()) for k, v in terms.items()}
-                    state.learning_rate = schedule.get_last_lr()[0]
                     progress.update(total)
                     self.callbacks.fire("on_step_end", state, control)
                     if control.should_stop:

@@ -19,6 +19,7 @@ from torch import nn
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import DistillationPlan, LayerMapping, Stage
 from autodistill.distill.adaptor import DataAdaptor
+from autodistill.distill.freezing import select_parameters
 from autodistill.errors import AutodistillError, ConfigError, MappingError
 from autodistill.losses.logits import extract_logits, extract_own_loss
 from autodistill.losses.matchers import FeatureMatchers, choose_matcher, matcher_key
@@ -64,6 +65,8 @@ class PlanProbe:
                 for i in ids:
                     teacher_paths[i].append(m.teacher)
 
+        for stage in stages:
+            select_parameters(self.student, stage.trainable)  # every block names real parameters
         labels = self.adaptor.labels(batch)
         mask = self.adaptor.attention_mask(batch)
         needs_labels = any(s.add_origin_loss or (s.logit_kd and s.logit_kd.loss_weights[1])

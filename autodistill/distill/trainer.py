@@ -1,0 +1,242 @@
+"""`DistillationTrainer`: a `transformers.Trainer` whose `distill()` runs a distillation plan.
+
+Seed 000's usage, with this project's config vocabulary::
+
+    from transformers import TrainingArguments
+    from autodistill.distill.trainer import DistillationTrainer
+
+    # replace transformers.Trainer(...) with DistillationTrainer(...); `model` is the student
+    trainer = DistillationTrainer(model=student, args=TrainingArguments("out", max_steps=500),
+                                  train_dataset=train_dataset, data_collator=collator)
+    d_conf = {"train": {"criterion": {"KnowledgeDistillationLoss": {
+        "temperature": 2.0, "loss_types": ["CE", "CE"], "loss_weights": [0.5, 0.5]}}}}
+    model = trainer.distill(distillation_config=d_conf, teacher_model=teacher_model)
+    trainer.save_model()            # the student, and its feature matchers (matchers.pt)
+
+The training loop is `Distiller`'s (one loop in the project); the Trainer supplies the
+data (`get_train_dataloader()`: its dataset, collator and batch size) and, through its
+`TrainingArguments`, every setting the distillation config leaves unset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import transformers
+from torch import nn
+
+from autodistill.config.loader import read_yaml, validate
+from autodistill.config.plan import DistillationPlan, Stage
+from autodistill.config.sections import DistillationSection, OptimizerSection, ScheduleSection
+from autodistill.distill.adaptor import DataAdaptor
+from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
+from autodistill.distill.distiller import Distiller, FitResult
+from autodistill.errors import ConfigError
+
+# TrainingArguments.lr_scheduler_type -> (our schedule, whether it warms up)
+_SCHEDULES = {
+    "linear": ("linear", True),
+    "cosine": ("cosine", True),
+    "cosine_with_min_lr": ("cosine", True),
+    "constant": ("constant", False),  # transformers' "constant" ignores warmup
+    "constant_with_warmup": ("constant", True),
+}
+
+
+def section_from(config: Any) -> DistillationSection:
+    """A validated `DistillationSection` from a YAML path, a mapping or a section.
+
+    Like `load_distillation_plan`, a file or mapping may hold the section at the top,
+    under `distillation:` or under `auto_distillation:` (whose `search:` part is ignored).
+    """
+    if isinstance(config, DistillationSection):
+        return config
+    if isinstance(config, (str, Path)):
+        data, lines = read_yaml(config)
+        name = str(config)
+    elif isinstance(config, Mapping):
+        data, lines, name = config, {}, "<distillation_config>"
+    else:
+        raise ConfigError(
+            "distillation_config must be a YAML path, a mapping, a DistillationSection or a "
+            f"DistillationPlan, got {type(config).__name__}"
+        )
+    prefix: tuple[str | int, ...] = ()
+    if isinstance(data, Mapping):
+        for key in ("distillation", "auto_distillation"):
+            if key in data:
+                data, prefix = data[key], (key,)
+                break
+    if isinstance(data, Mapping) and "search" in data:
+        data = {k: v for k, v in data.items() if k not in ("search", "evaluation")}
+        if data.get("train") is None:
+            data.pop("train", None)
+    return validate(DistillationSection, data, source=name,
+                    lines={k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix},
+                    prefix=prefix)
+
+
+def _schedule_from(args: transformers.TrainingArguments) -> ScheduleSection:
+    kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    if kind not in _SCHEDULES:
+        raise ConfigError(
+            f"TrainingArguments.lr_scheduler_type {kind!r} has no equivalent here; use one of "
+            f"{', '.join(_SCHEDULES)}, or set `schedule:` in the distillation config"
+        )
+    name, warms_up = _SCHEDULES[kind]
+    raw: dict[str, Any] = {"name": name}
+    warmup = float(args.warmup_steps or 0)
+    if warms_up:
+        if warmup >= 1:
+            raw["warmup_steps"] = int(warmup)
+        elif warmup > 0:
+            raw["warmup_ratio"] = warmup
+        elif getattr(args, "warmup_ratio", 0):  # transformers < 5
+            raw["warmup_ratio"] = float(args.warmup_ratio)
+    if kind == "cosine_with_min_lr":
+        extra = dict(args.lr_scheduler_kwargs or {})
+        if "min_lr_rate" in extra:
+            raw["min_lr_ratio"] = float(extra["min_lr_rate"])
+        elif "min_lr" in extra:
+            raw["min_lr_ratio"] = float(extra["min_lr"]) / args.learning_rate
+    return validate(ScheduleSection, raw, source="TrainingArguments", prefix=("schedule",))
+
+
+def _optimizer_from(args: transformers.TrainingArguments) -> OptimizerSection:
+    optim = str(getattr(args.optim, "value", args.optim))
+    raw: dict[str, Any] = {"name": "SGD" if optim == "sgd" else "AdamW",
+                           "learning_rate": args.learning_rate, "weight_decay": args.weight_decay}
+    if raw["name"] == "AdamW":
+        raw.update(betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+    return validate(OptimizerSection, raw, source="TrainingArguments", prefix=("optimizer",))
+
+
+def plan_with_arguments(section: DistillationSection,
+                        args: transformers.TrainingArguments) -> DistillationPlan:
+    """`section`'s plan, with what it leaves unset taken from the Trainer's arguments.
+
+    Set in the config, a value wins (a stage's own optimizer, schedule, ... win over the
+    section's, as always). Unset: optimizer (AdamW from learning_rate, weight_decay,
+    adam_beta1/2, adam_epsilon; SGD when `optim="sgd"`), schedule (lr_scheduler_type,
+    warmup_steps), gradient_accumulation_steps, max_grad_norm (0: no clipping), seed,
+    device (the arguments' device) and progress (`not disable_tqdm`). A stage with
+    neither train_steps nor epochs runs `max_steps` steps when > 0, else
+    `num_train_epochs` epochs.
+    """
+    given = section.model_fields_set
+    update: dict[str, Any] = {}
+    if section.optimizer is None:
+        update["optimizer"] = _optimizer_from(args)
+    if section.schedule is None:
+        update["schedule"] = _schedule_from(args)
+    if section.gradient_accumulation_steps is None:
+        update["gradient_accumulation_steps"] = max(1, int(args.gradient_accumulation_steps))
+    if section.max_grad_norm is None and args.max_grad_norm and args.max_grad_norm > 0:
+        update["max_grad_norm"] = float(args.max_grad_norm)
+    if "seed" not in given:
+        update["seed"] = int(args.seed)
+    if "device" not in given:
+        update["device"] = args.device.type
+    if "progress" not in given:
+        update["progress"] = not args.disable_tqdm
+    plan = section.model_copy(update=update).plan()
+
+    def length(stage: Stage) -> Stage:
+        if stage.train_steps is not None or stage.epochs is not None:
+            return stage
+        if args.max_steps is not None and args.max_steps > 0:
+            return dataclasses.replace(stage, train_steps=int(args.max_steps))
+        return dataclasses.replace(stage, epochs=float(args.num_train_epochs))
+
+    return dataclasses.replace(plan, stages=tuple(length(s) for s in plan.stages))
+
+
+class _TrainerLog(DistillationCallback):
+    """Reports distillation steps through the Trainer's `log()` (its callbacks, log_history)."""
+
+    def __init__(self, trainer: DistillationTrainer) -> None:
+        self.trainer = trainer
+        self.start = trainer.state.global_step
+
+    def on_step_end(self, state: DistillationState, control: DistillationControl) -> None:
+        trainer, args = self.trainer, self.trainer.args
+        trainer.state.global_step = self.start + state.global_step
+        if str(getattr(args.logging_strategy, "value", args.logging_strategy)) != "steps":
+            return
+        every = args.logging_steps
+        every = int(every) if every >= 1 else max(1, round(every * max(1, state.total_steps)))
+        if every > 0 and state.step % every == 0:
+            trainer.log({"distill_loss": state.loss, "learning_rate": state.learning_rate})
+            if trainer.control.should_training_stop:
+                control.should_stop = True
+
+
+class DistillationTrainer(transformers.Trainer):
+    """A `transformers.Trainer` that can distil a teacher into its model (the student).
+
+    Usage (seed 000)::
+
+        trainer = DistillationTrainer(model=student, args=training_args,
+                                      train_dataset=train_dataset, data_collator=collator)
+        d_conf = {"train": {"criterion": {"KnowledgeDistillationLoss": {
+            "temperature": 2.0, "loss_types": ["CE", "CE"], "loss_weights": [0.5, 0.5]}}}}
+        model = trainer.distill(distillation_config=d_conf, teacher_model=teacher_model)
+        trainer.save_model()   # student + matchers.pt (when intermediate layers were matched)
+
+    Everything else (`evaluate`, `predict`, `save_model`, `push_to_hub`) is the Trainer's.
+    `distill()` runs in one process: it does not use DDP, FSDP or DeepSpeed.
+    """
+
+    distiller: Distiller | None = None
+    distillation_result: FitResult | None = None
+
+    def distill(self, distillation_config: Any,
+                teacher_model: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module], *,
+                callbacks: Sequence[DistillationCallback] = (),
+                adaptor: DataAdaptor | None = None) -> nn.Module:
+        """Distil `teacher_model` into `self.model` on `self.get_train_dataloader()`; return the student.
+
+        `distillation_config`: a YAML path, a mapping, a `DistillationSection` (completed
+        from `self.args`, see `plan_with_arguments`) or a `DistillationPlan` (used as it is).
+        `teacher_model`: one model, a list, or a name -> model mapping. `callbacks` receive
+        the Distiller's events (one may stop the run); `adaptor` turns batches into model
+        inputs (default: dict batches, `labels` passed to the student only for
+        `add_origin_loss`). The run is kept as `self.distiller`, its losses as
+        `self.distillation_result`. Config problems raise `ConfigError` before any step.
+        """
+        if isinstance(distillation_config, DistillationPlan):
+            plan = distillation_config
+        else:
+            plan = plan_with_arguments(section_from(distillation_config), self.args)
+        if self.model is None:
+            raise ConfigError("the trainer has no model; give the student as `model=`")
+        if teacher_model is None:
+            raise ConfigError("teacher_model is None; give the teacher model (or a list/mapping of them)")
+        if getattr(self.args, "world_size", 1) > 1:
+            raise ConfigError(
+                f"distill() runs in one process, but world_size is {self.args.world_size}; "
+                "launch it without torchrun/accelerate multi-process"
+            )
+        loader = self.get_train_dataloader()
+        if self.control.should_training_stop:  # left over from an earlier train()
+            self.control.should_training_stop = False
+        self.distiller = Distiller(teacher_model, self.model, plan, adaptor=adaptor,
+                                   callbacks=[_TrainerLog(self), *callbacks],
+                                   quiet=not plan.progress)
+        result = self.distiller.fit(loader)
+        self.distillation_result = result
+        losses = result.losses
+        if losses:
+            self.log({"distill_final_loss": losses[-1], "distill_steps": float(len(losses)),
+                      "distill_runtime": sum(s.seconds for s in result.stages)})
+        return self.model
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The Trainer's save, plus the distillation's feature matchers (`matchers.pt`) if any."""
+        super().save_model(output_dir, _internal_call=_internal_call)
+        matchers = self.distiller.matchers if self.distiller is not None else None
+        if matchers is not None and matchers.specs and self.args.should_save:
+            matchers.save(output_dir if output_dir is not None else self.args.output_dir)

@@ -1,0 +1,201 @@
+"""Advisors: every search_algorithm name gives a working, seeded Optuna sampler; the skopt sampler."""
+
+from __future__ import annotations
+
+import sys
+from statistics import median
+
+import numpy as np
+import optuna
+import pytest
+from optuna.study import StudyDirection
+
+from autodistill.advisors import ADVISORS, make_advisor
+from autodistill.advisors.skopt_sampler import SkoptSampler, import_skopt, scalarise
+from autodistill.errors import ConfigError
+from autodistill.space import Architecture, SearchSpace
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = SearchSpace.from_mapping(
+    {
+        "kind": [128, "wide", 0.5, True],
+        "layers": {"low": 1, "high": 6},
+        "lr": {"low": 1e-5, "high": 1e-2, "log": True},
+    }
+)
+# a grid needs a step on every float range
+GRID_SPACE = SearchSpace.from_mapping(
+    {
+        "kind": [128, "wide", 0.5, True],
+        "layers": {"low": 1, "high": 6},
+        "dropout": {"low": 0.0, "high": 0.5, "step": 0.1},
+    }
+)
+
+
+def objectives(architecture: Architecture) -> list[float]:
+    """A deterministic 2-objective stand-in for (accuracy up, latency down)."""
+    numbers = [float(v) for v in architecture.values() if not isinstance(v, str)]
+    accuracy = -sum((x - 0.3) ** 2 for x in numbers)
+    return [accuracy, float(len(str(architecture.to_dict())))]
+
+
+def run_study(
+    sampler: optuna.samplers.BaseSampler,
+    space: SearchSpace,
+    n_trials: int,
+    study: optuna.Study | None = None,
+) -> list[Architecture]:
+    """Ask/tell `n_trials` trials; the proposed architectures, in order."""
+    study = study or optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    proposals = []
+    for _ in range(n_trials):
+        trial = study.ask()
+        architecture = space.suggest(trial)
+        proposals.append(architecture)
+        study.tell(trial, objectives(architecture))
+    return proposals
+
+
+@pytest.mark.parametrize("name", ADVISORS.names())
+def test_every_advisor_proposes_inside_the_space_in_a_two_objective_study(name):
+    space = GRID_SPACE if name == "grid" else SPACE
+    sampler = make_advisor(name, space=space, seed=3, n_objectives=2)
+    proposals = run_study(sampler, space, n_trials=3)
+    assert len(proposals) == 3
+    for architecture in proposals:
+        assert space.contains(architecture), architecture
+
+
+@pytest.mark.parametrize(
+    ("name", "sampler_type"),
+    [
+        ("BO", optuna.samplers.GPSampler),
+        ("bo", optuna.samplers.GPSampler),
+        ("TPE", optuna.samplers.TPESampler),
+        ("Random", optuna.samplers.RandomSampler),
+        ("GRID", optuna.samplers.GridSampler),
+        ("nsga2", optuna.samplers.NSGAIISampler),
+        ("SKOPT", SkoptSampler),
+    ],
+)
+def test_names_are_case_insensitive_and_map_to_the_expected_sampler(name, sampler_type):
+    space = GRID_SPACE if name.lower() == "grid" else SPACE
+    assert type(make_advisor(name, space=space, seed=0, n_objectives=2)) is sampler_type
+
+
+@pytest.mark.parametrize("name", ["random", "TPE", "skopt", "BO"])
+def test_same_seed_gives_same_proposals_and_another_seed_others(name):
+    # 7 trials: past skopt's 5 initial points, so its fitted proposals are compared too
+    first, second, other = (
+        run_study(make_advisor(name, space=SPACE, seed=seed, n_objectives=2), SPACE, n_trials=7)
+        for seed in (11, 11, 12)
+    )
+    assert [a.key() for a in first] == [a.key() for a in second]
+    assert [a.key() for a in first] != [a.key() for a in other]
+
+
+def test_unknown_advisor_name_is_a_config_error_listing_the_choices():
+    with pytest.raises(ConfigError) as caught:
+        make_advisor("bayes", space=SPACE, seed=0, n_objectives=2)
+    message = str(caught.value)
+    assert "search_algorithm" in message and "'bayes'" in message
+    for name in ("BO", "TPE", "random", "grid", "NSGA2", "skopt"):
+        assert name in message
+
+
+def test_grid_advisor_over_a_continuous_float_range_says_it_needs_a_step():
+    with pytest.raises(ConfigError, match="step"):
+        make_advisor("grid", space=SPACE, seed=0, n_objectives=2)
+
+
+@pytest.mark.parametrize(
+    ("seed", "n_objectives", "problem"),
+    [(-1, 2, "seed"), (1.5, 2, "seed"), (True, 2, "seed"), (0, 0, "n_objectives"), (0, "2", "n_objectives")],
+)
+def test_make_advisor_rejects_a_bad_seed_or_objective_count(seed, n_objectives, problem):
+    with pytest.raises(ConfigError, match=problem):
+        make_advisor("random", space=SPACE, seed=seed, n_objectives=n_objectives)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"n_initial_points": 0}, "n_initial_points"),
+        ({"base_estimator": "SVM"}, "base_estimator"),
+        ({"acq_func": "UCB"}, "acq_func"),
+        ({"seed": -5}, "seed"),
+    ],
+)
+def test_skopt_sampler_rejects_bad_arguments_at_construction(kwargs, problem):
+    with pytest.raises(ConfigError, match=problem):
+        SkoptSampler(**kwargs)
+
+
+def test_skopt_missing_is_an_import_error_naming_the_pip_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skopt", None)  # makes `import skopt` fail
+    with pytest.raises(ImportError, match="pip install scikit-optimize"):
+        import_skopt()
+
+
+def test_skopt_fitted_proposals_stay_inside_a_mixed_space():
+    proposals = run_study(SkoptSampler(seed=5, n_initial_points=2), SPACE, n_trials=6)
+    for architecture in proposals:
+        assert SPACE.contains(architecture), architecture
+
+
+def test_skopt_study_is_stored_in_sqlite_and_resumes_with_the_same_proposals(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(
+        storage=storage,
+        study_name="search",
+        directions=["maximize", "minimize"],
+        sampler=SkoptSampler(seed=21, n_initial_points=2),
+    )
+    before = run_study(study.sampler, SPACE, n_trials=3, study=study)
+
+    # a new process: a fresh sampler over the stored study
+    reloaded = optuna.load_study(
+        study_name="search", storage=storage, sampler=SkoptSampler(seed=21, n_initial_points=2)
+    )
+    assert [Architecture.from_params(t.params) for t in reloaded.trials] == before
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in reloaded.trials)
+    after = run_study(reloaded.sampler, SPACE, n_trials=2, study=reloaded)
+
+    uninterrupted = run_study(SkoptSampler(seed=21, n_initial_points=2), SPACE, n_trials=5)
+    assert [a.key() for a in before + after] == [a.key() for a in uninterrupted]
+
+
+def maximise_near(optimum: float, directions: list[str], seed: int) -> list[float]:
+    """Proposals of x in [0, 1] for objectives that all peak at x = optimum."""
+    study = optuna.create_study(
+        directions=directions, sampler=SkoptSampler(seed=seed, n_initial_points=2)
+    )
+    proposals = []
+    for _ in range(10):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        proposals.append(x)
+        gap = (x - optimum) ** 2
+        study.tell(trial, [-gap if d == "maximize" else gap for d in directions])
+    return proposals
+
+
+@pytest.mark.parametrize("directions", [["maximize"], ["maximize", "minimize"]])
+def test_skopt_fitted_proposals_concentrate_near_the_optimum(directions):
+    # random proposals would have a median distance near 0.3; a sign error would push
+    # the model to the edges of [0, 1], 0.3 or 0.7 away
+    proposals = maximise_near(0.3, directions, seed=0)
+    later = proposals[5:]
+    assert median(abs(x - 0.3) for x in later) < 0.05, proposals
+
+
+def test_scalarise_flips_maximised_objectives_and_ranks_a_dominating_trial_first():
+    values = np.array([[3.0, 10.0], [1.0, 20.0], [2.0, 15.0]])  # (accuracy up, latency down)
+    directions = [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    scalars = scalarise(values, directions, weights=np.array([0.5, 0.5]))
+    assert scalars[0] == 0.0  # best on both objectives
+    assert scalars[0] < scalars[2] < scalars[1]
+    assert scalars[1] == pytest.approx(0.5 + 0.05 * 1.0)  # worst on both: max + rho * sum
