@@ -154,10 +154,9 @@ def load_distillation_plan(source: str | Path | Mapping[str, Any] | Distillation
                 data, prefix = data[key], (key,)
                 break
     if isinstance(data, Mapping) and "search" in data:
-        data = {k: v for k, v in data.items() if k not in ("search", "evaluation")}
-        if data.get("train") is None:
-            data.pop("train", None)
-    section = validate(DistillationSection, data, source=name,
-                       lines={k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix},
-                       prefix=prefix)
+        # an auto_distillation section: the search part is the search service's; seed 003
+        # writes `train:` and `evaluation:` with a `...` placeholder when they are not used
+        data = {k: v for k, v in data.items() if k not in ("search", "evaluation")
+                and not (k == "train" and v in (None, "..."))}
+    section = validate(DistillationSection, data, source=name, lines=lines, prefix=prefix)
     return section.plan()

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from autodistill.errors import ConfigError
+from autodistill.registry import Registry
 from autodistill.config.plan import (
     DistillationPlan,
     LayerMapping,
@@ -90,6 +92,11 @@ class MappingSection(Section):
     def _index(cls, raw: Any) -> tuple[int | str, ...]:
         return parse_index(raw)
 
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, name: str | None) -> str | None:
+        return None if name is None else _loss_name(name)
+
     @field_validator("matcher")
     @classmethod
     def _matcher(cls, raw: str) -> str:
@@ -124,8 +131,7 @@ class OptimizerSection(Section):
     def _known(cls, name: str) -> str:
         from autodistill.distill.optimization import OPTIMIZERS
 
-        OPTIMIZERS.get(name)  # raises with the allowed names
-        return name
+        return _registered(OPTIMIZERS, name)
 
     def spec(self) -> OptimizerSpec:
         return OptimizerSpec(**self.model_dump())
@@ -147,18 +153,25 @@ class ScheduleSection(Section):
     def _known(cls, name: str) -> str:
         from autodistill.distill.optimization import SCHEDULES
 
-        SCHEDULES.get(name)
-        return name
+        return _registered(SCHEDULES, name)
 
     def spec(self) -> ScheduleSpec:
         return ScheduleSpec(**self.model_dump())
 
 
+def _registered(registry: Registry[Any], name: str) -> str:
+    """`name` if registered; else a ValueError listing the choices (pydantic adds the key)."""
+    try:
+        registry.get(name)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
 def _loss_name(name: str) -> str:
     from autodistill.losses.registry import LOSSES
 
-    LOSSES.get(name)  # raises with the allowed names
-    return name
+    return _registered(LOSSES, name)
 
 
 class TrainingSection(Section):
@@ -258,7 +271,7 @@ class StageSection(TrainingSection):
             )
             mappings.append(LayerMapping(
                 student=m.student, teacher=m.teacher, student_index=m.student_index,
-                teacher_index=m.teacher_index, loss=_loss_name(loss), weight=weight,
+                teacher_index=m.teacher_index, loss=loss, weight=weight,
                 matcher=m.matcher, teacher_name=m.teacher_name,  # type: ignore[arg-type]
             ))
         logit_kd = None
