@@ -1,0 +1,88 @@
+"""Distil one given student from a config file: what `autodistill distill CONFIG.yaml` runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from autodistill.config.loader import read_yaml, validate
+from autodistill.config.schema import DistillRunConfig, TeacherSection
+from autodistill.data import TokenizedDataset, make_loader, read_text_file
+from autodistill.distill.distiller import Distiller, FitResult
+from autodistill.evaluation import accuracy
+from autodistill.models import build_student, load_pretrained
+
+
+@dataclass
+class DistillRunResult:
+    output_dir: Path
+    fit: FitResult
+    seconds: float
+    accuracy: float | None
+    teacher_accuracy: float | None
+
+
+def load_run_config(path: str | Path) -> DistillRunConfig:
+    data, lines = read_yaml(path)
+    return validate(DistillRunConfig, data, source=str(path), lines=lines)
+
+
+def _teacher(section: TeacherSection) -> nn.Module:
+    return load_pretrained(section.model, model_cls=section.model_cls, role="teacher",
+                           num_labels=section.num_labels,
+                           attn_implementation=section.attn_implementation)
+
+
+def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> DistillRunResult:
+    """Load teachers, data and student; distil; save student, matchers and tokenizer; evaluate."""
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    sections = config.teacher_list
+    teachers = {s.name or f"teacher{i}": _teacher(s) for i, s in enumerate(sections)}
+    first = next(iter(teachers.values()))
+    student_cls = config.student.model_cls or sections[0].model_cls
+    if config.student.model is not None:
+        student = load_pretrained(config.student.model, model_cls=student_cls, role="student",
+                                  attn_implementation=config.student.attn_implementation)
+    else:
+        student = build_student(first.config, config.student.overrides, model_cls=student_cls,
+                                attn_implementation=config.student.attn_implementation)
+
+    data = config.data
+    tokenizer = AutoTokenizer.from_pretrained(data.tokenizer or sections[0].model)
+    train = read_text_file(data.train_file, text_column=data.text_column,
+                           label_column=data.label_column, label_names=data.label_names)
+    train_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)
+    loader = make_loader(train_set, batch_size=data.batch_size, shuffle=True,
+                         seed=config.distillation.seed)
+
+    distiller = Distiller(teachers, student, config.distillation, quiet=quiet)
+    fit = distiller.fit(loader)
+    out = Path(config.output_dir)
+    distiller.save(out)
+    tokenizer.save_pretrained(out)
+
+    student_acc = teacher_acc = None
+    if data.validation_file is not None:
+        dev = read_text_file(data.validation_file, text_column=data.text_column,
+                             label_column=data.label_column, label_names=list(train.label_names))
+        dev_loader = make_loader(TokenizedDataset(dev, tokenizer, max_length=data.max_length),
+                                 batch_size=data.eval_batch_size, shuffle=False)
+        student_acc = accuracy(student, dev_loader, device=distiller.device)
+        teacher_acc = accuracy(first, dev_loader, device=distiller.device)
+    result = DistillRunResult(out, fit, time.perf_counter() - started, student_acc, teacher_acc)
+    summary = {
+        "stages": [{"name": s.name, "steps": len(s.losses), "first_loss": s.losses[0] if s.losses else None,
+                    "last_loss": s.losses[-1] if s.losses else None,
+                    "steps_per_second": s.steps_per_second} for s in fit.stages],
+        "accuracy": student_acc, "teacher_accuracy": teacher_acc, "seconds": result.seconds,
+        "student_parameters": sum(p.numel() for p in student.parameters()),
+        "teacher_parameters": sum(p.numel() for p in first.parameters()),
+    }
+    (out / "distillation.json").write_text(json.dumps(summary, indent=2))
+    return result

@@ -1,0 +1,36 @@
+"""Classification accuracy of a model over a loader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.errors import MappingError
+from autodistill.losses.logits import extract_logits
+
+
+@torch.inference_mode()
+def accuracy(model: nn.Module, loader: Iterable[Any], *, adaptor: DataAdaptor | None = None,
+             device: torch.device | str = "cpu") -> float:
+    """Share of examples whose arg-max logit equals the label."""
+    adaptor = adaptor or DataAdaptor()
+    was_training = model.training
+    model.eval()
+    hits = total = 0
+    try:
+        for batch in loader:
+            batch = to_device(batch, torch.device(device))
+            labels = adaptor.labels(batch)
+            if labels is None:
+                raise MappingError("accuracy needs labels in the evaluation batches")
+            inputs = adaptor.teacher_inputs(batch)
+            logits = extract_logits(model(*inputs.args, **inputs.kwargs))
+            hits += int((logits.argmax(-1) == labels).sum())
+            total += labels.numel()
+    finally:
+        model.train(was_training)
+    return hits / total if total else float("nan")

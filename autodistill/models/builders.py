@@ -1,0 +1,35 @@
+"""The built-in student builder: the teacher's config with some keys replaced, fresh weights."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+from transformers import PretrainedConfig
+
+from autodistill.errors import ConfigError, did_you_mean
+from autodistill.models.classes import model_class
+
+
+def student_config(base: PretrainedConfig, overrides: Mapping[str, Any]) -> PretrainedConfig:
+    """A copy of `base` with `overrides` set; a key the config does not have is an error."""
+    config = copy.deepcopy(base)
+    known = set(config.to_dict())
+    for key, value in overrides.items():
+        if key not in known:
+            raise ConfigError(
+                f"{type(base).__name__} has no key {key!r}{did_you_mean(key, known)}; "
+                "a student is the teacher's config with existing keys replaced"
+            )
+        setattr(config, key, value)
+    return config
+
+
+def build_student(base: PretrainedConfig, overrides: Mapping[str, Any], *, model_cls: str,
+                  attn_implementation: str | None = None) -> nn.Module:
+    """A freshly initialised `model_cls` for the teacher's config with `overrides`."""
+    config = student_config(base, overrides)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return model_class(model_cls).from_config(config, **kwargs)
