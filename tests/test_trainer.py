@@ -15,15 +15,6 @@ KD_CONFIG = {"train": {"criterion": {"KnowledgeDistillationLoss": {
     "temperature": 2.0, "loss_types": ["CE", "CE"], "loss_weights": [0.5, 0.5]}}}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread (and do not fight a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def bert(hidden: int = 16, layers: int = 1, heads: int = 2, seed: int = 0) -> BertForSequenceClassification:
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=60, hidden_size=hidden, num_hidden_layers=layers,

@@ -192,11 +192,15 @@ class SkoptSampler(BaseSampler):
             acq_func=self._acq_func,
             random_state=int(rng.integers(np.iinfo(np.int32).max)),
         )
-        optimizer.tell(
-            [[axis.encode(t.params[name]) for name, axis in axes.items()] for t in observed],
-            targets.tolist(),
-        )
-        point = optimizer.ask()
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn, as skopt is
+
+        # the matrices are tiny: BLAS threads only compete with training for the cores
+        with threadpool_limits(limits=1, user_api="blas"):
+            optimizer.tell(
+                [[axis.encode(t.params[name]) for name, axis in axes.items()] for t in observed],
+                targets.tolist(),
+            )
+            point = optimizer.ask()
         return {name: axis.decode(x) for (name, axis), x in zip(axes.items(), point)}
 
     def sample_independent(

@@ -137,16 +137,22 @@ def validate(model: type[M], data: Any, *, source: str = "<config>",
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def load_distillation_plan(source: str | Path | Mapping[str, Any] | DistillationSection) -> DistillationPlan:
-    """A plan from a YAML file, a mapping, or a section. Files may hold the section at the top,
-    under `distillation:` or under `auto_distillation:`."""
+def load_distillation_section(source: str | Path | Mapping[str, Any] | DistillationSection
+                              ) -> DistillationSection:
+    """The validated section from a YAML file, a mapping, or a section. Files may hold it at
+    the top, under `distillation:` or under `auto_distillation:`."""
     if isinstance(source, DistillationSection):
-        return source.plan()
+        return source
     if isinstance(source, (str, Path)):
         data, lines = read_yaml(source)
         name = str(source)
-    else:
+    elif isinstance(source, Mapping):
         data, lines, name = source, {}, "<config>"
+    else:
+        raise ConfigError(
+            "a distillation config is a YAML path, a mapping, a DistillationSection or a "
+            f"DistillationPlan, got {type(source).__name__}"
+        )
     prefix: Location = ()
     if isinstance(data, Mapping):
         for key in ("distillation", "auto_distillation"):
@@ -158,5 +164,9 @@ def load_distillation_plan(source: str | Path | Mapping[str, Any] | Distillation
         # writes `train:` and `evaluation:` with a `...` placeholder when they are not used
         data = {k: v for k, v in data.items() if k not in ("search", "evaluation")
                 and not (k == "train" and v in (None, "..."))}
-    section = validate(DistillationSection, data, source=name, lines=lines, prefix=prefix)
-    return section.plan()
+    return validate(DistillationSection, data, source=name, lines=lines, prefix=prefix)
+
+
+def load_distillation_plan(source: str | Path | Mapping[str, Any] | DistillationSection) -> DistillationPlan:
+    """The plan the engine runs, from anything `load_distillation_section` takes."""
+    return load_distillation_section(source).plan()

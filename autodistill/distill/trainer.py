@@ -28,7 +28,7 @@ from typing import Any
 import transformers
 from torch import nn
 
-from autodistill.config.loader import read_yaml, validate
+from autodistill.config.loader import load_distillation_section, validate
 from autodistill.config.plan import DistillationPlan, Stage
 from autodistill.config.sections import DistillationSection, OptimizerSection, ScheduleSection
 from autodistill.distill.adaptor import DataAdaptor
@@ -47,36 +47,8 @@ _SCHEDULES = {
 
 
 def section_from(config: Any) -> DistillationSection:
-    """A validated `DistillationSection` from a YAML path, a mapping or a section.
-
-    Like `load_distillation_plan`, a file or mapping may hold the section at the top,
-    under `distillation:` or under `auto_distillation:` (whose `search:` part is ignored).
-    """
-    if isinstance(config, DistillationSection):
-        return config
-    if isinstance(config, (str, Path)):
-        data, lines = read_yaml(config)
-        name = str(config)
-    elif isinstance(config, Mapping):
-        data, lines, name = config, {}, "<distillation_config>"
-    else:
-        raise ConfigError(
-            "distillation_config must be a YAML path, a mapping, a DistillationSection or a "
-            f"DistillationPlan, got {type(config).__name__}"
-        )
-    prefix: tuple[str | int, ...] = ()
-    if isinstance(data, Mapping):
-        for key in ("distillation", "auto_distillation"):
-            if key in data:
-                data, prefix = data[key], (key,)
-                break
-    if isinstance(data, Mapping) and "search" in data:
-        data = {k: v for k, v in data.items() if k not in ("search", "evaluation")}
-        if data.get("train") is None:
-            data.pop("train", None)
-    return validate(DistillationSection, data, source=name,
-                    lines={k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix},
-                    prefix=prefix)
+    """A validated `DistillationSection` from a YAML path, a mapping or a section."""
+    return load_distillation_section(config)
 
 
 def _schedule_from(args: transformers.TrainingArguments) -> ScheduleSection:
