@@ -121,3 +121,42 @@ def test_no_stage_at_all_is_an_error():
 def test_epochs_and_steps_together_are_rejected():
     with pytest.raises(ConfigError, match="train_steps or epochs"):
         load_distillation_plan({"regular_distillation": {"train_steps": 3, "epochs": 1}})
+
+
+TEMPLATE = {
+    "flash_distillation": {
+        "block_names": "bert.encoder.layer.{i}",
+        "layer_mappings_for_knowledge_transfer": [
+            ["bert.encoder.layer.{i}.attention.self", "1", "bert.encoder.layer.{t}.attention.self", "1"],
+            ["bert.encoder.layer.{i}.output", "bert.encoder.layer.{t}.output"]],
+        "loss_types": ["KL", "MSE"],
+        "train_steps": 5,
+    },
+    "regular_distillation": {"train_steps": 7},
+}
+
+
+@pytest.mark.parametrize("depth, teacher_layers", [(2, [2, 5]), (4, [1, 2, 4, 5]), (6, [0, 1, 2, 3, 4, 5]), (1, [5])])
+def test_flash_template_follows_the_student_depth(depth, teacher_layers):
+    from autodistill.config.loader import load_distillation_section
+
+    section = load_distillation_section(TEMPLATE)
+    assert section.depends_on_depth
+    plan = section.plan(student_layers=depth, teacher_layers=6)
+    flash = plan.stages[:-1]
+    assert [s.trainable for s in flash] == [(f"bert.encoder.layer.{i}",) for i in range(depth)]
+    assert [s.mappings[1].teacher for s in flash] == [f"bert.encoder.layer.{t}.output" for t in teacher_layers]
+    assert all(s.train_steps == 5 and [m.loss for m in s.mappings] == ["KL", "MSE"] for s in flash)
+    assert plan.stages[-1].name == "regular"
+
+
+def test_flash_template_without_depth_is_a_clear_error():
+    with pytest.raises(ConfigError, match="template.*depth"):
+        load_distillation_plan(TEMPLATE)
+
+
+def test_flash_template_errors_name_the_key_without_internal_tags():
+    bad = {**TEMPLATE, "flash_distillation": {**TEMPLATE["flash_distillation"], "train_steps": [5]}}
+    with pytest.raises(ConfigError) as err:
+        load_distillation_plan(bad)
+    assert "flash_distillation.train_steps" in str(err.value) and "<" not in str(err.value)

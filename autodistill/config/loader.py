@@ -103,7 +103,8 @@ def _where(source: str, lines: Mapping[Location, tuple[int, int]], loc: Location
 
 
 def _message(model: type[BaseModel], err: Mapping[str, Any], prefix: Location) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(p for p in err["loc"]
+                if not (isinstance(p, str) and (p.startswith("function-") or p.startswith("<"))))
     key = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -130,7 +131,7 @@ def validate(model: type[M], data: Any, *, source: str = "<config>",
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
-        loc = (*prefix, *first["loc"])
+        loc = (*prefix, *(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("<"))))
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise ConfigError(f"{_where(source, lines or {}, loc)}: {_message(model, first, prefix)}{more}") from None
     except ConfigError as exc:  # raised inside a validator (e.g. an unknown registry name)

@@ -8,10 +8,20 @@ Accepts what users of Intel's distillation and AutoDistillation already write
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from autodistill.errors import ConfigError
 from autodistill.registry import Registry
@@ -409,6 +419,80 @@ class SeedTrainSection(TrainingSection):
         return base.model_copy(update=update)
 
 
+def teacher_layer_for(student_layer: int, student_layers: int, teacher_layers: int) -> int:
+    """Student layer i (0-based) learns from teacher layer round((i + 1) * T / S) - 1, evenly spread."""
+    return max(0, math.floor((student_layer + 1) * teacher_layers / student_layers + 0.5) - 1)
+
+
+class FlashTemplateSection(TrainingSection):
+    """Flash distillation whose blocks follow the student's depth, for searches over depth.
+
+    `block_names` is a template such as `bert.encoder.layer.{i}`; mapping paths may use `{i}`
+    (the student layer) and `{t}` (the teacher layer it learns from, spread evenly).
+    """
+
+    block_names: str
+    layer_mappings: Annotated[
+        list[MappingSection], Field(alias="layer_mappings_for_knowledge_transfer", min_length=1)
+    ]
+    loss_types: list[str] | None = None
+    loss_weights: list[float] | None = None
+    add_origin_loss: bool = False
+    train_steps: Annotated[int, Field(ge=0)]
+    depth_key: str = "num_hidden_layers"
+
+    @field_validator("block_names")
+    @classmethod
+    def _template(cls, name: str) -> str:
+        if "{i}" not in name:
+            raise ValueError(f"a block_names template must contain '{{i}}', got {name!r}")
+        return name
+
+    @field_validator("loss_types")
+    @classmethod
+    def _losses(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else [_loss_name(n) for n in names]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> FlashTemplateSection:
+        for key in ("loss_types", "loss_weights"):
+            value = getattr(self, key)
+            if value is not None and len(value) != len(self.layer_mappings):
+                raise ValueError(f"{key} has {len(value)} entries but there are "
+                                 f"{len(self.layer_mappings)} layer mappings per block")
+        return self
+
+    def stages(self, defaults: TrainingSection, *, student_layers: int | None,
+               teacher_layers: int | None) -> list[Stage]:
+        if not student_layers or not teacher_layers:
+            raise ConfigError(
+                f"flash_distillation.block_names is a template ({self.block_names!r}); expanding it "
+                f"needs the student's and the teacher's depth ({self.depth_key})"
+            )
+        blocks = []
+        for i in range(student_layers):
+            t = teacher_layer_for(i, student_layers, teacher_layers)
+            blocks.append([m.model_copy(update={"student": m.student.format(i=i, t=t),
+                                                "teacher": m.teacher.format(i=i, t=t)})
+                           for m in self.layer_mappings])
+        expanded = FlashSection(
+            block_names=[self.block_names.format(i=i) for i in range(student_layers)],
+            layer_mappings_for_knowledge_transfer=blocks,
+            loss_types=[self.loss_types] * student_layers if self.loss_types else None,
+            loss_weights=[self.loss_weights] * student_layers if self.loss_weights else None,
+            add_origin_loss=self.add_origin_loss, train_steps=[self.train_steps] * student_layers,
+            optimizer=self.optimizer, schedule=self.schedule,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            max_grad_norm=self.max_grad_norm, temperature=self.temperature,
+        )
+        return expanded.stages(defaults)
+
+
+def _flash_form(raw: Any) -> str:
+    names = raw.get("block_names") if isinstance(raw, dict) else getattr(raw, "block_names", None)
+    return "<template>" if isinstance(names, str) else "<blocks>"
+
+
 class DistillationSection(TrainingSection):
     """`distillation:` in our configs, and `auto_distillation:`'s training part."""
 
@@ -417,7 +501,10 @@ class DistillationSection(TrainingSection):
     teacher_weights: list[Annotated[float, Field(ge=0)]] | None = None
     truncate_forward: bool = True
     progress: bool = True
-    flash_distillation: FlashSection | None = None
+    flash_distillation: Annotated[
+        Annotated[FlashSection, Tag("<blocks>")] | Annotated[FlashTemplateSection, Tag("<template>")],
+        Discriminator(_flash_form),
+    ] | None = None
     regular_distillation: StageSection | None = None
     train: SeedTrainSection | None = None
 
@@ -429,9 +516,18 @@ class DistillationSection(TrainingSection):
             raise ValueError("give flash_distillation, regular_distillation, or both")
         return self
 
-    def plan(self) -> DistillationPlan:
+    @property
+    def depends_on_depth(self) -> bool:
+        return isinstance(self.flash_distillation, FlashTemplateSection)
+
+    def plan(self, *, student_layers: int | None = None, teacher_layers: int | None = None
+             ) -> DistillationPlan:
+        """The plan to run; a templated flash stage needs the student's and teacher's depth."""
         stages: list[Stage] = []
-        if self.flash_distillation is not None:
+        if isinstance(self.flash_distillation, FlashTemplateSection):
+            stages += self.flash_distillation.stages(self, student_layers=student_layers,
+                                                     teacher_layers=teacher_layers)
+        elif self.flash_distillation is not None:
             stages += self.flash_distillation.stages(self)
         regular = self.train.stage_section() if self.train is not None else self.regular_distillation
         if regular is not None:
