@@ -159,4 +159,5 @@ def test_flash_template_errors_name_the_key_without_internal_tags():
     bad = {**TEMPLATE, "flash_distillation": {**TEMPLATE["flash_distillation"], "train_steps": [5]}}
     with pytest.raises(ConfigError) as err:
         load_distillation_plan(bad)
-    assert "flash_distillation.train_steps" in str(err.value) and "<" not in str(err.value)
+    assert "<config>: flash_distillation.train_steps: " in str(err.value)
+    assert "<template>" not in str(err.value)
