@@ -57,3 +57,11 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+class InvalidArchitecture(AutodistillError):
+    """A sampled architecture no model can have (e.g. hidden size not divisible by heads)."""
+
+
+class StorageError(AutodistillError):
+    """The study storage cannot be reached or holds an incompatible study."""

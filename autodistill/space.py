@@ -19,7 +19,6 @@ import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import optuna
 from optuna.distributions import (
@@ -32,7 +31,7 @@ from optuna.distributions import (
 from autodistill.errors import ConfigError, did_you_mean
 
 # a value a dimension can take; also the value type of an Architecture
-ChoiceValue = Union[bool, int, float, str]
+ChoiceValue = bool | int | float | str
 
 ALLOWED_FORMS = (
     "allowed forms: a list of choices [a, b, c] (int, float, str or bool); "
@@ -112,6 +111,26 @@ class Categorical:
         return trial.suggest_categorical(self.name, self.choices)
 
 
+def _check_range(
+    dimension: IntRange | FloatRange, *, stepped: bool, log_low_ok: bool, log_rule: str
+) -> None:
+    """The rules IntRange and FloatRange share: a bool log, low <= high, log without step."""
+    where = f"dimension {dimension.name!r}"
+    if not isinstance(dimension.log, bool):
+        raise ConfigError(f"{where}: log must be true or false, got {dimension.log!r}")
+    if dimension.low > dimension.high:
+        raise ConfigError(
+            f"{where}: low <= high must hold, got low={dimension.low}, high={dimension.high}"
+        )
+    if dimension.log and stepped:
+        raise ConfigError(
+            f"{where}: log: true cannot be combined with step, got step={dimension.step}; "
+            "drop one of them"
+        )
+    if dimension.log and not log_low_ok:
+        raise ConfigError(f"{where}: log: true needs {log_rule}, got low={dimension.low}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class IntRange:
     """Integers from `low` to `high` inclusive, every `step`-th one, optionally log-scaled."""
@@ -127,29 +146,14 @@ class IntRange:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"dimension {self.name!r}: {key} must be an int, got {value!r}")
-        if not isinstance(self.log, bool):
-            raise ConfigError(f"dimension {self.name!r}: log must be true or false, got {self.log!r}")
-        if self.low > self.high:
-            raise ConfigError(
-                f"dimension {self.name!r}: low <= high must hold, "
-                f"got low={self.low}, high={self.high}"
-            )
         if self.step < 1:
             raise ConfigError(f"dimension {self.name!r}: step must be >= 1, got step={self.step}")
+        _check_range(self, stepped=self.step != 1, log_low_ok=self.low >= 1, log_rule="low >= 1")
         if (self.high - self.low) % self.step:
             raise ConfigError(
                 f"dimension {self.name!r}: high - low must be a multiple of step, got "
                 f"low={self.low}, high={self.high}, step={self.step}; set high to "
                 f"{self.low + (self.high - self.low) // self.step * self.step}"
-            )
-        if self.log and self.step != 1:
-            raise ConfigError(
-                f"dimension {self.name!r}: log: true cannot be combined with step, "
-                f"got step={self.step}; drop one of them"
-            )
-        if self.log and self.low < 1:
-            raise ConfigError(
-                f"dimension {self.name!r}: log: true needs low >= 1, got low={self.low}"
             )
 
     def to_distribution(self) -> IntDistribution:
@@ -193,22 +197,11 @@ class FloatRange:
                     f"dimension {self.name!r}: {key} must be a finite number, got {value!r}"
                 )
             object.__setattr__(self, key, float(value))
-        if not isinstance(self.log, bool):
-            raise ConfigError(f"dimension {self.name!r}: log must be true or false, got {self.log!r}")
-        if self.low > self.high:
-            raise ConfigError(
-                f"dimension {self.name!r}: low <= high must hold, "
-                f"got low={self.low}, high={self.high}"
-            )
-        if self.log and self.step is not None:
-            raise ConfigError(
-                f"dimension {self.name!r}: log: true cannot be combined with step, "
-                f"got step={self.step}; drop one of them"
-            )
-        if self.log and self.low <= 0:
-            raise ConfigError(f"dimension {self.name!r}: log: true needs low > 0, got low={self.low}")
         if self.step is not None and self.step <= 0:
             raise ConfigError(f"dimension {self.name!r}: step must be > 0, got step={self.step}")
+        _check_range(
+            self, stepped=self.step is not None, log_low_ok=self.low > 0, log_rule="low > 0"
+        )
         if self.step is not None and not _is_multiple(self.high - self.low, self.step):
             raise ConfigError(
                 f"dimension {self.name!r}: high - low must be a multiple of step, "
@@ -246,7 +239,7 @@ class FloatRange:
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
 
-Dimension = Union[Categorical, IntRange, FloatRange]
+Dimension = Categorical | IntRange | FloatRange
 
 
 def _parse_bound(name: str, key: str, value: object) -> object:
@@ -277,10 +270,14 @@ def _parse_dimension(name: str, value: object) -> Dimension:
     unknown = [k for k in keys if k not in _RANGE_KEYS]
     if unknown:
         hint = did_you_mean(unknown[0], (*_RANGE_KEYS, "choices"))
-        raise ConfigError(f"dimension {name!r}: unknown key {unknown[0]!r}{hint}, got {dict(value)!r}")
+        raise ConfigError(
+            f"dimension {name!r}: unknown key {unknown[0]!r}{hint}, got {dict(value)!r}"
+        )
     missing = [k for k in ("low", "high") if k not in keys]
     if missing:
-        raise ConfigError(f"dimension {name!r}: a range needs {' and '.join(missing)}, got {dict(value)!r}")
+        raise ConfigError(
+            f"dimension {name!r}: a range needs {' and '.join(missing)}, got {dict(value)!r}"
+        )
     if "step" in keys and value.get("log"):
         raise ConfigError(
             f"dimension {name!r}: log: true cannot be combined with step, got {dict(value)!r}; "
@@ -307,10 +304,14 @@ class SearchSpace:
         names = [d.name for d in self.dimensions]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ConfigError(f"{self.source}: dimension names must be unique, got {repeated} twice")
+            raise ConfigError(
+                f"{self.source}: dimension names must be unique, got {repeated} twice"
+            )
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, object], *, source: str = "<config>") -> SearchSpace:
+    def from_mapping(
+        cls, mapping: Mapping[str, object], *, source: str = "<config>"
+    ) -> SearchSpace:
         """Parse `{name: list | {choices} | {low, high[, step][, log]}}` into a search space."""
         if not isinstance(mapping, Mapping):
             raise ConfigError(
@@ -320,7 +321,9 @@ class SearchSpace:
         dimensions = []
         for name, value in mapping.items():
             if not isinstance(name, str) or not name:
-                raise ConfigError(f"{source}: dimension names must be non-empty strings, got {name!r}")
+                raise ConfigError(
+                    f"{source}: dimension names must be non-empty strings, got {name!r}"
+                )
             try:
                 dimensions.append(_parse_dimension(name, value))
             except ConfigError as error:
@@ -338,7 +341,9 @@ class SearchSpace:
         try:
             return {d.name: d.values() for d in self.dimensions}
         except ConfigError as error:
-            raise ConfigError(f"{self.source}: a grid search needs a finite grid, but {error}") from None
+            raise ConfigError(
+                f"{self.source}: a grid search needs a finite grid, but {error}"
+            ) from None
 
     def size(self) -> int | None:
         """The number of distinct architectures, or None when a dimension is continuous."""
@@ -369,7 +374,7 @@ class Architecture(Mapping[str, ChoiceValue]):
     with a plain dict through `to_dict()`.
     """
 
-    __slots__ = ("_params", "_key")
+    __slots__ = ("_key", "_params")
 
     def __init__(self, params: Mapping[str, ChoiceValue]) -> None:
         for name, value in params.items():

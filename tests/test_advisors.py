@@ -113,7 +113,13 @@ def test_grid_advisor_over_a_continuous_float_range_says_it_needs_a_step():
 
 @pytest.mark.parametrize(
     ("seed", "n_objectives", "problem"),
-    [(-1, 2, "seed"), (1.5, 2, "seed"), (True, 2, "seed"), (0, 0, "n_objectives"), (0, "2", "n_objectives")],
+    [
+        (-1, 2, "seed"),
+        (1.5, 2, "seed"),
+        (True, 2, "seed"),
+        (0, 0, "n_objectives"),
+        (0, "2", "n_objectives"),
+    ],
 )
 def test_make_advisor_rejects_a_bad_seed_or_objective_count(seed, n_objectives, problem):
     with pytest.raises(ConfigError, match=problem):
@@ -140,10 +146,28 @@ def test_skopt_missing_is_an_import_error_naming_the_pip_package(monkeypatch):
         import_skopt()
 
 
-def test_skopt_fitted_proposals_stay_inside_a_mixed_space():
-    proposals = run_study(SkoptSampler(seed=5, n_initial_points=2), SPACE, n_trials=5)
-    for architecture in proposals:
-        assert SPACE.contains(architecture), architecture
+def test_skopt_proposes_every_kind_of_dimension_itself_after_n_initial_points():
+    space = SearchSpace.from_mapping(
+        {
+            "kind": [128, "wide", 0.5, True],
+            "inter": {"low": 64, "high": 384, "step": 64},
+            "heads": {"low": 1, "high": 16, "log": True},
+            "blocks": {"low": 0.0, "high": 5.0, "step": 1.0},
+            "lr": {"low": 1e-5, "high": 1e-2, "log": True},
+            "dropout": {"low": 0.0, "high": 0.5},
+        }
+    )
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=SkoptSampler(seed=5, n_initial_points=2)
+    )
+    for number in range(5):
+        trial = study.ask()
+        architecture = space.suggest(trial)
+        assert space.contains(architecture), architecture
+        # relative params are skopt's answer; the first trials come from the random fallback
+        expected = {} if number < 2 else architecture.to_dict()
+        assert Architecture.from_params(trial.relative_params) == Architecture(expected)
+        study.tell(trial, objectives(architecture))
 
 
 def test_skopt_study_is_stored_in_sqlite_and_resumes_with_the_same_proposals(tmp_path):

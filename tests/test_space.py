@@ -116,7 +116,9 @@ def test_dimensions_built_directly_are_validated_at_once():
     with pytest.raises(ConfigError, match="distinct"):
         Categorical(name="act", choices=("relu", "relu"))
     with pytest.raises(ConfigError, match="unique"):
-        SearchSpace(dimensions=(IntRange(name="a", low=1, high=2), IntRange(name="a", low=1, high=3)))
+        SearchSpace(
+            dimensions=(IntRange(name="a", low=1, high=2), IntRange(name="a", low=1, high=3))
+        )
 
 
 def test_size_counts_distinct_points_and_is_none_for_a_continuous_range():
@@ -129,7 +131,9 @@ def test_size_counts_distinct_points_and_is_none_for_a_continuous_range():
         }
     )
     assert finite.size() == 3 * 6 * 6 * 6
-    continuous = SearchSpace.from_mapping({"hidden": [128], "lr": {"low": 1e-5, "high": 1e-2, "log": True}})
+    continuous = SearchSpace.from_mapping(
+        {"hidden": [128], "lr": {"low": 1e-5, "high": 1e-2, "log": True}}
+    )
     assert continuous.size() is None
 
 
@@ -149,7 +153,9 @@ def test_grid_lists_every_value_without_float_noise():
 
 
 def test_grid_of_a_float_range_without_step_says_it_needs_a_step():
-    space = SearchSpace.from_mapping({"lr": {"low": 1e-5, "high": 1e-2, "log": True}}, source="space.yaml")
+    space = SearchSpace.from_mapping(
+        {"lr": {"low": 1e-5, "high": 1e-2, "log": True}}, source="space.yaml"
+    )
     with pytest.raises(ConfigError) as caught:
         space.grid()
     message = str(caught.value)
@@ -158,7 +164,11 @@ def test_grid_of_a_float_range_without_step_says_it_needs_a_step():
 
 def test_grid_sampler_visits_size_distinct_architectures():
     space = SearchSpace.from_mapping(
-        {"hidden": [128, 256], "layers": {"low": 1, "high": 3}, "dropout": {"low": 0.0, "high": 0.2, "step": 0.1}}
+        {
+            "hidden": [128, 256],
+            "layers": {"low": 1, "high": 3},
+            "dropout": {"low": 0.0, "high": 0.2, "step": 0.1},
+        }
     )
     study = optuna.create_study(sampler=optuna.samplers.GridSampler(space.grid(), seed=0))
     keys = set()
@@ -183,13 +193,20 @@ def test_mixed_categorical_choices_keep_their_value_and_type_through_a_trial():
         suggested.append(space.suggest(trial)["kind"])
         study.tell(trial, 0.0)
     stored = [t.params["kind"] for t in study.trials]
-    as_typed = lambda values: sorted((type(v).__name__, repr(v)) for v in values)  # noqa: E731
+
+    def as_typed(values: list[object]) -> list[tuple[str, str]]:
+        return sorted((type(v).__name__, repr(v)) for v in values)
+
     assert as_typed(suggested) == as_typed(stored) == as_typed(choices)
 
 
 def test_suggest_returns_an_architecture_inside_the_space():
     space = SearchSpace.from_mapping(
-        {"hidden": [128, 256], "layers": {"low": 1, "high": 6}, "lr": {"low": 1e-5, "high": 1e-2, "log": True}}
+        {
+            "hidden": [128, 256],
+            "layers": {"low": 1, "high": 6},
+            "lr": {"low": 1e-5, "high": 1e-2, "log": True},
+        }
     )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(10):
@@ -199,7 +216,9 @@ def test_suggest_returns_an_architecture_inside_the_space():
 
 
 def test_contains_checks_names_ranges_steps_and_types():
-    space = SearchSpace.from_mapping({"hidden": [128, 256], "inter": {"low": 64, "high": 256, "step": 64}})
+    space = SearchSpace.from_mapping(
+        {"hidden": [128, 256], "inter": {"low": 64, "high": 256, "step": 64}}
+    )
     assert space.contains({"hidden": 128, "inter": 192})
     assert not space.contains({"hidden": 128.0, "inter": 192})  # a float is not the int choice
     assert not space.contains({"hidden": 128, "inter": 100})  # off the step grid
@@ -215,11 +234,16 @@ def test_architecture_key_is_sorted_canonical_json():
 
 
 scalars = st.one_of(
-    st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5)
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
 )
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=8), scalars, min_size=1, max_size=6), st.randoms())
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=8), scalars, min_size=1, max_size=6), st.randoms()
+)
 def test_architecture_key_and_equality_do_not_depend_on_order(params, rnd):
     names = list(params)
     rnd.shuffle(names)

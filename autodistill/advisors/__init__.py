@@ -19,7 +19,13 @@ from autodistill.errors import ConfigError
 from autodistill.registry import Registry
 from autodistill.space import SearchSpace
 
-__all__ = ["ADVISORS", "AdvisorFactory", "SkoptSampler", "make_advisor", "register_builtin_advisors"]
+__all__ = [
+    "ADVISORS",
+    "AdvisorFactory",
+    "SkoptSampler",
+    "make_advisor",
+    "register_builtin_advisors",
+]
 
 _SEED_LIMIT = 2**32
 
@@ -59,19 +65,36 @@ def _tpe(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.s
     return optuna.samplers.TPESampler(seed=seed, multivariate=True)
 
 
-def _random(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+def _random(
+    *, space: SearchSpace, seed: int | None, n_objectives: int
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _grid(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler whose only after-trial work, `study.stop()`, is left out: that call is
+    for `study.optimize` and raises under ask/tell; the search loop ends by itself once
+    every architecture of the space has been trained."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
+        return None
 
 
-def _nsga2(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+def _grid(
+    *, space: SearchSpace, seed: int | None, n_objectives: int
+) -> optuna.samplers.BaseSampler:
+    return _AskTellGridSampler(space.grid(), seed=seed)
+
+
+def _nsga2(
+    *, space: SearchSpace, seed: int | None, n_objectives: int
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.NSGAIISampler(seed=seed)
 
 
-def _skopt(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+def _skopt(
+    *, space: SearchSpace, seed: int | None, n_objectives: int
+) -> optuna.samplers.BaseSampler:
     return SkoptSampler(seed=seed)
 
 

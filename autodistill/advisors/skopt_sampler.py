@@ -39,6 +39,9 @@ ESTIMATORS = ("GP", "RF", "ET", "GBRT")
 ACQUISITION_FUNCTIONS = ("gp_hedge", "EI", "LCB", "PI")
 CHEBYSHEV_RHO = 0.05  # ParEGO's weight of the linear term in the augmented Chebyshev function
 _SEED_LIMIT = 2**32
+# tags that keep the random streams of (seed, trial number) apart; SeedSequence pads short
+# entropy with zeros, so the tags must differ in a position both streams fill
+_RELATIVE_STREAM, _INDEPENDENT_STREAM = 1, 2
 
 
 def import_skopt() -> ModuleType:
@@ -82,7 +85,9 @@ class _Axis:
     @property
     def _stepped(self) -> bool:
         d = self.distribution
-        return isinstance(d, (IntDistribution, FloatDistribution)) and (d.step or 1) != 1
+        if isinstance(d, IntDistribution):
+            return d.step != 1
+        return isinstance(d, FloatDistribution) and d.step is not None
 
     def dimension(self, skopt: ModuleType) -> Any:
         d = self.distribution
@@ -114,9 +119,10 @@ class _Axis:
 
 
 def _is_supported(distribution: BaseDistribution) -> bool:
-    return isinstance(
-        distribution, (CategoricalDistribution, IntDistribution, FloatDistribution)
-    ) and not distribution.single()
+    return (
+        isinstance(distribution, (CategoricalDistribution, IntDistribution, FloatDistribution))
+        and not distribution.single()
+    )
 
 
 class SkoptSampler(BaseSampler):
@@ -141,7 +147,11 @@ class SkoptSampler(BaseSampler):
             not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < _SEED_LIMIT
         ):
             raise ConfigError(f"seed must be None or an int in [0, 2**32), got {seed!r}")
-        if not isinstance(n_initial_points, int) or isinstance(n_initial_points, bool) or n_initial_points < 1:
+        if (
+            not isinstance(n_initial_points, int)
+            or isinstance(n_initial_points, bool)
+            or n_initial_points < 1
+        ):
             raise ConfigError(f"n_initial_points must be an int >= 1, got {n_initial_points!r}")
         estimators = {e.lower(): e for e in ESTIMATORS}
         if not isinstance(base_estimator, str) or base_estimator.lower() not in estimators:
@@ -181,7 +191,7 @@ class SkoptSampler(BaseSampler):
         ]
         if len(observed) < self._n_initial_points:
             return {}  # every parameter goes to sample_independent
-        rng = np.random.default_rng([self._seed, trial.number])
+        rng = np.random.default_rng([self._seed, trial.number, _RELATIVE_STREAM])
         weights = rng.dirichlet(np.ones(len(study.directions)))
         targets = scalarise(np.array([t.values for t in observed]), study.directions, weights)
         axes = {name: _Axis(d) for name, d in search_space.items()}
@@ -210,7 +220,9 @@ class SkoptSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        stream = np.random.SeedSequence([self._seed, trial.number, zlib.crc32(param_name.encode())])
+        stream = np.random.SeedSequence(
+            [self._seed, trial.number, _INDEPENDENT_STREAM, zlib.crc32(param_name.encode())]
+        )
         fallback = RandomSampler(seed=int(stream.generate_state(1)[0]))
         return fallback.sample_independent(study, trial, param_name, param_distribution)
 

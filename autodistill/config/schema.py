@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from autodistill.config.sections import DistillationSection, Section
+from autodistill.config.sections import DistillationSection, Section, registered
+from autodistill.errors import ConfigError
 
 
 class ModelSection(Section):
@@ -48,8 +49,17 @@ class StudentSection(Section):
 
 
 class DataSection(Section):
-    train_file: str
+    """Either files (`train_file`, `validation_file`, `test_file`) or a built-in `corpus`
+    split stratified with `fractions` and `split_seed`; `limit` keeps a small stratified
+    sample of every split (for smoke tests)."""
+
+    train_file: str | None = None
     validation_file: str | None = None
+    test_file: str | None = None
+    corpus: Literal["bbc_news"] | None = None
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split_seed: int = 0
+    limit: Annotated[int, Field(ge=1)] | None = None
     text_column: str = "text"
     label_column: str = "label"
     label_names: list[str] | None = None
@@ -57,6 +67,13 @@ class DataSection(Section):
     max_length: Annotated[int, Field(ge=2)] = 128
     batch_size: Annotated[int, Field(ge=1)] = 32
     eval_batch_size: Annotated[int, Field(ge=1)] = 64
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.train_file is None) == (self.corpus is None):
+            raise ValueError("give data.train_file (your files) or data.corpus (a built-in corpus), "
+                             "exactly one")
+        return self
 
 
 class DistillRunConfig(Section):
@@ -82,3 +99,99 @@ class DistillRunConfig(Section):
 
     def with_overrides(self, **values: Any) -> DistillRunConfig:
         return self.model_copy(update={k: v for k, v in values.items() if v is not None})
+
+
+class SearchSection(Section):
+    """Seed 003's `search:` block, plus where the study lives."""
+
+    search_space: dict[str, Any]
+    search_algorithm: str = "BO"
+    metrics: list[str] = ["accuracy", "latency"]
+    higher_is_better: list[bool] | None = None
+    max_trials: Annotated[int, Field(ge=1)] = 10
+    seed: int | None = 42
+    study_name: str | None = None
+    storage: str | None = None
+    max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    allow_repeats: bool = False
+    train_func: str | None = None
+    eval_func: str | None = None
+    model_builder: str | None = None
+
+    @field_validator("search_space")
+    @classmethod
+    def _space(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        from autodistill.space import SearchSpace
+
+        try:
+            SearchSpace.from_mapping(raw, source="search.search_space")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return raw
+
+    @field_validator("search_algorithm")
+    @classmethod
+    def _advisor(cls, name: str) -> str:
+        from autodistill.advisors import ADVISORS
+
+        return registered(ADVISORS, name)
+
+    @model_validator(mode="after")
+    def _directions(self) -> SearchSection:
+        from autodistill.study.objectives import objectives_for
+
+        try:
+            objectives_for(self.metrics, self.higher_is_better)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class LatencySection(Section):
+    batch_size: Annotated[int, Field(ge=1)] = 1
+    sequence_length: Annotated[int, Field(ge=1)] | None = None
+    warmup: Annotated[int, Field(ge=0)] = 5
+    repeats: Annotated[int, Field(ge=20)] = 30
+    threads: Annotated[int, Field(ge=1)] | None = None
+    device: str = "cpu"
+
+
+class EvaluationSection(Section):
+    latency: LatencySection = LatencySection()
+    batch_size: Annotated[int, Field(ge=1)] = 64
+
+
+class StudentBuilderSection(Section):
+    """How students are built: the teacher's config with `fixed` and the sampled keys replaced."""
+
+    model_cls: str | None = None
+    fixed: dict[str, int | float | str | bool] = {}
+    attn_implementation: str | None = "eager"
+
+
+class AutoDistillationSection(DistillationSection):
+    search: SearchSection
+    evaluation: EvaluationSection = EvaluationSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _placeholders(cls, raw: Any) -> Any:
+        # seed 003 writes `train: ...` and `evaluation: ...` for "not used here"
+        if isinstance(raw, dict):
+            return {k: v for k, v in raw.items() if not (k in ("train", "evaluation") and v in (None, "..."))}
+        return raw
+
+
+class SearchRunConfig(Section):
+    """`autodistill search CONFIG.yaml`."""
+
+    model: ModelSection | None = None
+    teacher: TeacherSection
+    student: StudentBuilderSection = StudentBuilderSection()
+    data: DataSection
+    auto_distillation: AutoDistillationSection
+    output_dir: str = "runs/search"
+
+    @property
+    def search(self) -> SearchSection:
+        return self.auto_distillation.search

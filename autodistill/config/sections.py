@@ -141,7 +141,7 @@ class OptimizerSection(Section):
     def _known(cls, name: str) -> str:
         from autodistill.distill.optimization import OPTIMIZERS
 
-        return _registered(OPTIMIZERS, name)
+        return registered(OPTIMIZERS, name)
 
     def spec(self) -> OptimizerSpec:
         return OptimizerSpec(**self.model_dump())
@@ -163,13 +163,13 @@ class ScheduleSection(Section):
     def _known(cls, name: str) -> str:
         from autodistill.distill.optimization import SCHEDULES
 
-        return _registered(SCHEDULES, name)
+        return registered(SCHEDULES, name)
 
     def spec(self) -> ScheduleSpec:
         return ScheduleSpec(**self.model_dump())
 
 
-def _registered(registry: Registry[Any], name: str) -> str:
+def registered(registry: Registry[Any], name: str) -> str:
     """`name` if registered; else a ValueError listing the choices (pydantic adds the key)."""
     try:
         registry.get(name)
@@ -181,7 +181,7 @@ def _registered(registry: Registry[Any], name: str) -> str:
 def _loss_name(name: str) -> str:
     from autodistill.losses.registry import LOSSES
 
-    return _registered(LOSSES, name)
+    return registered(LOSSES, name)
 
 
 class TrainingSection(Section):

@@ -1,5 +1,19 @@
-"""Evaluation of students: accuracy (latency comes with the search service)."""
+"""Evaluation of students: accuracy, and latency as a benchmark (with size counts)."""
 
 from autodistill.evaluation.accuracy import accuracy
+from autodistill.evaluation.latency import (
+    Latency,
+    LatencySpec,
+    count_parameters,
+    measure_latency,
+    model_size_mb,
+)
 
-__all__ = ["accuracy"]
+__all__ = [
+    "Latency",
+    "LatencySpec",
+    "accuracy",
+    "count_parameters",
+    "measure_latency",
+    "model_size_mb",
+]

@@ -1,0 +1,58 @@
+"""The train / validation / test splits a config names: the user's files or a built-in corpus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autodistill.data.bbc_news import load_bbc_news
+from autodistill.data.examples import LabelledTexts
+from autodistill.data.splits import split_indices, stratified_split
+from autodistill.data.text_files import read_text_file
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: LabelledTexts
+    validation: LabelledTexts
+    test: LabelledTexts | None
+    description: dict
+
+
+def _limited(data: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts:
+    if limit is None or len(data) <= limit:
+        return data
+    fraction = limit / len(data)
+    keep, _ = split_indices(data.labels, fractions=(fraction, 1 - fraction), seed=seed)
+    return data.subset(keep)
+
+
+def load_splits(section) -> Splits:  # type: ignore[no-untyped-def]  # a config.schema.DataSection
+    """Read the files, or split the corpus (stratified, seeded); the description goes in the study."""
+    if section.corpus is not None:
+        corpus = load_bbc_news()
+        train, validation, test = stratified_split(corpus, fractions=section.fractions,
+                                                   seed=section.split_seed)
+        description = {"corpus": section.corpus, "fingerprint": corpus.fingerprint(),
+                       "fractions": list(section.fractions), "split_seed": section.split_seed}
+    else:
+        def read(path: str, names: tuple[str, ...] | None = None) -> LabelledTexts:
+            return read_text_file(path, text_column=section.text_column,
+                                  label_column=section.label_column,
+                                  label_names=list(names) if names else section.label_names)
+
+        train = read(section.train_file)
+        if section.validation_file is None:
+            from autodistill.errors import ConfigError
+
+            raise ConfigError("data.validation_file is required: architectures are chosen on it")
+        validation = read(section.validation_file, train.label_names)
+        test = read(section.test_file, train.label_names) if section.test_file else None
+        description = {"train_file": section.train_file, "validation_file": section.validation_file,
+                       "test_file": section.test_file, "fingerprint": train.fingerprint()}
+    seed = section.split_seed
+    train, validation = _limited(train, section.limit, seed), _limited(validation, section.limit, seed)
+    test = _limited(test, section.limit, seed) if test is not None else None
+    description.update(sizes={"train": len(train), "validation": len(validation),
+                              "test": len(test) if test is not None else 0},
+                       label_names=list(train.label_names), limit=section.limit)
+    return Splits(train, validation, test, description)

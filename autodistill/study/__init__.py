@@ -1,0 +1,1 @@
+"""The search service: study storage, the search loop, objectives, the Pareto front."""

@@ -1,0 +1,213 @@
+"""`AutoDistillation`: the search loop of seed 003, on an Optuna study.
+
+    agent = AutoDistillation(model_builder, search_section, train_func=..., eval_func=...,
+                             storage_url="sqlite:///runs/x/study.db", study_name="x",
+                             output_dir="runs/x")
+    best = agent.search_loop()        # the Pareto-best architectures
+
+Each iteration asks the advisor for an architecture (`model_arch_proposition`), builds,
+trains and evaluates it (`train_evaluate`), and tells the study its objective values.
+Running the same search again continues the study up to `max_trials` in total.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from torch import nn
+
+from autodistill.advisors import make_advisor
+from autodistill.config.schema import SearchSection
+from autodistill.errors import AutodistillError, InvalidArchitecture
+from autodistill.space import Architecture, SearchSpace
+from autodistill.study import trials as attrs
+from autodistill.study.objectives import objective_values, objectives_for
+from autodistill.study.pareto import pareto_front
+from autodistill.study.storage import open_storage, open_study
+
+log = logging.getLogger(__name__)
+
+ModelBuilder = Callable[[Mapping[str, Any]], nn.Module]
+TrainFunc = Callable[[nn.Module], nn.Module]
+EvalFunc = Callable[[nn.Module], Mapping[str, float]]
+SaveFunc = Callable[[nn.Module, Path], None]
+
+MAX_PROPOSALS_WITHOUT_TRAINING = 50
+
+
+class Outcome(enum.Enum):
+    TRAINED = "trained"
+    REPEAT = "repeat"
+    INVALID = "invalid"
+    FAILED = "failed"
+
+
+class SearchStopped(AutodistillError):
+    """The search ended before max_trials for a reason the user must see."""
+
+
+def _default_save(model: nn.Module, directory: Path) -> None:
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(directory)
+    else:
+        import torch
+
+        torch.save(model.state_dict(), directory / "student.pt")
+
+
+class AutoDistillation:
+    def __init__(self, model_builder: ModelBuilder, config: SearchSection, *, train_func: TrainFunc,
+                 eval_func: EvalFunc, storage_url: str, study_name: str, output_dir: str | Path,
+                 save_func: SaveFunc | None = None, study_attrs: Mapping[str, Any] | None = None,
+                 progress: bool = True) -> None:
+        self.config = config
+        self.model_builder, self.train_func, self.eval_func = model_builder, train_func, eval_func
+        self.save_func = save_func or _default_save
+        self.output_dir = Path(output_dir)
+        self.search_space = SearchSpace.from_mapping(config.search_space, source="search.search_space")
+        self.objectives = objectives_for(config.metrics, config.higher_is_better)
+        self.advisor = make_advisor(config.search_algorithm, space=self.search_space, seed=config.seed,
+                                    n_objectives=len(self.objectives))
+        self.study = open_study(open_storage(storage_url), study_name=study_name,
+                                directions=[o.direction for o in self.objectives],
+                                metric_names=[o.name for o in self.objectives], sampler=self.advisor)
+        for key, value in (study_attrs or {}).items():
+            self.study.set_user_attr(key, attrs.json_safe(value))
+        self.progress = progress
+
+    # -- seed 003's attributes ------------------------------------------------------------
+    @property
+    def search_result(self) -> list[FrozenTrial]:
+        """Every trial of the study, in order."""
+        return self.study.get_trials(deepcopy=False)
+
+    @property
+    def best_model_arch(self) -> list[Architecture]:
+        """The architectures on the Pareto front."""
+        return [Architecture.from_params(t.params) for t in pareto_front(self.study)]
+
+    # -- seed 003's methods ---------------------------------------------------------------
+    def model_arch_proposition(self) -> tuple[optuna.Trial, Architecture]:
+        """Ask the advisor for the next architecture."""
+        trial = self.study.ask()
+        architecture = self.search_space.suggest(trial)
+        attrs.record(trial, {attrs.ARCHITECTURE: architecture.to_dict(),
+                             attrs.ARCHITECTURE + "_key": architecture.key()})
+        return trial, architecture
+
+    def train_evaluate(self, trial: optuna.Trial, architecture: Architecture) -> Outcome:
+        """Build, train, evaluate and save one student, and tell the study how it went."""
+        if not self.config.allow_repeats:
+            earlier = attrs.completed_by_architecture(self.study).get(architecture.key())
+            if earlier is not None:
+                attrs.record(trial, {attrs.REPEAT_OF: earlier.number,
+                                     **{k: v for k, v in earlier.user_attrs.items()
+                                        if k not in (attrs.ARCHITECTURE, attrs.ARCHITECTURE + "_key")}})
+                self.study.tell(trial, earlier.values)
+                log.info("trial %d repeats trial %d (%s): reused its result", trial.number,
+                         earlier.number, dict(architecture))
+                return Outcome.REPEAT
+        started = time.perf_counter()
+        try:
+            model = self.model_builder(architecture)
+        except InvalidArchitecture as exc:
+            attrs.record(trial, {attrs.INVALID_REASON: str(exc)})
+            self.study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d: invalid architecture %s: %s", trial.number, dict(architecture), exc)
+            return Outcome.INVALID
+        except KeyboardInterrupt:
+            self._interrupted(trial)
+            raise
+        except Exception as exc:
+            return self._failed(trial, exc)
+        try:
+            model = self.train_func(model)
+            train_seconds = time.perf_counter() - started
+            result = dict(self.eval_func(model))
+            values = objective_values(self.objectives, result)
+            path = self._save(trial.number, model)
+            attrs.record(trial, {**result, "train_seconds": train_seconds, attrs.STUDENT_PATH: str(path)})
+        except KeyboardInterrupt:
+            self._interrupted(trial)
+            raise
+        except Exception as exc:
+            return self._failed(trial, exc)
+        self.study.tell(trial, values)
+        log.info("trial %d %s -> %s", trial.number, dict(architecture),
+                 dict(zip((o.name for o in self.objectives), values)))
+        return Outcome.TRAINED
+
+    def search_loop(self) -> list[Architecture]:
+        """Propose, train and evaluate until the study holds max_trials finished trials."""
+        from tqdm.auto import tqdm
+
+        budget = self.config.max_trials
+        bar = tqdm(total=budget, initial=min(budget, attrs.finished_count(self.study)), unit="trial",
+                   desc="search", disable=not self.progress)
+        failures = idle = 0
+        try:
+            while attrs.finished_count(self.study) < budget:
+                if self._space_exhausted():
+                    log.warning("every architecture of the search space has been trained; stopping")
+                    break
+                trial, architecture = self.model_arch_proposition()
+                outcome = self.train_evaluate(trial, architecture)
+                if outcome is Outcome.FAILED:
+                    failures += 1
+                    if failures >= self.config.max_consecutive_failures:
+                        reason = self.study.trials[-1].user_attrs.get(attrs.FAILURE_REASON)
+                        raise SearchStopped(
+                            f"{failures} trials failed in a row (max_consecutive_failures); the last "
+                            f"one: {reason}. Fix the cause and run the same command again: completed "
+                            "trials are kept"
+                        )
+                else:
+                    failures = 0
+                idle = 0 if outcome in (Outcome.TRAINED, Outcome.FAILED) else idle + 1
+                if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
+                    raise SearchStopped(
+                        f"the advisor proposed {idle} architectures in a row that were repeats or "
+                        "impossible; the search space may be exhausted or mostly invalid"
+                    )
+                bar.n = min(budget, attrs.finished_count(self.study))
+                bar.refresh()
+        finally:
+            bar.close()
+        return self.best_model_arch
+
+    # -- helpers --------------------------------------------------------------------------
+    def _space_exhausted(self) -> bool:
+        size = self.search_space.size()
+        return size is not None and len(attrs.completed_by_architecture(self.study)) >= size
+
+    def _failed(self, trial: optuna.Trial, exc: BaseException) -> Outcome:
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        attrs.record(trial, {attrs.FAILURE_REASON: reason})
+        self.study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s", trial.number, reason)
+        return Outcome.FAILED
+
+    def _interrupted(self, trial: optuna.Trial) -> None:
+        attrs.record(trial, {"interrupted": True})
+        self.study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d interrupted; run the same command again to resume", trial.number)
+
+    def _save(self, number: int, model: nn.Module) -> Path:
+        """Save into a temporary folder, then rename: a kill never leaves a half-written student."""
+        final = self.output_dir / "trials" / f"{number:05d}"
+        tmp = final.with_name(f".{final.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.save_func(model, tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return final

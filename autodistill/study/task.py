@@ -1,0 +1,123 @@
+"""The built-in model builder, train function and eval function of a search.
+
+Everything that is the same for every trial is done once, here: the teacher is loaded
+(and evaluated) once, the data is read and tokenised once, the latency inputs are fixed.
+A trial then only builds, distils, evaluates and saves its own student.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from autodistill.config.schema import SearchRunConfig
+from autodistill.data import TokenizedDataset, make_loader
+from autodistill.data.sources import Splits, load_splits
+from autodistill.distill.distiller import Distiller
+from autodistill.errors import InvalidArchitecture
+from autodistill.evaluation import accuracy
+from autodistill.evaluation.latency import LatencySpec, count_parameters, measure_latency, model_size_mb
+from autodistill.losses.matchers import FeatureMatchers
+from autodistill.models import build_student, load_pretrained
+from autodistill.models.builders import student_config
+
+log = logging.getLogger(__name__)
+
+
+def check_architecture(config: Any) -> None:
+    """Reject, before building, combinations no model can have."""
+    hidden = getattr(config, "hidden_size", None)
+    heads = getattr(config, "num_attention_heads", None)
+    if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 and hidden % heads:
+        raise InvalidArchitecture(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+    bottleneck = getattr(config, "intra_bottleneck_size", None)
+    if getattr(config, "use_bottleneck", False) and isinstance(bottleneck, int) and isinstance(heads, int) \
+            and bottleneck % heads:
+        raise InvalidArchitecture(
+            f"intra_bottleneck_size {bottleneck} is not divisible by num_attention_heads {heads}")
+
+
+class DistillationTask:
+    """Teacher, data and settings of a search; `build`, `train`, `evaluate`, `save` per trial."""
+
+    def __init__(self, config: SearchRunConfig, *, quiet: bool = False) -> None:
+        from transformers import AutoTokenizer
+
+        self.config, self.quiet = config, quiet
+        section = config.teacher
+        self.splits: Splits = load_splits(config.data)
+        num_labels = section.num_labels or len(self.splits.train.label_names)
+        self.teacher = load_pretrained(section.model, model_cls=section.model_cls, role="teacher",
+                                       num_labels=num_labels,
+                                       attn_implementation=section.attn_implementation).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(config.data.tokenizer or section.model)
+        data = config.data
+        self.train_loader = make_loader(TokenizedDataset(self.splits.train, self.tokenizer,
+                                                         max_length=data.max_length),
+                                        batch_size=data.batch_size, shuffle=True,
+                                        seed=config.auto_distillation.seed)
+        evaluation = config.auto_distillation.evaluation
+        self.validation_loader = make_loader(
+            TokenizedDataset(self.splits.validation, self.tokenizer, max_length=data.max_length),
+            batch_size=evaluation.batch_size, shuffle=False)
+        self.test_loader = None if self.splits.test is None else make_loader(
+            TokenizedDataset(self.splits.test, self.tokenizer, max_length=data.max_length),
+            batch_size=evaluation.batch_size, shuffle=False)
+        latency = evaluation.latency
+        self.latency_spec = LatencySpec(
+            batch_size=latency.batch_size, sequence_length=latency.sequence_length or data.max_length,
+            warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads,
+            device=latency.device)
+        self.student_cls = config.student.model_cls or section.model_cls
+        self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
+
+    # -- the three functions of seed 003's AutoDistillation ---------------------------------
+    def build(self, architecture: Mapping[str, Any]) -> nn.Module:
+        """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
+        overrides = {**self.config.student.fixed, **dict(architecture)}
+        check_architecture(student_config(self.teacher.config, overrides))
+        try:
+            return build_student(self.teacher.config, overrides, model_cls=self.student_cls,
+                                 attn_implementation=self.config.student.attn_implementation)
+        except ValueError as exc:  # transformers' own consistency checks
+            raise InvalidArchitecture(str(exc)) from None
+
+    def train(self, student: nn.Module) -> nn.Module:
+        """Flash then regular distillation from the teacher."""
+        section = self.config.auto_distillation
+        plan = section.plan(student_layers=_depth(student), teacher_layers=_depth(self.teacher))
+        distiller = Distiller(self.teacher, student, plan, quiet=self.quiet)
+        distiller.fit(self.train_loader)
+        self._matchers[student] = distiller.matchers
+        return student
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Validation accuracy (chooses architectures), test accuracy (reported), latency, size."""
+        started = time.perf_counter()
+        device = next(model.parameters()).device
+        result: dict[str, float] = {"accuracy": accuracy(model, self.validation_loader, device=device)}
+        if self.test_loader is not None:
+            result["test_accuracy"] = accuracy(model, self.test_loader, device=device)
+        latency = measure_latency(model, self.latency_spec)
+        result.update(latency_p50_ms=latency.p50_ms, latency_p90_ms=latency.p90_ms,
+                      params=count_parameters(model), size_mb=model_size_mb(model),
+                      eval_seconds=time.perf_counter() - started)
+        return result
+
+    def save(self, student: nn.Module, directory: Path) -> None:
+        student.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        matchers = self._matchers.get(student)
+        if matchers is not None and matchers.specs:
+            matchers.save(directory)
+
+
+def _depth(model: nn.Module) -> int | None:
+    return getattr(getattr(model, "config", None), "num_hidden_layers", None)
