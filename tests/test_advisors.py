@@ -83,7 +83,22 @@ def test_every_advisor_proposes_inside_the_space_in_a_two_objective_study(name):
 )
 def test_names_are_case_insensitive_and_map_to_the_expected_sampler(name, sampler_type):
     space = GRID_SPACE if name.lower() == "grid" else SPACE
-    assert type(make_advisor(name, space=space, seed=0, n_objectives=2)) is sampler_type
+    advisor = make_advisor(name, space=space, seed=0, n_objectives=2)
+    assert isinstance(advisor, sampler_type)
+    # nothing more specific than expected, except grid's ask/tell variant
+    assert type(advisor) is sampler_type or sampler_type is optuna.samplers.GridSampler
+
+
+def test_grid_advisor_runs_the_whole_grid_under_ask_and_tell():
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_advisor("grid", space=GRID_SPACE, seed=0, n_objectives=2))
+    size = GRID_SPACE.size()
+    for _ in range(size):
+        trial = study.ask()
+        GRID_SPACE.suggest(trial)
+        study.tell(trial, [0.5, 1.0])  # optuna's GridSampler would raise here on the last point
+    keys = {Architecture.from_params(t.params).key() for t in study.trials}
+    assert len(keys) == size
 
 
 @pytest.mark.parametrize("name", ["random", "TPE", "skopt", "BO"])
