@@ -7,12 +7,16 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import csv
+import random
+from pathlib import Path
+
 import pytest
 import torch
 
 # tiny models are faster on one thread than on two (and tests share the machine)
 torch.set_num_threads(1)
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 VOCAB = 60
 SEQ = 12
@@ -53,3 +57,32 @@ def teacher() -> BertForSequenceClassification:
 @pytest.fixture
 def student() -> BertForSequenceClassification:
     return tiny_bert(hidden=16, layers=2, heads=2, seed=1)
+
+
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "the", "film", "was", "plot", "acting", "very"]
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Path:
+    """A saved tiny BERT teacher with its tokenizer, and train/dev/test CSVs (label pos/neg)."""
+    root = tmp_path_factory.mktemp("distill_cli")
+    vocab = root / "vocab"
+    vocab.mkdir()
+    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(BertConfig(
+        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=32, num_labels=2))
+    teacher.save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    rng = random.Random(0)
+    for name, n in (("train.csv", 64), ("dev.csv", 16), ("test.csv", 16)):
+        with open(root / name, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            for _ in range(n):
+                label = rng.choice(["pos", "neg"])
+                first = rng.choice(WORDS[:3] if label == "pos" else WORDS[3:6])
+                writer.writerow([" ".join([first] + rng.choices(WORDS[6:], k=6)), label])
+    return root

@@ -2,47 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import AutoModelForSequenceClassification
 
 from autodistill.cli import main
 from autodistill.losses import FeatureMatchers
-
-WORDS = ["good", "great", "fine", "bad", "awful", "poor", "the", "film", "was", "plot", "acting", "very"]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("distill_cli")
-    vocab = root / "vocab"
-    vocab.mkdir()
-    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
-    torch.manual_seed(0)
-    teacher = BertForSequenceClassification(BertConfig(
-        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=32, num_labels=2))
-    teacher.save_pretrained(root / "teacher")
-    tokenizer.save_pretrained(root / "teacher")
-    rng = random.Random(0)
-    for name, n in (("train.csv", 64), ("dev.csv", 16)):
-        with open(root / name, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            for _ in range(n):
-                label = rng.choice(["pos", "neg"])
-                first = rng.choice(WORDS[:3] if label == "pos" else WORDS[3:6])
-                writer.writerow([" ".join([first] + rng.choices(WORDS[6:], k=6)), label])
-    return root
-
 
 def _config(root: Path, out: Path, extra: str = "") -> Path:
     text = f"""

@@ -110,7 +110,7 @@ def model_size_mb(model: nn.Module) -> float:
     return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_latency_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -208,7 +208,7 @@ def measure_latency(model: nn.Module, spec: LatencySpec | None = None, *,
     the model's device are restored.
     """
     spec = spec or LatencySpec()
-    device = _resolve_device(spec.device)
+    device = resolve_latency_device(spec.device)
     if example_inputs is None:
         inputs: Any = _dummy_inputs(model, spec, vocab_size)
         batch_size, sequence_length = spec.batch_size, spec.sequence_length

@@ -8,6 +8,7 @@ other objectives, is a `StorageError` that says what to change.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,9 +22,9 @@ def default_storage_url(output_dir: str | Path) -> str:
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}
                                           if not url.startswith("sqlite") else None)
@@ -52,7 +53,9 @@ def open_study(storage: optuna.storages.BaseStorage, *, study_name: str, directi
         return study
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
                                 directions=list(directions))
-    study.set_metric_names(list(metric_names))
+    with warnings.catch_warnings():  # experimental in Optuna, but what the dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(metric_names))
     logging.getLogger(__name__).info("created study %s", study_name)
     return study
 

@@ -22,7 +22,13 @@ from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.distiller import Distiller
 from autodistill.errors import InvalidArchitecture
 from autodistill.evaluation import accuracy
-from autodistill.evaluation.latency import LatencySpec, count_parameters, measure_latency, model_size_mb
+from autodistill.evaluation.latency import (
+    LatencySpec,
+    count_parameters,
+    measure_latency,
+    model_size_mb,
+    resolve_latency_device,
+)
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import student_config
@@ -75,8 +81,13 @@ class DistillationTask:
             batch_size=latency.batch_size, sequence_length=latency.sequence_length or data.max_length,
             warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads,
             device=latency.device)
+        resolve_latency_device(latency.device)  # a device this machine lacks fails before training
         self.student_cls = config.student.model_cls or section.model_cls
         self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
+
+    def check_space(self, names_and_values: Mapping[str, Any]) -> None:
+        """Every searched and fixed key exists in the teacher's config (a ConfigError if not)."""
+        student_config(self.teacher.config, {**self.config.student.fixed, **names_and_values})
 
     # -- the three functions of seed 003's AutoDistillation ---------------------------------
     def build(self, architecture: Mapping[str, Any]) -> nn.Module:

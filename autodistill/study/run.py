@@ -1,0 +1,108 @@
+"""Run a search from a config file: what `autodistill search CONFIG.yaml` does.
+
+Storage is opened first, so a bad URL fails before the teacher or data are loaded;
+the teacher is evaluated once per study (its figures live in the study); at the end the
+Pareto front is printed and written to `<output_dir>/pareto.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autodistill.config.callables import import_callable
+from autodistill.config.loader import read_yaml, validate
+from autodistill.config.schema import SearchRunConfig
+from autodistill.space import SearchSpace
+from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
+from autodistill.study.search import AutoDistillation
+from autodistill.study.storage import default_storage_url, open_storage
+
+TEACHER_ATTR = "teacher"
+
+
+@dataclass
+class SearchReport:
+    study: optuna.Study
+    rows: list[FrontRow]
+    table: str
+    pareto_json: Path
+
+
+def load_search_config(path: str | Path) -> SearchRunConfig:
+    data, lines = read_yaml(path)
+    return validate(SearchRunConfig, data, source=str(path), lines=lines)
+
+
+def resolve_study(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
+                  output_dir: str | None = None) -> tuple[str, str, Path]:
+    """(storage URL, study name, output dir) after command-line overrides."""
+    out = Path(output_dir or config.output_dir)
+    url = storage or config.search.storage or default_storage_url(out)
+    name = study_name or config.search.study_name or (config.model.name if config.model and config.model.name
+                                                     else out.name)
+    return url, name, out
+
+
+def _file_log(output_dir: Path) -> logging.Handler:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(output_dir / "search.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("autodistill")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def run_search(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
+               output_dir: str | None = None, max_trials: int | None = None, quiet: bool = False
+               ) -> SearchReport:
+    from autodistill.study.task import DistillationTask
+
+    url, name, out = resolve_study(config, storage=storage, study_name=study_name, output_dir=output_dir)
+    search = config.search
+    if max_trials is not None:
+        search = search.model_copy(update={"max_trials": max_trials})
+    open_storage(url)  # fail on a bad URL before anything is loaded
+    funcs = {key: import_callable(spec, key=f"search.{key}") for key in
+             ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
+    handler = _file_log(out)
+    try:
+        task = DistillationTask(config, quiet=quiet)
+        if "model_builder" not in funcs:
+            space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
+            task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
+                              for name, d in space.distributions().items()})
+        agent = AutoDistillation(
+            funcs.get("model_builder", task.build), search,
+            train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
+            storage_url=url, study_name=name, output_dir=out, save_func=task.save,
+            study_attrs={"data": task.splits.description}, progress=not quiet)
+        teacher = agent.study.user_attrs.get(TEACHER_ATTR)
+        if teacher is None:
+            teacher = task.evaluate(task.teacher)
+            agent.study.set_user_attr(TEACHER_ATTR, teacher)
+        agent.search_loop()
+        return report(agent.study, out)
+    finally:
+        logging.getLogger("autodistill").removeHandler(handler)
+        handler.close()
+
+
+def report(study: optuna.Study, output_dir: Path) -> SearchReport:
+    """The Pareto table (teacher first) and pareto.json of a study."""
+    teacher: dict[str, Any] | None = study.user_attrs.get(TEACHER_ATTR)
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    directions = [d.name.lower() for d in study.directions]
+    rows = front_rows(study, teacher=teacher)
+    table = format_table(rows, metric_names=names, teacher=teacher)
+    path = write_pareto_json(output_dir / "pareto.json", rows, metric_names=names,
+                             directions=directions, teacher=teacher)
+    return SearchReport(study, rows, table, path)
+
+
+__all__ = ["SearchReport", "load_search_config", "report", "resolve_study", "run_search"]

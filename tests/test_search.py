@@ -1,0 +1,346 @@
+"""The search service end to end on SQLite with tiny real models, through the CLI and the API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from autodistill.cli import main
+from autodistill.config.schema import SearchSection
+from autodistill.data import TokenizedDataset, make_loader, read_text_file
+from autodistill.evaluation import accuracy
+from autodistill.study.pareto import non_dominated
+from autodistill.study.search import AutoDistillation
+from autodistill.study.trials import FAILURE_REASON, INVALID_REASON, REPEAT_OF, finished_count
+from conftest import tiny_bert
+
+SEARCH_YAML = """\
+model: {{name: tiny}}
+teacher:
+  model: {root}/teacher
+data:
+  train_file: {root}/train.csv
+  validation_file: {root}/dev.csv
+  test_file: {root}/test.csv
+  max_length: 12
+  batch_size: 16
+auto_distillation:
+  seed: 3
+  progress: false
+  optimizer: {{name: AdamW, learning_rate: 0.003}}
+  search:
+    search_space:
+      hidden_size: [8, 16, 24]
+      num_hidden_layers: {{low: 1, high: 2}}
+      num_attention_heads: [2, 3, 4]
+    search_algorithm: random
+    metrics: [accuracy, latency]
+    higher_is_better: [true, false]
+    max_trials: 4
+    seed: 0
+  flash_distillation:
+    block_names: bert.encoder.layer.{{i}}
+    layer_mappings_for_knowledge_transfer:
+      - ['bert.encoder.layer.{{i}}.output', 'bert.encoder.layer.{{t}}.output']
+    loss_types: [MSE]
+    train_steps: 2
+  regular_distillation:
+    train_steps: 4
+    temperature: 2.0
+  evaluation:
+    latency: {{batch_size: 1, warmup: 1, repeats: 20, threads: 1}}
+output_dir: {out}
+{extra}"""
+
+
+def write_config(root: Path, out: Path, extra: str = "", **replace: str) -> Path:
+    text = SEARCH_YAML.format(root=root, out=out, extra=extra)
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def load(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+
+
+@pytest.fixture(scope="module")
+def searched(workspace, tmp_path_factory):
+    """One search of 4 trials, then the same command again, then --max-trials 6."""
+    out = tmp_path_factory.mktemp("search") / "run"
+    config = write_config(workspace, out)
+    counts = []
+    for extra in ([], [], ["--max-trials", "6"]):
+        assert main(["search", str(config), "--quiet", *extra]) == 0
+        counts.append(finished_count(load(out)))
+    return out, config, counts
+
+
+def test_search_resumes_to_max_trials_in_total(searched):
+    out, _, counts = searched
+    assert counts == [4, 4, 6]
+    study = load(out)
+    assert study.metric_names == ["accuracy", "latency"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+
+
+def test_each_trained_trial_records_what_it_needs(searched):
+    out, _, _ = searched
+    study = load(out)
+    trained = [t for t in study.trials if t.state == TrialState.COMPLETE and REPEAT_OF not in t.user_attrs]
+    assert trained
+    for t in trained:
+        for key in ("architecture", "accuracy", "test_accuracy", "latency_p50_ms", "latency_p90_ms",
+                    "params", "size_mb", "train_seconds", "student_path"):
+            assert key in t.user_attrs, key
+        assert t.user_attrs["latency_p50_ms"] <= t.user_attrs["latency_p90_ms"]
+        assert Path(t.user_attrs["student_path"], "config.json").exists()
+        assert t.values[1] == t.user_attrs["latency_p50_ms"]
+    assert "accuracy" in study.user_attrs["teacher"] and study.user_attrs["data"]["sizes"]["train"] == 64
+
+
+def test_impossible_architectures_are_rejected_before_the_build_and_recorded(searched):
+    study = load(searched[0])
+    for t in study.trials:
+        arch = t.user_attrs["architecture"]
+        invalid = arch["hidden_size"] % arch["num_attention_heads"] != 0
+        assert (INVALID_REASON in t.user_attrs) == invalid
+        if invalid:
+            assert t.state == TrialState.PRUNED and "not divisible" in t.user_attrs[INVALID_REASON]
+            assert "student_path" not in t.user_attrs
+
+
+def test_pareto_json_equals_the_independently_computed_front(searched):
+    out, _, _ = searched
+    study = load(out)
+    data = json.loads((out / "pareto.json").read_text())
+    assert data["metrics"] == ["accuracy", "latency"] and data["directions"] == ["maximize", "minimize"]
+    candidates = [t for t in study.trials if t.state == TrialState.COMPLETE and REPEAT_OF not in t.user_attrs]
+    front = {candidates[i].number for i in non_dominated([t.values for t in candidates], ["maximize", "minimize"])}
+    assert {row["number"] for row in data["front"]} == front
+    assert data["teacher"]["accuracy"] == study.user_attrs["teacher"]["accuracy"]
+
+
+def test_show_json_lists_the_front(searched, capsys):
+    out, config, _ = searched
+    capsys.readouterr()
+    assert main(["show", str(config), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and set(rows[0]) >= {"number", "values", "architecture", "accuracy", "latency_ms"}
+    assert main(["show", "--storage", f"sqlite:///{out / 'study.db'}"]) == 0
+    table = capsys.readouterr().out
+    assert "teacher" in table and "x" in table
+
+
+def test_export_reloads_with_the_recorded_accuracy(searched, workspace, tmp_path):
+    out, config, _ = searched
+    study = load(out)
+    best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
+    target = tmp_path / "exported"
+    assert main(["export", str(config), "--trial", str(best.number), "--out", str(target)]) == 0
+    model = AutoModelForSequenceClassification.from_pretrained(target)
+    tokenizer = AutoTokenizer.from_pretrained(target)
+    train = read_text_file(workspace / "train.csv")
+    dev = read_text_file(workspace / "dev.csv", label_names=list(train.label_names))
+    loader = make_loader(TokenizedDataset(dev, tokenizer, max_length=12), batch_size=64, shuffle=False)
+    assert accuracy(model, loader) == pytest.approx(best.user_attrs["accuracy"])
+
+
+def test_export_of_an_unknown_trial_is_a_clear_error(searched, tmp_path, capsys):
+    _, config, _ = searched
+    assert main(["export", str(config), "--trial", "999", "--out", str(tmp_path / "x")]) == 2
+    assert "trial 999 is not a completed trial" in capsys.readouterr().err
+
+
+# -- the library API with user functions: every advisor ------------------------------------
+
+def _space_section(algorithm: str, **extra) -> SearchSection:
+    return SearchSection(search_space={"hidden_size": [8, 16], "num_hidden_layers": {"low": 1, "high": 3},
+                                       "intermediate_size": {"low": 16, "high": 64, "step": 16}},
+                         search_algorithm=algorithm, metrics=["accuracy", "params"],
+                         higher_is_better=[True, False], max_trials=3, seed=1, **extra)
+
+
+def _builder(arch):
+    return tiny_bert(hidden=arch["hidden_size"], layers=arch["num_hidden_layers"], heads=2)
+
+
+def _eval(model):
+    params = sum(p.numel() for p in model.parameters())
+    return {"accuracy": 1.0 - 1.0 / (1 + model.config.hidden_size * model.config.num_hidden_layers),
+            "params": params}
+
+
+@pytest.mark.parametrize("algorithm", ["BO", "TPE", "random", "grid", "NSGA2", "skopt"])
+def test_every_advisor_runs_three_trials_into_the_storage(algorithm, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    agent = AutoDistillation(_builder, _space_section(algorithm), train_func=lambda m: m, eval_func=_eval,
+                             storage_url=url, study_name=algorithm, output_dir=tmp_path, progress=False)
+    best = agent.search_loop()
+    reloaded = optuna.load_study(study_name=algorithm, storage=url)
+    assert finished_count(reloaded) == 3
+    trained = [t for t in reloaded.trials if t.state == TrialState.COMPLETE]
+    assert all(set(t.params) == {"hidden_size", "num_hidden_layers", "intermediate_size"} for t in trained)
+    assert best and all(a in [dict(t.params) for t in trained] for a in map(dict, best))
+
+
+def test_a_trial_that_raises_is_failed_with_its_reason_and_the_search_goes_on(tmp_path):
+    def train(model):
+        if model.config.hidden_size == 16:
+            raise RuntimeError("out of memory (simulated)")
+        return model
+
+    agent = AutoDistillation(_builder, _space_section("random", max_consecutive_failures=10), train_func=train,
+                             eval_func=_eval, storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="f",
+                             output_dir=tmp_path, progress=False)
+    agent.search_loop()
+    failed = [t for t in agent.study.trials if t.state == TrialState.FAIL]
+    assert failed and all("out of memory (simulated)" in t.user_attrs[FAILURE_REASON] for t in failed)
+    assert all(t.params["hidden_size"] == 16 for t in failed)
+    assert finished_count(agent.study) == 3
+
+
+def test_consecutive_failures_stop_the_search_with_a_message(tmp_path):
+    from autodistill.study.search import SearchStopped
+
+    def train(model):
+        raise ValueError("broken train function")
+
+    agent = AutoDistillation(_builder, _space_section("random", max_consecutive_failures=2), train_func=train,
+                             eval_func=_eval, storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="f",
+                             output_dir=tmp_path, progress=False)
+    with pytest.raises(SearchStopped, match="2 trials failed in a row.*broken train function"):
+        agent.search_loop()
+
+
+def test_a_repeated_architecture_reuses_its_result_without_training(tmp_path):
+    trained = []
+
+    def train(model):
+        trained.append(model.config.hidden_size)
+        return model
+
+    section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random", max_trials=2,
+                            metrics=["accuracy", "params"], higher_is_better=[True, False], seed=0)
+    agent = AutoDistillation(lambda a: tiny_bert(hidden=a["hidden_size"], layers=1, heads=2), section,
+                             train_func=train, eval_func=_eval, storage_url=f"sqlite:///{tmp_path / 's.db'}",
+                             study_name="r", output_dir=tmp_path, progress=False)
+    agent.search_loop()
+    assert sorted(trained) == [8, 16]  # each architecture trained once, whatever was proposed
+    repeats = [t for t in agent.study.trials if REPEAT_OF in t.user_attrs]
+    for t in repeats:
+        original = agent.study.trials[t.user_attrs[REPEAT_OF]]
+        assert t.values == original.values and t.params == original.params
+
+
+# -- bad input: one clear line, exit 2, nothing trained ------------------------------------
+
+@pytest.mark.parametrize("extra, replace, words", [
+    ("", {"  max_trials: 4\n": "  max_trials: 4\n    oops: [\n"}, r"\.yaml:\d+:\d+: malformed YAML"),
+    ("", {"search_algorithm: random": "search_algoritm: random"}, "did you mean 'search_algorithm'"),
+    ("", {"max_trials: 4": "max_trials: four"}, "auto_distillation.search.max_trials"),
+    ("", {"search_space:\n      hidden_size: [8, 16, 24]\n      num_hidden_layers: {low: 1, high: 2}\n"
+          "      num_attention_heads: [2, 3, 4]": "search_space: {}"}, "search_space"),
+    ("", {"metrics: [accuracy, latency]\n    higher_is_better: [true, false]": "metrics: [accuracy, f1]"},
+     "metric 'f1' has no direction"),
+    ("", {"search_algorithm: random": "search_algorithm: annealing"}, "unknown search_algorithm 'annealing'"),
+])
+def test_bad_search_configs_give_one_line_and_exit_2(workspace, tmp_path, capsys, extra, replace, words):
+    out = tmp_path / "bad"
+    config = write_config(workspace, out, extra, **replace)
+    assert main(["search", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    import re
+    assert re.search(words, err[0]), err[0]
+    assert not (out / "study.db").exists() and not (out / "trials").exists()
+
+
+def test_unreachable_storage_is_one_line_before_training(workspace, tmp_path, capsys):
+    config = write_config(workspace, tmp_path / "s")
+    assert main(["search", str(config), "--quiet", "--storage", "sqlite:////proc/no/such/study.db"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open study storage" in err[0]
+    assert not (tmp_path / "s" / "trials").exists()
+
+
+def test_a_study_with_other_objectives_is_refused(workspace, tmp_path, capsys):
+    out = tmp_path / "o"
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = optuna.create_study(study_name="tiny", storage=url, directions=["maximize"])
+    study.set_metric_names(["f1"])
+    config = write_config(workspace, out)
+    assert main(["search", str(config), "--quiet", "--storage", url]) == 2
+    assert "exists with objectives" in capsys.readouterr().err
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 0
+
+
+def test_latency_on_a_missing_gpu_fails_before_training(workspace, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "g"
+    config = write_config(workspace, out, **{"threads: 1}": "threads: 1, device: cuda}"})
+    assert main(["search", str(config), "--quiet"]) == 2
+    assert "evaluation.latency.device" in capsys.readouterr().err
+    assert not (out / "trials").exists()
+
+
+def test_a_searched_key_the_teacher_config_lacks_is_a_config_error(workspace, tmp_path, capsys):
+    out = tmp_path / "k"
+    config = write_config(workspace, out, **{"num_attention_heads: [2, 3, 4]": "num_attention_head: [2, 4]"})
+    assert main(["search", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no key 'num_attention_head'" in err and "did you mean 'num_attention_heads'" in err
+    assert not (out / "trials").exists()
+
+
+def test_user_functions_are_named_module_colon_function(workspace, tmp_path, monkeypatch):
+    (tmp_path / "my_eval.py").write_text(
+        "def evaluate(model):\n"
+        "    return {'accuracy': 0.5, 'latency_p50_ms': float(model.config.hidden_size)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "u"
+    config = write_config(workspace, out, **{"    max_trials: 4\n": "    max_trials: 2\n    eval_func: my_eval:evaluate\n"})
+    assert main(["search", str(config), "--quiet"]) == 0
+    trained = [t for t in load(out).trials if t.state == TrialState.COMPLETE]
+    assert trained and all(t.values == [0.5, float(t.params["hidden_size"])] for t in trained)
+
+
+def test_dashboard_serves_the_study_on_loopback_and_stops_on_ctrl_c(searched):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    out, config, _ = searched
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "autodistill"
+    proc = subprocess.Popen([str(exe), "dashboard", str(config), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+        assert [s["study_name"] for s in body["study_summaries"]] == ["tiny"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in proc.stdout.read()
