@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 from transformers import PretrainedConfig
 
-from autodistill.errors import ConfigError, did_you_mean
+from autodistill.errors import ConfigError, InvalidArchitecture, did_you_mean
 from autodistill.models.classes import model_class
 
 
@@ -25,6 +25,20 @@ def student_config(base: PretrainedConfig, overrides: Mapping[str, Any]) -> Pret
             )
         setattr(config, key, value)
     return config
+
+
+def check_architecture(config: Any) -> None:
+    """Reject, before building, combinations no model can have."""
+    hidden = getattr(config, "hidden_size", None)
+    heads = getattr(config, "num_attention_heads", None)
+    if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 and hidden % heads:
+        raise InvalidArchitecture(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+    bottleneck = getattr(config, "intra_bottleneck_size", None)
+    if getattr(config, "use_bottleneck", False) and isinstance(bottleneck, int) and isinstance(heads, int) \
+            and bottleneck % heads:
+        raise InvalidArchitecture(
+            f"intra_bottleneck_size {bottleneck} is not divisible by num_attention_heads {heads}")
 
 
 def build_student(base: PretrainedConfig, overrides: Mapping[str, Any], *, model_cls: str,

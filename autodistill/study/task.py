@@ -31,23 +31,9 @@ from autodistill.evaluation.latency import (
 )
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.models import build_student, load_pretrained
-from autodistill.models.builders import student_config
+from autodistill.models.builders import check_architecture, student_config
 
 log = logging.getLogger(__name__)
-
-
-def check_architecture(config: Any) -> None:
-    """Reject, before building, combinations no model can have."""
-    hidden = getattr(config, "hidden_size", None)
-    heads = getattr(config, "num_attention_heads", None)
-    if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 and hidden % heads:
-        raise InvalidArchitecture(
-            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
-    bottleneck = getattr(config, "intra_bottleneck_size", None)
-    if getattr(config, "use_bottleneck", False) and isinstance(bottleneck, int) and isinstance(heads, int) \
-            and bottleneck % heads:
-        raise InvalidArchitecture(
-            f"intra_bottleneck_size {bottleneck} is not divisible by num_attention_heads {heads}")
 
 
 class DistillationTask:
