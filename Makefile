@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is the CPU wheel; any other torch requirement pulls gigabytes of CUDA.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test test-slow clean
+.PHONY: install test test-slow search clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q -m "not slow"
+
+# The built-in example: fine-tune (once) the MiniLM teacher on BBC News, search students.
+search: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/autodistill search configs/quickstart.yaml
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

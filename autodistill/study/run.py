@@ -72,7 +72,7 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
              ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
     handler = _file_log(out)
     try:
-        task = DistillationTask(config, quiet=quiet)
+        task = DistillationTask(config, output_dir=out, quiet=quiet)
         if "model_builder" not in funcs:
             space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
             task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
@@ -81,7 +81,8 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             funcs.get("model_builder", task.build), search,
             train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
             storage_url=url, study_name=name, output_dir=out, save_func=task.save,
-            study_attrs={"data": task.splits.description}, progress=not quiet)
+            study_attrs={"data": task.splits.description, "teacher_model": task.teacher_location},
+            progress=not quiet)
         teacher = agent.study.user_attrs.get(TEACHER_ATTR)
         if teacher is None:
             teacher = task.evaluate(task.teacher)

@@ -31,6 +31,7 @@ from autodistill.evaluation.latency import (
 )
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.models import build_student, load_pretrained
+from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.builders import check_architecture, student_config
 
 log = logging.getLogger(__name__)
@@ -39,21 +40,28 @@ log = logging.getLogger(__name__)
 class DistillationTask:
     """Teacher, data and settings of a search; `build`, `train`, `evaluate`, `save` per trial."""
 
-    def __init__(self, config: SearchRunConfig, *, quiet: bool = False) -> None:
+    def __init__(self, config: SearchRunConfig, *, output_dir: Path | None = None,
+                 quiet: bool = False) -> None:
         from transformers import AutoTokenizer
 
         self.config, self.quiet = config, quiet
+        self.output_dir = Path(output_dir or config.output_dir)
         section = config.teacher
+        location = section.location()
         self.splits: Splits = load_splits(config.data)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.data.tokenizer or location)
+        self.train_set = TokenizedDataset(self.splits.train, self.tokenizer,
+                                          max_length=config.data.max_length)
         num_labels = section.num_labels or len(self.splits.train.label_names)
-        self.teacher = load_pretrained(section.model, model_cls=section.model_cls, role="teacher",
+        self.teacher_reused = False
+        if section.fine_tune is not None:
+            location, self.teacher_reused = self._fine_tune(location, num_labels)
+        self.teacher_location = location
+        self.teacher = load_pretrained(location, model_cls=section.model_cls, role="teacher",
                                        num_labels=num_labels,
                                        attn_implementation=section.attn_implementation).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(config.data.tokenizer or section.model)
         data = config.data
-        self.train_loader = make_loader(TokenizedDataset(self.splits.train, self.tokenizer,
-                                                         max_length=data.max_length),
-                                        batch_size=data.batch_size, shuffle=True,
+        self.train_loader = make_loader(self.train_set, batch_size=data.batch_size, shuffle=True,
                                         seed=config.auto_distillation.seed)
         evaluation = config.auto_distillation.evaluation
         self.validation_loader = make_loader(
@@ -69,19 +77,39 @@ class DistillationTask:
             device=latency.device)
         resolve_latency_device(latency.device)  # a device this machine lacks fails before training
         self.student_cls = config.student.model_cls or section.model_cls
+        self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
         self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
+
+    def _fine_tune(self, location: str, num_labels: int) -> tuple[str, bool]:
+        section, data = self.config.teacher, self.config.data
+        ft = section.fine_tune
+        assert ft is not None
+        settings = {**ft.model_dump(), "max_length": data.max_length, "num_labels": num_labels,
+                    "model_cls": section.model_cls}
+        key = cache_key(location, settings, {"train": self.splits.train.fingerprint(),
+                                             "labels": list(self.splits.train.label_names)})
+        plan = fine_tune_plan(epochs=ft.epochs, learning_rate=ft.learning_rate,
+                              warmup_ratio=ft.warmup_ratio, weight_decay=ft.weight_decay,
+                              seed=ft.seed, progress=not self.quiet)
+        folder, reused = fine_tuned(
+            location, key=key, cache_root=self.output_dir / "teacher", plan=plan, quiet=self.quiet,
+            train=make_loader(self.train_set, batch_size=ft.batch_size, shuffle=True, seed=ft.seed),
+            load=lambda where: load_pretrained(where, model_cls=section.model_cls, role="teacher",
+                                               num_labels=num_labels),
+            save_tokenizer=self.tokenizer.save_pretrained)
+        return str(folder), reused
 
     def check_space(self, names_and_values: Mapping[str, Any]) -> None:
         """Every searched and fixed key exists in the teacher's config (a ConfigError if not)."""
-        student_config(self.teacher.config, {**self.config.student.fixed, **names_and_values})
+        student_config(self.student_base, {**self.config.student.fixed, **names_and_values})
 
     # -- the three functions of seed 003's AutoDistillation ---------------------------------
     def build(self, architecture: Mapping[str, Any]) -> nn.Module:
         """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
         overrides = {**self.config.student.fixed, **dict(architecture)}
-        check_architecture(student_config(self.teacher.config, overrides))
+        check_architecture(student_config(self.student_base, overrides))
         try:
-            return build_student(self.teacher.config, overrides, model_cls=self.student_cls,
+            return build_student(self.student_base, overrides, model_cls=self.student_cls,
                                  attn_implementation=self.config.student.attn_implementation)
         except ValueError as exc:  # transformers' own consistency checks
             raise InvalidArchitecture(str(exc)) from None
