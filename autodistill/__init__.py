@@ -14,8 +14,11 @@ from autodistill.errors import (
     NonFiniteLossError,
 )
 from autodistill.losses import LOSSES, TARGET_LOSSES, FeatureMatchers, LossContext
+from autodistill.space import Architecture, SearchSpace
+from autodistill.study.search import AutoDistillation
 
 __all__ = [
+    "Architecture", "AutoDistillation", "SearchSpace",
     "LOSSES", "TARGET_LOSSES", "AutodistillError", "CaptureError", "ConfigError", "DataAdaptor",
     "DistillationCallback", "DistillationPlan", "DistillationSection", "Distiller",
     "FeatureCapture", "FeatureMatchers", "FitResult", "LossContext", "MappingError",
