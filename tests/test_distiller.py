@@ -362,3 +362,22 @@ def test_seed_001_example_runs_with_small_hidden_sizes():
     result = distiller.fit(batches)
     assert len(result.losses) == 6
     assert {s.kind for s in distiller.matchers.specs.values()} == {"linear", "head_mean"}
+
+
+def test_plain_cnns_distil_with_a_1x1_convolution_matcher():
+    from test_capture import SmallCNN
+
+    torch.manual_seed(0)
+    teacher, student = SmallCNN(width=16).eval(), SmallCNN(width=8)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(3)]
+    config = {"progress": False, "optimizer": {"learning_rate": 1e-2},
+              "flash_distillation": {"block_names": ["features.2"],
+                                     "layer_mappings_for_knowledge_transfer": [[["features.3", "features.3"]]],
+                                     "train_steps": [3]},
+              "regular_distillation": {"train_steps": 3, "loss_types": ["KL", "CE"], "temperature": 3.0}}
+    distiller = Distiller(teacher, student, config)
+    result = distiller.fit(batches)
+    (spec,) = distiller.matchers.specs.values()
+    assert (spec.kind, spec.student_dim, spec.teacher_dim) == ("conv1x1", 16, 32)
+    assert len(result.losses) == 6 and all(loss == loss for loss in result.losses)
