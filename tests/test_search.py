@@ -344,3 +344,17 @@ def test_dashboard_serves_the_study_on_loopback_and_stops_on_ctrl_c(searched):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert f"http://127.0.0.1:{port}/" in proc.stdout.read()
+
+
+def test_students_can_start_from_the_teachers_layers(workspace, tmp_path):
+    from autodistill.study.run import load_search_config
+    from autodistill.study.task import DistillationTask
+
+    out = tmp_path / "init"
+    path = write_config(workspace, out, **{"student:": "student:", "data:\n": "student: {init_from_teacher: true}\ndata:\n"})
+    task = DistillationTask(load_search_config(path), output_dir=out, quiet=True)
+    student = task.build({"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})
+    teacher_q = task.teacher.bert.encoder.layer[1].attention.self.query.weight  # layer round(1*2/1)-1 = 1
+    assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, teacher_q[:16, :16])
+    assert torch.equal(student.bert.embeddings.word_embeddings.weight,
+                       task.teacher.bert.embeddings.word_embeddings.weight[:, :16])

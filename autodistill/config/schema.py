@@ -226,6 +226,14 @@ class StudentBuilderSection(Section):
     model_type: str | None = None
     fixed: dict[str, int | float | str | bool] = {}
     attn_implementation: str | None = "eager"
+    init_from_teacher: bool = False
+
+    @model_validator(mode="after")
+    def _init_needs_same_family(self) -> StudentBuilderSection:
+        if self.init_from_teacher and self.model_type is not None:
+            raise ValueError("init_from_teacher copies the teacher's layers into a student of the "
+                             "same family; remove student.model_type or set init_from_teacher: false")
+        return self
 
     def base_config(self, teacher_config: Any, *, num_labels: int) -> Any:
         if self.model_type is None:

@@ -31,6 +31,7 @@ from autodistill.evaluation.latency import (
 )
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.models import build_student, load_pretrained
+from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.builders import check_architecture, student_config
 
@@ -109,10 +110,15 @@ class DistillationTask:
         overrides = {**self.config.student.fixed, **dict(architecture)}
         check_architecture(student_config(self.student_base, overrides))
         try:
-            return build_student(self.student_base, overrides, model_cls=self.student_cls,
-                                 attn_implementation=self.config.student.attn_implementation)
+            student = build_student(self.student_base, overrides, model_cls=self.student_cls,
+                                    attn_implementation=self.config.student.attn_implementation)
         except ValueError as exc:  # transformers' own consistency checks
             raise InvalidArchitecture(str(exc)) from None
+        if self.config.student.init_from_teacher:
+            report = init_from_teacher(student, self.teacher)
+            log.info("student initialised from teacher layers %s (%d tensors sliced, %d left fresh)",
+                     list(report.layer_map), len(report.sliced), len(report.skipped))
+        return student
 
     def train(self, student: nn.Module) -> nn.Module:
         """Flash then regular distillation from the teacher."""
