@@ -13,7 +13,6 @@ import yaml
 from optuna.trial import TrialState
 
 from autodistill.cli import main
-from autodistill.config.loader import load_distillation_section
 from autodistill.models import build_student
 from autodistill.space import SearchSpace
 from autodistill.study.run import load_search_config
