@@ -354,7 +354,8 @@ def test_tokenized_dataset_pads_and_truncates_to_max_length(tiny_tokenizer):
     # 10 words truncated to 6 plus [CLS] and [SEP]
     assert t["input_ids"][2, -1].item() == ids["[SEP]"] and t["attention_mask"][2].all()
     item = dataset[1]
-    assert set(item) == set(t) and torch.equal(item["input_ids"], t["input_ids"][1])
+    assert set(item) == set(t) | {"example_index"} and torch.equal(item["input_ids"], t["input_ids"][1])
+    assert item["example_index"].item() == 1
     assert len(dataset) == 3
 
 
@@ -393,7 +394,7 @@ def test_loader_gives_dict_batches_in_a_seeded_order(tiny_tokenizer):
 
     first = make_loader(dataset, batch_size=4, shuffle=True, seed=5)
     batch = next(iter(first))
-    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "example_index"}
     assert batch["input_ids"].shape == (4, 6)
     torch.manual_seed(123)  # the global RNG must not matter
     a = make_loader(dataset, batch_size=4, shuffle=True, seed=5)

@@ -250,8 +250,12 @@ class StudentBuilderSection(Section):
 
 
 class AutoDistillationSection(DistillationSection):
+    """`teacher_cache`: compute the teacher's outputs once for every trial (false: run it live,
+    as data augmentation or dropout in the teacher require)."""
+
     search: SearchSection
     evaluation: EvaluationSection = EvaluationSection()
+    teacher_cache: bool = True
 
     @model_validator(mode="before")
     @classmethod

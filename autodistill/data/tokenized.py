@@ -6,6 +6,8 @@ set and sequence length; each trial only slices the resulting tensors.
 
 from __future__ import annotations
 
+import hashlib
+
 from typing import TYPE_CHECKING
 
 import torch
@@ -17,6 +19,7 @@ from autodistill.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+EXAMPLE_INDEX = "example_index"
 _TOKENIZER_OUTPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -60,7 +63,17 @@ class TokenizedDataset(Dataset):
         return len(self.tensors["labels"])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {name: tensor[index] for name, tensor in self.tensors.items()}
+        item = {name: tensor[index] for name, tensor in self.tensors.items()}
+        item[EXAMPLE_INDEX] = torch.tensor(index)  # lets a teacher-output cache find the row
+        return item
+
+    def fingerprint(self) -> str:
+        """A hash of the token tensors and labels: equal data, equal fingerprint."""
+        digest = hashlib.sha256()
+        for name in sorted(self.tensors):
+            digest.update(name.encode())
+            digest.update(self.tensors[name].numpy().tobytes())
+        return digest.hexdigest()
 
 
 def make_loader(

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 LABEL_KEYS = ("labels", "label")
+NON_INPUT_KEYS = ("example_index",)  # bookkeeping a batch carries that no model takes
 
 
 class ModelInputs:
@@ -35,13 +36,17 @@ class DataAdaptor:
             return batch[1]
         return None
 
+    def example_indices(self, batch: Any) -> torch.Tensor | None:
+        """Positions of the batch's examples in their dataset (for a teacher-output cache)."""
+        return batch.get(NON_INPUT_KEYS[0]) if isinstance(batch, Mapping) else None
+
     def attention_mask(self, batch: Any) -> torch.Tensor | None:
         return batch.get("attention_mask") if isinstance(batch, Mapping) else None
 
     def _inputs(self, batch: Any, with_labels: bool) -> ModelInputs:
         if isinstance(batch, Mapping):
-            return ModelInputs(**{k: v for k, v in batch.items()
-                                  if with_labels or k not in LABEL_KEYS})
+            return ModelInputs(**{k: v for k, v in batch.items() if k not in NON_INPUT_KEYS
+                                  and (with_labels or k not in LABEL_KEYS)})
         if isinstance(batch, (tuple, list)):
             return ModelInputs(batch[0])
         return ModelInputs(batch)

@@ -36,6 +36,7 @@ from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule
 from autodistill.distill.probe import PlanProbe
 from autodistill.distill.progress import Progress
+from autodistill.distill.teacher_cache import Feature, TeacherCache, features_for
 from autodistill.errors import ConfigError, MappingError, NonFiniteLossError
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
@@ -109,7 +110,7 @@ class Distiller:
     def __init__(self, teacher: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module],
                  student: nn.Module, config: Any, *, adaptor: DataAdaptor | None = None,
                  callbacks: Sequence[DistillationCallback] = (), matchers: FeatureMatchers | None = None,
-                 quiet: bool = False) -> None:
+                 teacher_cache: TeacherCache | None = None, quiet: bool = False) -> None:
         self.plan = _as_plan(config)
         self.teacher_names, self.teachers = _teachers(teacher)
         if not self.teachers:
@@ -127,6 +128,9 @@ class Distiller:
         self.matchers = matchers or FeatureMatchers()
         self.device = resolve_device(self.plan.device)
         self.quiet = quiet or not self.plan.progress
+        if teacher_cache is not None and len(self.teachers) != 1:
+            raise ConfigError("a teacher cache serves one teacher; run several teachers live")
+        self.teacher_cache = teacher_cache
         self.resolved: list[list[ResolvedMapping]] | None = None
 
     def prepare(self, batch: Any) -> list[list[ResolvedMapping]]:
@@ -145,6 +149,8 @@ class Distiller:
         batches = _cycle(train_loader)
         first = next(batches)
         resolved = self.prepare(first)
+        if self.teacher_cache is not None:
+            self.teacher_cache.ensure(features_for(self.plan.stages))
         batches = _cycle(train_loader)  # restart: the probe batch is also the first step's
         seed_everything(self.plan.seed)
         try:
@@ -175,7 +181,9 @@ class Distiller:
         teacher_paths: list[list[str]] = [[] for _ in self.teachers]
         for r in mappings:
             teacher_paths[r.teacher].append(r.mapping.teacher)
-        active = [bool(p) or (stage.logit_kd is not None and stage.needs_teacher) for p in teacher_paths]
+        active = [(bool(p) or (stage.logit_kd is not None and stage.needs_teacher))
+                  and self.teacher_cache is None for p in teacher_paths]
+        cached = features_for([stage]) if self.teacher_cache is not None and stage.needs_teacher else None
         matcher_keys = dict.fromkeys(r.matcher_key for r in mappings if r.matcher_key)
         record = StageRecord(stage.name, state.total_steps)
         accumulation = stage.gradient_accumulation_steps
@@ -205,7 +213,8 @@ class Distiller:
                     total = 0.0
                     for _ in range(accumulation):
                         batch = to_device(next(batches), self.device)
-                        loss, terms = self._loss(stage, loss_fn, batch, student_capture, teacher_captures)
+                        loss, terms = self._loss(stage, loss_fn, batch, student_capture,
+                                                 self._teacher_outputs(batch, teacher_captures, cached))
                         (loss / accumulation).backward()
                         total += float(loss.detach()) / accumulation
                     if not np.isfinite(total):
@@ -229,13 +238,25 @@ class Distiller:
             progress.close()
         return record
 
-    def _loss(self, stage: Stage, loss_fn: StageLoss, batch: Any, student: FeatureCapture,
-              teachers: list[FeatureCapture | None]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _teacher_outputs(self, batch: Any, captures: list[FeatureCapture | None],
+                         cached: list[Feature] | None) -> list[Any]:
+        """The teachers' outputs for a batch: read from the cache, or computed live."""
+        if cached is not None:
+            assert self.teacher_cache is not None
+            indices = self.adaptor.example_indices(batch)
+            if indices is None:
+                raise ConfigError("the teacher cache needs batches that carry 'example_index' "
+                                  "(autodistill.data.TokenizedDataset adds it)")
+            return [self.teacher_cache.lookup(indices, cached, self.device)]
         with torch.no_grad():
             inputs = self.adaptor.teacher_inputs(batch)
-            for teacher, capture in zip(self.teachers, teachers):
+            for teacher, capture in zip(self.teachers, captures):
                 if capture is not None:
                     capture.run(teacher, *inputs.args, **inputs.kwargs)
+        return captures
+
+    def _loss(self, stage: Stage, loss_fn: StageLoss, batch: Any, student: FeatureCapture,
+              teachers: list[Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = self.adaptor.student_inputs(batch, with_labels=stage.add_origin_loss)
         student.run(self.student, *inputs.args, **inputs.kwargs)
         return loss_fn(student, teachers, self.adaptor.labels(batch), self.adaptor.attention_mask(batch))

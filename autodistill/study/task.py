@@ -20,6 +20,7 @@ from autodistill.config.schema import SearchRunConfig
 from autodistill.data import TokenizedDataset, make_loader
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.distiller import Distiller
+from autodistill.distill.teacher_cache import TeacherCache
 from autodistill.errors import InvalidArchitecture
 from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import (
@@ -77,6 +78,9 @@ class DistillationTask:
             warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads,
             device=latency.device)
         resolve_latency_device(latency.device)  # a device this machine lacks fails before training
+        self.teacher_cache = TeacherCache(self.teacher, self.train_set,
+                                          root=self.output_dir / "teacher_cache") \
+            if config.auto_distillation.teacher_cache else None
         self.student_cls = config.student.model_cls or section.model_cls
         self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
         self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
@@ -124,7 +128,8 @@ class DistillationTask:
         """Flash then regular distillation from the teacher."""
         section = self.config.auto_distillation
         plan = section.plan(student_layers=_depth(student), teacher_layers=_depth(self.teacher))
-        distiller = Distiller(self.teacher, student, plan, quiet=self.quiet)
+        distiller = Distiller(self.teacher, student, plan, teacher_cache=self.teacher_cache,
+                              quiet=self.quiet)
         distiller.fit(self.train_loader)
         self._matchers[student] = distiller.matchers
         return student
