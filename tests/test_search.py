@@ -358,3 +358,49 @@ def test_students_can_start_from_the_teachers_layers(workspace, tmp_path):
     assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, teacher_q[:16, :16])
     assert torch.equal(student.bert.embeddings.word_embeddings.weight,
                        task.teacher.bert.embeddings.word_embeddings.weight[:, :16])
+
+
+def _params(model):
+    return {"params": sum(p.numel() for p in model.parameters()), "latency_p50_ms": 1.0}
+
+
+def test_screening_prunes_over_budget_architectures_without_training(tmp_path):
+    from autodistill.study.trials import SCREENED_REASON
+
+    limit = sum(p.numel() for p in tiny_bert(hidden=8, layers=3, heads=2).parameters())
+    trained = []
+    section = _space_section("random", constraints={"params": limit})
+    agent = AutoDistillation(_builder, section, train_func=lambda m: trained.append(m.config.hidden_size) or m,
+                             eval_func=_eval, cost_func=_params, storage_url=f"sqlite:///{tmp_path / 's.db'}",
+                             study_name="c", output_dir=tmp_path, progress=False)
+    agent.search_loop()
+    screened = [t for t in agent.study.trials if SCREENED_REASON in t.user_attrs]
+    assert screened and all(t.state == TrialState.PRUNED for t in screened)
+    assert all(t.user_attrs["params"] > limit and "params" in t.user_attrs[SCREENED_REASON] for t in screened)
+    assert all(t.params["hidden_size"] == 16 for t in screened) and 16 not in trained
+    assert finished_count(agent.study) == 3 and len(trained) == 3  # screened trials cost no budget
+
+
+def test_cost_is_measured_once_per_architecture(tmp_path):
+    calls = []
+
+    def cost(model):
+        calls.append(model.config.hidden_size)
+        return _params(model)
+
+    section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random", max_trials=5,
+                            metrics=["accuracy", "params"], higher_is_better=[True, False], seed=0,
+                            allow_repeats=True)
+    agent = AutoDistillation(lambda a: tiny_bert(hidden=a["hidden_size"], layers=1, heads=2), section,
+                             train_func=lambda m: m, eval_func=_eval, cost_func=cost,
+                             storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="m",
+                             output_dir=tmp_path, progress=False)
+    agent.search_loop()
+    assert len(agent.study.trials) == 5 and sorted(calls) == sorted(set(calls))
+    for t in agent.study.trials:
+        assert t.user_attrs["params"] == _params(tiny_bert(hidden=t.params["hidden_size"], layers=1, heads=2))["params"]
+
+
+def test_constraints_accept_only_known_budgets():
+    with pytest.raises(Exception, match="latency_ms"):
+        _space_section("random", constraints={"latency": 5})

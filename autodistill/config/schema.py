@@ -151,6 +151,7 @@ class SearchSection(Section):
     study_name: str | None = None
     storage: str | None = None
     max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    constraints: dict[Literal["latency_ms", "params", "size_mb"], Annotated[float, Field(gt=0)]] = {}
     allow_repeats: bool = False
     train_func: str | None = None
     eval_func: str | None = None

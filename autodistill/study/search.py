@@ -26,7 +26,7 @@ from torch import nn
 
 from autodistill.advisors import make_advisor
 from autodistill.config.schema import SearchSection
-from autodistill.errors import AutodistillError, InvalidArchitecture
+from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
 from autodistill.study.objectives import objective_values, objectives_for
@@ -39,6 +39,10 @@ ModelBuilder = Callable[[Mapping[str, Any]], nn.Module]
 TrainFunc = Callable[[nn.Module], nn.Module]
 EvalFunc = Callable[[nn.Module], Mapping[str, float]]
 SaveFunc = Callable[[nn.Module, Path], None]
+CostFunc = Callable[[nn.Module], Mapping[str, float]]
+
+# constraint name -> the cost key it bounds
+CONSTRAINT_KEYS = {"latency_ms": "latency_p50_ms", "params": "params", "size_mb": "size_mb"}
 
 MAX_PROPOSALS_WITHOUT_TRAINING = 50
 
@@ -47,6 +51,7 @@ class Outcome(enum.Enum):
     TRAINED = "trained"
     REPEAT = "repeat"
     INVALID = "invalid"
+    SCREENED = "screened"
     FAILED = "failed"
 
 
@@ -66,9 +71,13 @@ def _default_save(model: nn.Module, directory: Path) -> None:
 class AutoDistillation:
     def __init__(self, model_builder: ModelBuilder, config: SearchSection, *, train_func: TrainFunc,
                  eval_func: EvalFunc, storage_url: str, study_name: str, output_dir: str | Path,
-                 save_func: SaveFunc | None = None, study_attrs: Mapping[str, Any] | None = None,
-                 progress: bool = True) -> None:
+                 save_func: SaveFunc | None = None, cost_func: CostFunc | None = None,
+                 study_attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
         self.config = config
+        self.cost_func = cost_func
+        if config.constraints and cost_func is None:
+            raise ConfigError("search.constraints need a cost function (latency, params, size) "
+                              "to screen architectures before training")
         self.model_builder, self.train_func, self.eval_func = model_builder, train_func, eval_func
         self.save_func = save_func or _default_save
         self.output_dir = Path(output_dir)
@@ -129,9 +138,16 @@ class AutoDistillation:
         except Exception as exc:
             return self._failed(trial, exc)
         try:
+            cost = self._cost(architecture, model)
+            broken = self._broken_budgets(cost)
+            if broken:
+                attrs.record(trial, {**cost, attrs.SCREENED_REASON: broken})
+                self.study.tell(trial, state=TrialState.PRUNED)
+                log.info("trial %d screened out before training: %s", trial.number, broken)
+                return Outcome.SCREENED
             model = self.train_func(model)
             train_seconds = time.perf_counter() - started
-            result = dict(self.eval_func(model))
+            result = {**cost, **self.eval_func(model)}
             values = objective_values(self.objectives, result)
             path = self._save(trial.number, model)
             attrs.record(trial, {**result, "train_seconds": train_seconds, attrs.STUDENT_PATH: str(path)})
@@ -184,7 +200,22 @@ class AutoDistillation:
         return self.best_model_arch
 
     # -- helpers --------------------------------------------------------------------------
+    def _cost(self, architecture: Architecture, model: nn.Module) -> dict[str, Any]:
+        """Latency, parameters and size of the untrained student; measured once per architecture."""
+        if self.cost_func is None:
+            return {}
+        known = attrs.measured_cost(self.study, architecture.key())
+        return known if known is not None else dict(self.cost_func(model))
+
+    def _broken_budgets(self, cost: Mapping[str, Any]) -> str:
+        broken = [f"{name} {cost[CONSTRAINT_KEYS[name]]:.4g} > {limit:.4g}"
+                  for name, limit in self.config.constraints.items()
+                  if cost.get(CONSTRAINT_KEYS[name]) is not None and cost[CONSTRAINT_KEYS[name]] > limit]
+        return "; ".join(broken)
+
     def _space_exhausted(self) -> bool:
+        if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
+            return False
         size = self.search_space.size()
         return size is not None and len(attrs.completed_by_architecture(self.study)) >= size
 

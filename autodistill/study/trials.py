@@ -3,7 +3,8 @@
 User attributes (JSON-serialisable, shown by optuna-dashboard):
 `architecture`, `accuracy`, `test_accuracy`, `latency_p50_ms`, `latency_p90_ms`, `params`,
 `size_mb`, `train_seconds`, `student_path`; a failed trial's `failure_reason`; an
-architecture no model can have `invalid_reason`; a repeated architecture `repeat_of`.
+architecture no model can have `invalid_reason`; one over a latency/size budget
+`screened_reason`; a repeated architecture `repeat_of`; an early-stopped one `pruned_reason`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ ARCHITECTURE = "architecture"
 FAILURE_REASON = "failure_reason"
 INVALID_REASON = "invalid_reason"
 PRUNED_REASON = "pruned_reason"
+SCREENED_REASON = "screened_reason"
 REPEAT_OF = "repeat_of"
 STUDENT_PATH = "student_path"
+COST_KEYS = ("latency_p50_ms", "latency_p90_ms", "params", "size_mb")
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
@@ -30,7 +33,7 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     if trial.state == TrialState.COMPLETE:
         return REPEAT_OF not in attrs
     if trial.state == TrialState.PRUNED:
-        return INVALID_REASON not in attrs
+        return INVALID_REASON not in attrs and SCREENED_REASON not in attrs
     if trial.state == TrialState.FAIL:
         return FAILURE_REASON in attrs
     return False
@@ -38,6 +41,14 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
 
 def finished_count(study: optuna.Study) -> int:
     return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+
+
+def measured_cost(study: optuna.Study, key: str) -> dict[str, Any] | None:
+    """The cost (latency, parameters, size) already measured for an architecture, if any."""
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(ARCHITECTURE + "_key") == key and COST_KEYS[0] in t.user_attrs:
+            return {k: t.user_attrs[k] for k in COST_KEYS if k in t.user_attrs}
+    return None
 
 
 def completed_by_architecture(study: optuna.Study) -> dict[str, FrozenTrial]:
