@@ -538,10 +538,11 @@ def cache_section(args: argparse.Namespace, teacher: nn.Module, student0: nn.Mod
         live_s: list[float] = []
         cached_s: list[float] = []
         cached_losses: list[float] = []
-        cached_result = None
+        results: dict[str, list[Any]] = {"l": [], "c": []}  # FitResults per side
         # (a) the live trial, (b) the build, (c) the cached trial
-        s, live_losses, live_result = cache_trial(args, teacher, student0, config, dataset, None)
+        s, live_losses, res = cache_trial(args, teacher, student0, config, dataset, None)
         live_s.append(s)
+        results["l"].append(res)
         gc.collect()
         t0 = CLOCK()
         cache = TeacherCache(teacher, dataset, root=root, batch_size=args.cache_build_batch)
@@ -554,10 +555,11 @@ def cache_section(args: argparse.Namespace, teacher: nn.Module, student0: nn.Mod
                 s, losses, res = cache_trial(args, teacher, student0, config, dataset,
                                              cache if side == "c" else None)
                 (cached_s if side == "c" else live_s).append(s)
-                if side == "c" and cached_result is None:
-                    cached_losses, cached_result = losses, res
+                results[side].append(res)
+                if side == "c" and not cached_losses:
+                    cached_losses = losses
         on_disk, apparent = disk_usage(cache.directory)
-        held = [(f, cache._arrays[f]) for f in features]  # noqa: SLF001 (a benchmark may look inside)
+        held = [(f, cache._arrays[f]) for f in features]  # a benchmark may look inside
 
         a, c = med(live_s), med(cached_s)
         width = 58
@@ -575,10 +577,17 @@ def cache_section(args: argparse.Namespace, teacher: nn.Module, student0: nn.Mod
         else:
             print(f"{'break-even trials (b)/((a)-(c))':<{width}}  {'never':>10}   (cached is not faster)")
         print(f"{'(b)+(c) vs (a): cache build plus one cached trial':<{width}}  {(build_s + c) / a:>10.3f}   x (a)")
-        for stage_l, stage_c in zip(live_result.stages, cached_result.stages):
-            print(f"  stage {stage_l.name:<20} {stage_l.steps:>3} steps  live {stage_l.seconds / stage_l.steps * 1e3:7.1f}"
-                  f" ms/step  cached {stage_c.seconds / stage_c.steps * 1e3:7.1f} ms/step  "
-                  f"ratio {stage_c.seconds / stage_l.seconds:.3f}")
+        print("per stage, StageRecord.seconds / steps (median over runs); the rest of a trial is the "
+              "probe and setup:")
+        for k, stage in enumerate(plan_stages):
+            live_ms = med([r.stages[k].seconds / r.stages[k].steps * 1e3 for r in results["l"]])
+            cached_ms = med([r.stages[k].seconds / r.stages[k].steps * 1e3 for r in results["c"]])
+            print(f"  {stage.name:<32} {stage.train_steps:>3} steps  live {live_ms:7.1f} ms/step  "
+                  f"cached {cached_ms:7.1f} ms/step  ratio {cached_ms / live_ms:.3f}")
+        outside = [(t - sum(st.seconds for st in r.stages)) for t, r in zip(live_s, results["l"])]
+        outside_c = [(t - sum(st.seconds for st in r.stages)) for t, r in zip(cached_s, results["c"])]
+        print(f"  {'outside stages (probe, setup)':<32}            live {med(outside):7.2f} s        "
+              f"cached {med(outside_c):7.2f} s")
         print(f"cache on disk: {fmt_bytes(on_disk)} (du -sk), {fmt_bytes(apparent)} apparent, "
               f"in {cache.directory}")
         for f, arr in held:
