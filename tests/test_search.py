@@ -404,3 +404,92 @@ def test_cost_is_measured_once_per_architecture(tmp_path):
 def test_constraints_accept_only_known_budgets():
     with pytest.raises(Exception, match="latency_ms"):
         _space_section("random", constraints={"latency": 5})
+
+
+# -- early stopping -------------------------------------------------------------------------
+
+def _toy_train(model, callbacks=()):
+    from autodistill import Distiller
+    from conftest import toy_batches
+
+    config = {"progress": False, "optimizer": {"learning_rate": 1e-3},
+              "regular_distillation": {"train_steps": 6, "loss_types": ["KL", "CE"]}}
+    Distiller(tiny_bert(hidden=16, layers=1, heads=2, seed=9).eval(), model, config,
+              callbacks=callbacks).fit(toy_batches(2, padded=False))
+    return model
+
+
+def _early_agent(tmp_path, early, checkpoint, teacher_accuracy=None, max_trials=2):
+    from autodistill.config.schema import EarlyStoppingSection
+
+    section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random",
+                            max_trials=max_trials, metrics=["accuracy", "latency"],
+                            higher_is_better=[True, False], seed=0)
+    agent = AutoDistillation(lambda a: tiny_bert(hidden=a["hidden_size"], layers=1, heads=2), section,
+                             train_func=_toy_train, eval_func=lambda m: {"accuracy": checkpoint(m)},
+                             cost_func=lambda m: {"latency_p50_ms": m.config.hidden_size / 8.0},
+                             early_stopping=EarlyStoppingSection(**early), checkpoint_func=checkpoint,
+                             teacher_accuracy=teacher_accuracy, storage_url=f"sqlite:///{tmp_path / 's.db'}",
+                             study_name="e", output_dir=tmp_path, progress=False)
+    return agent
+
+
+def test_a_slower_student_that_trails_a_faster_one_is_stopped_early(tmp_path):
+    from autodistill.study.trials import ACCURACY_CURVE, PRUNED_REASON
+
+    checkpoint = lambda m: 0.9 if m.config.hidden_size == 8 else 0.5  # noqa: E731
+    agent = _early_agent(tmp_path, {"eval_every_steps": 2, "margin": 0.05}, checkpoint)
+    agent.study.enqueue_trial({"hidden_size": 8})
+    agent.study.enqueue_trial({"hidden_size": 16})
+    agent.search_loop()
+    fast, slow = agent.study.trials[:2]
+    assert fast.state == TrialState.COMPLETE and fast.user_attrs[ACCURACY_CURVE] == {"2": 0.9, "4": 0.9, "6": 0.9}
+    assert slow.state == TrialState.PRUNED and slow.user_attrs[ACCURACY_CURVE] == {"2": 0.5}
+    assert "trails trial 0 at step 2" in slow.user_attrs[PRUNED_REASON]
+    assert slow.user_attrs["accuracy"] == 0.5  # its last value
+    assert finished_count(agent.study) == 2  # an early-stopped trial used its training: it counts
+
+
+def test_a_faster_student_is_not_stopped_by_a_slower_ones_accuracy(tmp_path):
+    checkpoint = lambda m: 0.5 if m.config.hidden_size == 8 else 0.9  # noqa: E731
+    agent = _early_agent(tmp_path, {"eval_every_steps": 2}, checkpoint)
+    agent.study.enqueue_trial({"hidden_size": 16})
+    agent.study.enqueue_trial({"hidden_size": 8})
+    agent.search_loop()
+    assert [t.state for t in agent.study.trials[:2]] == [TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_the_retention_floor_stops_a_student_far_below_the_teacher(tmp_path):
+    from autodistill.study.trials import PRUNED_REASON
+
+    agent = _early_agent(tmp_path, {"eval_every_steps": 2, "min_steps": 4, "retention_floor": 0.8,
+                                    "pareto": False}, lambda m: 0.5, teacher_accuracy=0.95, max_trials=1)
+    agent.search_loop()
+    (trial,) = agent.study.trials
+    assert trial.state == TrialState.PRUNED and "retention floor" in trial.user_attrs[PRUNED_REASON]
+    assert "step 4" in trial.user_attrs[PRUNED_REASON]
+
+
+def test_early_stopping_needs_a_train_function_that_takes_callbacks(tmp_path):
+    from autodistill.config.schema import EarlyStoppingSection
+    from autodistill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="callbacks"):
+        AutoDistillation(_builder, _space_section("random"), train_func=lambda m: m, eval_func=_eval,
+                         early_stopping=EarlyStoppingSection(), checkpoint_func=lambda m: 0.5,
+                         storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="x", output_dir=tmp_path,
+                         progress=False)
+
+
+def test_early_stopping_from_the_config_records_accuracy_curves(workspace, tmp_path):
+    from autodistill.study.trials import ACCURACY_CURVE
+
+    out = tmp_path / "es"
+    config = write_config(workspace, out, **{
+        "    max_trials: 4\n": "    max_trials: 2\n",
+        "  regular_distillation:\n": "  early_stopping: {eval_every_steps: 2}\n  regular_distillation:\n"})
+    assert main(["search", str(config), "--quiet"]) == 0
+    finished = [t for t in load(out).trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                and "invalid_reason" not in t.user_attrs]
+    assert finished and all(set(t.user_attrs[ACCURACY_CURVE]) <= {"2", "4"} for t in finished)
+    assert all(t.user_attrs[ACCURACY_CURVE] for t in finished)

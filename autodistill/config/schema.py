@@ -250,6 +250,16 @@ class StudentBuilderSection(Section):
                               f"type{did_you_mean(self.model_type, CONFIG_MAPPING.keys())}") from None
 
 
+class EarlyStoppingSection(Section):
+    """Stop a trial's regular distillation early when it trails the front (study/early_stopping.py)."""
+
+    eval_every_steps: Annotated[int, Field(ge=1)] = 50
+    min_steps: Annotated[int, Field(ge=0)] = 0
+    margin: Annotated[float, Field(ge=0)] = 0.02
+    pareto: bool = True
+    retention_floor: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
 class AutoDistillationSection(DistillationSection):
     """`teacher_cache`: compute the teacher's outputs once for every trial (false: run it live,
     as data augmentation or dropout in the teacher require)."""
@@ -257,6 +267,7 @@ class AutoDistillationSection(DistillationSection):
     search: SearchSection
     evaluation: EvaluationSection = EvaluationSection()
     teacher_cache: bool = True
+    early_stopping: EarlyStoppingSection | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -80,13 +80,15 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
         agent = AutoDistillation(
             funcs.get("model_builder", task.build), search,
             train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
-            cost_func=task.cost, storage_url=url, study_name=name, output_dir=out, save_func=task.save,
+            cost_func=task.cost, early_stopping=config.auto_distillation.early_stopping,
+            checkpoint_func=task.validation_accuracy, storage_url=url, study_name=name, output_dir=out, save_func=task.save,
             study_attrs={"data": task.splits.description, "teacher_model": task.teacher_location},
             progress=not quiet)
         teacher = agent.study.user_attrs.get(TEACHER_ATTR)
         if teacher is None:
             teacher = {**task.cost(task.teacher), **task.evaluate(task.teacher)}
             agent.study.set_user_attr(TEACHER_ATTR, teacher)
+        agent.teacher_accuracy = teacher.get("accuracy")
         agent.search_loop()
         return report(agent.study, out)
     finally:

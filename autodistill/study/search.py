@@ -13,6 +13,7 @@ Running the same search again continues the study up to `max_trials` in total.
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import shutil
 import time
@@ -25,10 +26,11 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autodistill.advisors import make_advisor
-from autodistill.config.schema import SearchSection
+from autodistill.config.schema import EarlyStoppingSection, SearchSection
 from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
+from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
 from autodistill.study.objectives import objective_values, objectives_for
 from autodistill.study.pareto import pareto_front
 from autodistill.study.storage import open_storage, open_study
@@ -52,6 +54,7 @@ class Outcome(enum.Enum):
     REPEAT = "repeat"
     INVALID = "invalid"
     SCREENED = "screened"
+    PRUNED = "pruned"
     FAILED = "failed"
 
 
@@ -72,9 +75,19 @@ class AutoDistillation:
     def __init__(self, model_builder: ModelBuilder, config: SearchSection, *, train_func: TrainFunc,
                  eval_func: EvalFunc, storage_url: str, study_name: str, output_dir: str | Path,
                  save_func: SaveFunc | None = None, cost_func: CostFunc | None = None,
+                 early_stopping: EarlyStoppingSection | None = None,
+                 checkpoint_func: Callable[[nn.Module], float] | None = None,
+                 teacher_accuracy: float | None = None,
                  study_attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
         self.config = config
         self.cost_func = cost_func
+        self.early_stopping, self.checkpoint_func = early_stopping, checkpoint_func
+        self.teacher_accuracy = teacher_accuracy
+        if early_stopping is not None and (
+                checkpoint_func is None or "callbacks" not in inspect.signature(train_func).parameters):
+            raise ConfigError(
+                "early_stopping needs a checkpoint function (validation accuracy) and a train "
+                "function that takes `callbacks` and passes them to the Distiller (the built-in one does)")
         if config.constraints and cost_func is None:
             raise ConfigError("search.constraints need a cost function (latency, params, size) "
                               "to screen architectures before training")
@@ -145,12 +158,18 @@ class AutoDistillation:
                 self.study.tell(trial, state=TrialState.PRUNED)
                 log.info("trial %d screened out before training: %s", trial.number, broken)
                 return Outcome.SCREENED
-            model = self.train_func(model)
+            model = self._train(trial, model, cost)
             train_seconds = time.perf_counter() - started
             result = {**cost, **self.eval_func(model)}
             values = objective_values(self.objectives, result)
             path = self._save(trial.number, model)
             attrs.record(trial, {**result, "train_seconds": train_seconds, attrs.STUDENT_PATH: str(path)})
+        except TrialEarlyStopped as stop:
+            attrs.record(trial, {**cost, "accuracy": stop.accuracy, attrs.PRUNED_REASON: stop.reason,
+                                 "train_seconds": time.perf_counter() - started})
+            self.study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d stopped early: %s", trial.number, stop.reason)
+            return Outcome.PRUNED
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
@@ -187,7 +206,7 @@ class AutoDistillation:
                         )
                 else:
                     failures = 0
-                idle = 0 if outcome in (Outcome.TRAINED, Outcome.FAILED) else idle + 1
+                idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
                 if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
                     raise SearchStopped(
                         f"the advisor proposed {idle} architectures in a row that were repeats or "
@@ -200,6 +219,24 @@ class AutoDistillation:
         return self.best_model_arch
 
     # -- helpers --------------------------------------------------------------------------
+    def _train(self, trial: optuna.Trial, model: nn.Module, cost: Mapping[str, Any]) -> nn.Module:
+        """The train function, with early stopping's checkpoints when configured."""
+        if self.early_stopping is None:
+            return self.train_func(model)
+        assert self.checkpoint_func is not None
+        curve: dict[str, float] = {}
+        checkpoint = self.checkpoint_func
+
+        def record_checkpoint(step: int, accuracy: float) -> None:
+            curve[str(step)] = accuracy
+            trial.set_user_attr(attrs.ACCURACY_CURVE, dict(curve))
+
+        rule = StopRule(self.early_stopping, self.study, latency_ms=cost.get("latency_p50_ms"),
+                        teacher_accuracy=self.teacher_accuracy)
+        callback = EarlyStopping(evaluate=lambda: checkpoint(model), every=self.early_stopping.eval_every_steps,
+                                 rule=rule, on_checkpoint=record_checkpoint)
+        return self.train_func(model, callbacks=[callback])  # type: ignore[call-arg]
+
     def _cost(self, architecture: Architecture, model: nn.Module) -> dict[str, Any]:
         """Latency, parameters and size of the untrained student; measured once per architecture."""
         if self.cost_func is None:

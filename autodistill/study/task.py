@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from torch import nn
 from autodistill.config.schema import SearchRunConfig
 from autodistill.data import TokenizedDataset, make_loader
 from autodistill.data.sources import Splits, load_splits
+from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
 from autodistill.distill.teacher_cache import TeacherCache
 from autodistill.errors import InvalidArchitecture
@@ -124,15 +125,18 @@ class DistillationTask:
                      list(report.layer_map), len(report.sliced), len(report.skipped))
         return student
 
-    def train(self, student: nn.Module) -> nn.Module:
+    def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> nn.Module:
         """Flash then regular distillation from the teacher."""
         section = self.config.auto_distillation
         plan = section.plan(student_layers=_depth(student), teacher_layers=_depth(self.teacher))
         distiller = Distiller(self.teacher, student, plan, teacher_cache=self.teacher_cache,
-                              quiet=self.quiet)
+                              callbacks=callbacks, quiet=self.quiet)
         distiller.fit(self.train_loader)
         self._matchers[student] = distiller.matchers
         return student
+
+    def validation_accuracy(self, model: nn.Module) -> float:
+        return accuracy(model, self.validation_loader, device=next(model.parameters()).device)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Validation accuracy (chooses architectures) and test accuracy (reported only)."""

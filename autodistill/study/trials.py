@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+ACCURACY_CURVE = "accuracy_curve"  # {step: validation accuracy} during regular distillation
 ARCHITECTURE = "architecture"
 FAILURE_REASON = "failure_reason"
 INVALID_REASON = "invalid_reason"
