@@ -60,14 +60,22 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 import transformers
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from torch import nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 from autodistill import DistillationCallback, Distiller
-from autodistill.data import (TokenizedDataset, load_bbc_news, make_loader, split_indices,
-                              stratified_split)
+from autodistill.data import (
+    TokenizedDataset,
+    load_bbc_news,
+    make_loader,
+    split_indices,
+    stratified_split,
+)
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache, features_for
 
 Batch = dict[str, torch.Tensor]
