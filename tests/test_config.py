@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autodistill import ConfigError, load_distillation_plan
-from autodistill.config.sections import parse_index
+from autodistill.config.stages import parse_index
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -204,11 +204,22 @@ def test_wider_student_is_a_config_error_naming_the_parameter(teacher):
     assert all(torch.equal(v, before[k]) for k, v in params(student).items())
 
 
-def test_more_heads_than_the_teacher_is_a_config_error(teacher):
-    """Hidden 32 as 8 heads of 4: the teacher has only 4 heads to give, named in the error."""
+def test_fewer_wider_heads_take_the_first_rows(teacher):
+    """Hidden 16 as 1 head of 16 (teacher heads are 8 wide): consecutive teacher heads 0 and 1
+    become the student's one head, i.e. the first 16 rows."""
+    student = bert(seed=1, hidden=16, layers=2, heads=1, intermediate=32)
+    init_from_teacher(student, teacher)
+    t_q = teacher.bert.encoder.layer[1].attention.self.query.weight
+    assert torch.equal(student.bert.encoder.layer[0].attention.self.query.weight, t_q[:16, :16])
+
+
+def test_more_narrower_heads_than_the_teacher_take_the_first_rows(teacher):
+    """Hidden 32 as 8 heads of 4 (the teacher has 4 of 8): the first 32 rows, each teacher head
+    split across two student heads."""
     student = bert(seed=1, hidden=32, layers=2, heads=8, intermediate=64)
-    with pytest.raises(ConfigError, match=r"attention\.self\.query\.weight.*8 attention heads"):
-        init_from_teacher(student, teacher)
+    init_from_teacher(student, teacher)
+    t_k = teacher.bert.encoder.layer[1].attention.self.key.weight
+    assert torch.equal(student.bert.encoder.layer[0].attention.self.key.weight, t_k)
 
 
 def test_larger_vocabulary_is_a_config_error(teacher):

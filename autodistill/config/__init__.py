@@ -9,7 +9,7 @@ from autodistill.config.plan import (
     ScheduleSpec,
     Stage,
 )
-from autodistill.config.sections import DistillationSection
+from autodistill.config.distillation import DistillationSection
 
 __all__ = [
     "DistillationPlan", "DistillationSection", "LayerMapping", "LogitKD", "OptimizerSpec",

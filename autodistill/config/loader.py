@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from autodistill.config.plan import DistillationPlan
-from autodistill.config.sections import DistillationSection
+from autodistill.config.distillation import DistillationSection
 from autodistill.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)

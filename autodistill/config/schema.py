@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from autodistill.config.sections import DistillationSection, Section, registered
+from autodistill.config.distillation import DistillationSection
+from autodistill.config.sections import Section, registered
 from autodistill.errors import ConfigError, did_you_mean
 
 

@@ -29,7 +29,8 @@ from torch import nn
 
 from autodistill.config.loader import load_distillation_section, validate
 from autodistill.config.plan import DistillationPlan, Stage
-from autodistill.config.sections import DistillationSection, OptimizerSection, ScheduleSection
+from autodistill.config.distillation import DistillationSection
+from autodistill.config.sections import OptimizerSection, ScheduleSection
 from autodistill.distill.adaptor import DataAdaptor
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.distill.distiller import Distiller, FitResult

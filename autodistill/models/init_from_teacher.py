@@ -25,7 +25,8 @@ h hidden dims (LayerNorms included), the first intermediate units, the first row
 vocabulary and position tables. Attention is sliced per head: the student's heads are the
 teacher's first `student_heads` heads and, within each, the first `student_head_dim` dims,
 so a student with smaller heads does not receive the rows of whole teacher heads mixed
-together. A student dimension larger than the teacher's cannot be filled and raises
+together. A student with larger heads than the teacher's (fewer, wider heads) takes the
+first rows, i.e. consecutive teacher heads merged into each of its heads. A student dimension larger than the teacher's cannot be filled and raises
 ConfigError. Student parameters outside this layout are left alone and reported.
 """
 
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autodistill.config.sections import teacher_layer_for
+from autodistill.config.stages import teacher_layer_for
 from autodistill.errors import ConfigError
 
 __all__ = ["InitReport", "init_from_teacher"]
@@ -168,15 +169,18 @@ def _indices(name: str, student: torch.Tensor, source: str, teacher: torch.Tenso
                     f"init_from_teacher cannot fill {where}: axis {axis} is not heads x head size "
                     f"(student {s_heads.heads}x{s_heads.head_dim}, teacher {t_heads.heads}x{t_heads.head_dim}); "
                     "set init_from_teacher: false for this model")
-            if s_heads.heads > t_heads.heads or s_heads.head_dim > t_heads.head_dim:
+            if s_heads.heads <= t_heads.heads and s_heads.head_dim <= t_heads.head_dim:
+                # head h, dim d of the student <- head h, dim d of the teacher
+                rows = torch.arange(s_heads.heads)[:, None] * t_heads.head_dim + torch.arange(s_heads.head_dim)
+                indices.append(rows.reshape(-1))
+                continue
+            if s_n > t_n:
                 raise ConfigError(
-                    f"init_from_teacher cannot fill {where}: the student has {s_heads.heads} attention "
-                    f"heads of size {s_heads.head_dim}, the teacher {t_heads.heads} of size "
-                    f"{t_heads.head_dim}, and a student needs no more heads and no larger heads than "
-                    f"the teacher; {_FIX}")
-            # head h, dim d of the student <- head h, dim d of the teacher
-            rows = torch.arange(s_heads.heads)[:, None] * t_heads.head_dim + torch.arange(s_heads.head_dim)
-            indices.append(rows.reshape(-1))
+                    f"init_from_teacher cannot fill {where}: the student's {s_heads.heads} heads of "
+                    f"size {s_heads.head_dim} are wider than the teacher's {t_n} dims; {_FIX}")
+            # larger (or more) heads than the teacher's: the first s_n rows, i.e. consecutive
+            # teacher heads merged into one student head (or split across several)
+            indices.append(torch.arange(s_n))
         else:
             if s_n > t_n:
                 raise ConfigError(

@@ -1,0 +1,64 @@
+"""The `distillation:` section (and `auto_distillation:`'s training part): stages in order."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Discriminator, Field, Tag, model_validator
+
+from autodistill.config.plan import DistillationPlan, Stage
+from autodistill.config.sections import TrainingSection
+from autodistill.config.stages import (
+    FlashSection,
+    FlashTemplateSection,
+    SeedTrainSection,
+    StageSection,
+    flash_form,
+)
+
+
+class DistillationSection(TrainingSection):
+    """`distillation:` in our configs, and `auto_distillation:`'s training part."""
+
+    seed: int = 42
+    device: str = "auto"
+    teacher_weights: list[Annotated[float, Field(ge=0)]] | None = None
+    truncate_forward: bool = True
+    progress: bool = True
+    flash_distillation: Annotated[
+        Annotated[FlashSection, Tag("<blocks>")] | Annotated[FlashTemplateSection, Tag("<template>")],
+        Discriminator(flash_form),
+    ] | None = None
+    regular_distillation: StageSection | None = None
+    train: SeedTrainSection | None = None
+
+    @model_validator(mode="after")
+    def _some_stage(self) -> DistillationSection:
+        if self.train is not None and self.regular_distillation is not None:
+            raise ValueError("give regular_distillation or train.criterion, not both")
+        if self.flash_distillation is None and self.regular_distillation is None and self.train is None:
+            raise ValueError("give flash_distillation, regular_distillation, or both")
+        return self
+
+    @property
+    def depends_on_depth(self) -> bool:
+        return isinstance(self.flash_distillation, FlashTemplateSection)
+
+    def plan(self, *, student_layers: int | None = None, teacher_layers: int | None = None
+             ) -> DistillationPlan:
+        """The plan to run; a templated flash stage needs the student's and teacher's depth."""
+        stages: list[Stage] = []
+        if isinstance(self.flash_distillation, FlashTemplateSection):
+            stages += self.flash_distillation.stages(self, student_layers=student_layers,
+                                                     teacher_layers=teacher_layers)
+        elif self.flash_distillation is not None:
+            stages += self.flash_distillation.stages(self)
+        regular = self.train.stage_section() if self.train is not None else self.regular_distillation
+        if regular is not None:
+            stages.append(regular.stage(name="regular", kind="regular", defaults=self))
+        return DistillationPlan(
+            stages=tuple(s for s in stages if s.train_steps != 0),
+            seed=self.seed, device=self.device,
+            teacher_weights=tuple(self.teacher_weights) if self.teacher_weights else None,
+            truncate_forward=self.truncate_forward, progress=self.progress,
+        )
