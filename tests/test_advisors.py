@@ -239,3 +239,32 @@ def test_scalarise_flips_maximised_objectives_and_ranks_a_dominating_trial_first
     assert scalars[0] == 0.0  # best on both objectives
     assert scalars[0] < scalars[2] < scalars[1]
     assert scalars[1] == pytest.approx(0.5 + 0.05 * 1.0)  # worst on both: max + rho * sum
+
+
+@pytest.mark.parametrize("name", ["BO", "TPE", "skopt"])
+def test_model_based_advisors_stop_copying_random_after_the_startup_trials(name):
+    def run(advisor_name):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_advisor(
+            advisor_name, space=SPACE, seed=5, n_objectives=2, startup_trials=3))
+        proposals = []
+        for _ in range(8):
+            trial = study.ask()
+            arch = SPACE.suggest(trial)
+            proposals.append(arch.key())
+            numbers = [v for v in arch.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            study.tell(trial, [sum(numbers) % 7, len(arch.key()) % 5])
+        return proposals
+
+    assert run(name)[3:] != run("random")[3:]
+
+
+def test_startup_trials_default_to_a_third_of_the_budget_between_3_and_10():
+    from autodistill.config.schema import SearchSection
+
+    def section(**kw):
+        return SearchSection(search_space={"a": [1, 2]}, **kw)
+
+    assert section(max_trials=8).random_startup_trials == 3
+    assert section(max_trials=60).random_startup_trials == 10
+    assert section(max_trials=20).random_startup_trials == 6
+    assert section(max_trials=20, startup_trials=4).random_startup_trials == 4

@@ -5,7 +5,11 @@
 Every advisor is an `optuna.samplers.BaseSampler`, so a study runs any of them the
 same way. Users add their own with
 
-    ADVISORS.register("MY_ALGO", lambda *, space, seed, n_objectives: MySampler(seed=seed))
+    ADVISORS.register("MY_ALGO", lambda *, space, seed, n_objectives, startup_trials: MySampler(seed=seed))
+
+`startup_trials` is how many random proposals a model-based advisor makes before it
+models the results (Optuna's own default, 10, would make BO and TPE propose exactly what
+`random` proposes in a short search with the same seed).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class AdvisorFactory(Protocol):
     """Builds a sampler for one study from its search space, seed and number of objectives."""
 
     def __call__(
-        self, *, space: SearchSpace, seed: int | None, n_objectives: int
+        self, *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
     ) -> optuna.samplers.BaseSampler: ...
 
 
@@ -42,7 +46,7 @@ ADVISORS: Registry[AdvisorFactory] = Registry("search_algorithm")
 
 
 def make_advisor(
-    name: str, *, space: SearchSpace, seed: int | None, n_objectives: int
+    name: str, *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int = 10
 ) -> optuna.samplers.BaseSampler:
     """The sampler registered as `name` (case-insensitive), built for this study."""
     factory = ADVISORS.get(name)
@@ -52,21 +56,25 @@ def make_advisor(
         raise ConfigError(f"seed must be null or an int in [0, 2**32), got {seed!r}")
     if not isinstance(n_objectives, int) or isinstance(n_objectives, bool) or n_objectives < 1:
         raise ConfigError(f"n_objectives must be an int >= 1, got {n_objectives!r}")
-    return factory(space=space, seed=seed, n_objectives=n_objectives)
+    if isinstance(startup_trials, bool) or not isinstance(startup_trials, int) or startup_trials < 2:
+        raise ConfigError(f"startup_trials must be an int >= 2, got {startup_trials!r}")
+    return factory(space=space, seed=seed, n_objectives=n_objectives, startup_trials=startup_trials)
 
 
 def _gaussian_process(
-    *, space: SearchSpace, seed: int | None, n_objectives: int
+    *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials)
 
 
-def _tpe(*, space: SearchSpace, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+def _tpe(
+    *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup_trials)
 
 
 def _random(
-    *, space: SearchSpace, seed: int | None, n_objectives: int
+    *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
@@ -81,21 +89,21 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
 
 
 def _grid(
-    *, space: SearchSpace, seed: int | None, n_objectives: int
+    *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return _AskTellGridSampler(space.grid(), seed=seed)
 
 
 def _nsga2(
-    *, space: SearchSpace, seed: int | None, n_objectives: int
+    *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=startup_trials)
 
 
 def _skopt(
-    *, space: SearchSpace, seed: int | None, n_objectives: int
+    *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    return SkoptSampler(seed=seed)
+    return SkoptSampler(seed=seed, n_initial_points=startup_trials)
 
 
 def register_builtin_advisors(registry: Registry[AdvisorFactory]) -> None:

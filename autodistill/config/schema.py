@@ -152,11 +152,18 @@ class SearchSection(Section):
     study_name: str | None = None
     storage: str | None = None
     max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    startup_trials: Annotated[int, Field(ge=2)] | None = None
     constraints: dict[Literal["latency_ms", "params", "size_mb"], Annotated[float, Field(gt=0)]] = {}
     allow_repeats: bool = False
     train_func: str | None = None
     eval_func: str | None = None
     model_builder: str | None = None
+
+    @property
+    def random_startup_trials(self) -> int:
+        """Random proposals before a model-based advisor models the results: a third of the
+        budget, between 3 and 10, unless `startup_trials` says otherwise."""
+        return self.startup_trials or max(3, min(10, self.max_trials // 3))
 
     @field_validator("search_space", mode="before")
     @classmethod

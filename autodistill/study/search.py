@@ -97,7 +97,8 @@ class AutoDistillation:
         self.search_space = SearchSpace.from_mapping(config.search_space, source="search.search_space")
         self.objectives = objectives_for(config.metrics, config.higher_is_better)
         self.advisor = make_advisor(config.search_algorithm, space=self.search_space, seed=config.seed,
-                                    n_objectives=len(self.objectives))
+                                    n_objectives=len(self.objectives),
+                                    startup_trials=config.random_startup_trials)
         self.study = open_study(open_storage(storage_url), study_name=study_name,
                                 directions=[o.direction for o in self.objectives],
                                 metric_names=[o.name for o in self.objectives], sampler=self.advisor)
