@@ -137,7 +137,7 @@ def test_show_json_lists_the_front(searched, capsys):
     assert rows and set(rows[0]) >= {"number", "values", "architecture", "accuracy", "latency_ms"}
     assert main(["show", "--storage", f"sqlite:///{out / 'study.db'}"]) == 0
     table = capsys.readouterr().out
-    assert "teacher" in table and "x" in table
+    assert "teacher" in table and "x" in table and "test acc" in table
 
 
 def test_export_reloads_with_the_recorded_accuracy(searched, workspace, tmp_path):

@@ -192,14 +192,20 @@ def format_table(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
     """A plain-text table: the teacher first (when given), then one line per row.
 
     Columns: trial, architecture (`k=v` joined by spaces), one per metric (the
-    trial's objective values), params, speed-up (`8.4x`), retention (`97.3%`).
+    trial's objective values), test accuracy (when recorded), params, speed-up (`8.4x`),
+    retention (`97.3%`, validation accuracy against the teacher's).
     """
     metric_names = list(metric_names)
-    header = ["trial", "architecture", *metric_names, "params", "speed-up", "retention"]
+    # test accuracy is reported, never used to choose: a column of its own when known
+    with_test = any(r.test_accuracy is not None for r in rows) or bool(
+        teacher and teacher.get("test_accuracy") is not None)
+    test_col = ["test acc"] if with_test else []
+    header = ["trial", "architecture", *metric_names, *test_col, "params", "speed-up", "retention"]
     body: list[list[str]] = []
     if teacher is not None:
         body.append(["teacher", _fmt_arch(teacher.get("architecture") or {}),
                      *(_fmt_value(_teacher_metric(teacher, m)) for m in metric_names),
+                     *([_fmt_value(teacher.get("test_accuracy"))] if with_test else []),
                      _fmt_params(teacher.get("params")), _fmt_speedup(1.0),
                      _fmt_retention(1.0)])
     for row in rows:
@@ -209,7 +215,8 @@ def format_table(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
                 f"metric_names has {len(metric_names)} ({metric_names}); give one name per objective"
             )
         body.append([str(row.number), _fmt_arch(row.architecture),
-                     *(_fmt_value(v) for v in row.values), _fmt_params(row.params),
+                     *(_fmt_value(v) for v in row.values),
+                     *([_fmt_value(row.test_accuracy)] if with_test else []), _fmt_params(row.params),
                      _fmt_speedup(row.speedup), _fmt_retention(row.retention)])
     widths = [max(len(line[c]) for line in [header, *body]) for c in range(len(header))]
     left = {0, 1}  # text columns left-aligned, numbers right-aligned
