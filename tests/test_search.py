@@ -493,3 +493,18 @@ def test_early_stopping_from_the_config_records_accuracy_curves(workspace, tmp_p
                 and "invalid_reason" not in t.user_attrs]
     assert finished and all(set(t.user_attrs[ACCURACY_CURVE]) <= {"2", "4"} for t in finished)
     assert all(t.user_attrs[ACCURACY_CURVE] for t in finished)
+
+
+def test_a_minimum_speed_up_over_the_teacher_screens_slow_students(tmp_path):
+    from autodistill.study.trials import SCREENED_REASON
+
+    section = _space_section("random", constraints={"min_speedup": 2.0})
+    cost = lambda m: {"latency_p50_ms": float(m.config.hidden_size)}  # noqa: E731  (8 or 16 ms)
+    agent = AutoDistillation(_builder, section, train_func=lambda m: m, eval_func=_eval, cost_func=cost,
+                             teacher_latency_ms=20.0, storage_url=f"sqlite:///{tmp_path / 's.db'}",
+                             study_name="v", output_dir=tmp_path, progress=False)
+    agent.search_loop()
+    screened = [t for t in agent.study.trials if SCREENED_REASON in t.user_attrs]
+    assert screened and all(t.params["hidden_size"] == 16 for t in screened)
+    assert all("speed-up 1.25x < 2x" in t.user_attrs[SCREENED_REASON] for t in screened)
+    assert all(t.params["hidden_size"] == 8 for t in agent.study.trials if t.state == TrialState.COMPLETE)

@@ -153,7 +153,8 @@ class SearchSection(Section):
     storage: str | None = None
     max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
     startup_trials: Annotated[int, Field(ge=2)] | None = None
-    constraints: dict[Literal["latency_ms", "params", "size_mb"], Annotated[float, Field(gt=0)]] = {}
+    constraints: dict[Literal["latency_ms", "params", "size_mb", "min_speedup"],
+                      Annotated[float, Field(gt=0)]] = {}
     allow_repeats: bool = False
     train_func: str | None = None
     eval_func: str | None = None

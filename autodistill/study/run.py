@@ -89,6 +89,7 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             teacher = {**task.cost(task.teacher), **task.evaluate(task.teacher)}
             agent.study.set_user_attr(TEACHER_ATTR, teacher)
         agent.teacher_accuracy = teacher.get("accuracy")
+        agent.teacher_latency_ms = teacher.get("latency_p50_ms")
         agent.search_loop()
         return report(agent.study, out)
     finally:

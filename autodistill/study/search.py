@@ -77,12 +77,12 @@ class AutoDistillation:
                  save_func: SaveFunc | None = None, cost_func: CostFunc | None = None,
                  early_stopping: EarlyStoppingSection | None = None,
                  checkpoint_func: Callable[[nn.Module], float] | None = None,
-                 teacher_accuracy: float | None = None,
+                 teacher_accuracy: float | None = None, teacher_latency_ms: float | None = None,
                  study_attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
         self.config = config
         self.cost_func = cost_func
         self.early_stopping, self.checkpoint_func = early_stopping, checkpoint_func
-        self.teacher_accuracy = teacher_accuracy
+        self.teacher_accuracy, self.teacher_latency_ms = teacher_accuracy, teacher_latency_ms
         if early_stopping is not None and (
                 checkpoint_func is None or "callbacks" not in inspect.signature(train_func).parameters):
             raise ConfigError(
@@ -246,10 +246,22 @@ class AutoDistillation:
         return known if known is not None else dict(self.cost_func(model))
 
     def _broken_budgets(self, cost: Mapping[str, Any]) -> str:
-        broken = [f"{name} {cost[CONSTRAINT_KEYS[name]]:.4g} > {limit:.4g}"
-                  for name, limit in self.config.constraints.items()
-                  if cost.get(CONSTRAINT_KEYS[name]) is not None and cost[CONSTRAINT_KEYS[name]] > limit]
-        return "; ".join(broken)
+        limits = dict(self.config.constraints)
+        speedup = limits.pop("min_speedup", None)
+        if speedup is not None:
+            if self.teacher_latency_ms is None:
+                raise ConfigError("search.constraints.min_speedup needs the teacher's latency")
+            latency = cost.get(CONSTRAINT_KEYS["latency_ms"])
+            if latency is not None and latency * speedup > self.teacher_latency_ms:
+                return "; ".join([f"speed-up {self.teacher_latency_ms / latency:.3g}x < {speedup:.3g}x "
+                                  f"(latency {latency:.4g} ms, teacher {self.teacher_latency_ms:.4g} ms)",
+                                  *self._over(cost, limits)])
+        return "; ".join(self._over(cost, limits))
+
+    @staticmethod
+    def _over(cost: Mapping[str, Any], limits: Mapping[str, float]) -> list[str]:
+        return [f"{name} {cost[CONSTRAINT_KEYS[name]]:.4g} > {limit:.4g}" for name, limit in limits.items()
+                if cost.get(CONSTRAINT_KEYS[name]) is not None and cost[CONSTRAINT_KEYS[name]] > limit]
 
     def _space_exhausted(self) -> bool:
         if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
