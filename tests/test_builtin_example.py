@@ -48,6 +48,7 @@ def _small_quickstart(out: Path) -> Path:
     auto = data["auto_distillation"]
     auto["progress"] = False
     auto["search"].update(max_trials=2, search_algorithm="random")
+    auto["search"].pop("constraints")  # a 40-example, sequence-32 smoke run: no speed budget
     auto["search"]["search_space"] = {"hidden_size": [64, 128], "num_hidden_layers": [1, 2],
                                       "num_attention_heads": [2], "intermediate_size": [128]}
     auto["flash_distillation"]["train_steps"] = 2

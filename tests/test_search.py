@@ -508,3 +508,15 @@ def test_a_minimum_speed_up_over_the_teacher_screens_slow_students(tmp_path):
     assert screened and all(t.params["hidden_size"] == 16 for t in screened)
     assert all("speed-up 1.25x < 2x" in t.user_attrs[SCREENED_REASON] for t in screened)
     assert all(t.params["hidden_size"] == 8 for t in agent.study.trials if t.state == TrialState.COMPLETE)
+
+
+def test_a_space_whose_every_architecture_is_screened_ends_without_error(tmp_path):
+    section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random", max_trials=3,
+                            metrics=["accuracy", "params"], higher_is_better=[True, False], seed=0,
+                            constraints={"params": 1.0})
+    agent = AutoDistillation(lambda a: tiny_bert(hidden=a["hidden_size"], layers=1, heads=2), section,
+                             train_func=lambda m: m, eval_func=_eval, cost_func=_params,
+                             storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="x", output_dir=tmp_path,
+                             progress=False)
+    assert agent.search_loop() == []
+    assert finished_count(agent.study) == 0 and len(agent.study.trials) >= 2

@@ -264,10 +264,16 @@ class AutoDistillation:
                 if cost.get(CONSTRAINT_KEYS[name]) is not None and cost[CONSTRAINT_KEYS[name]] > limit]
 
     def _space_exhausted(self) -> bool:
+        """Every architecture of a finite space has been trained, or ruled out before training."""
         if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
             return False
         size = self.search_space.size()
-        return size is not None and len(attrs.completed_by_architecture(self.study)) >= size
+        if size is None:
+            return False
+        settled = {t.user_attrs.get(attrs.ARCHITECTURE + "_key") for t in self.study.get_trials(deepcopy=False)
+                   if (t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs)
+                   or attrs.INVALID_REASON in t.user_attrs or attrs.SCREENED_REASON in t.user_attrs}
+        return len(settled - {None}) >= size
 
     def _failed(self, trial: optuna.Trial, exc: BaseException) -> Outcome:
         reason = f"{type(exc).__name__}: {exc}"[:2000]
