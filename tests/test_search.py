@@ -520,3 +520,14 @@ def test_a_space_whose_every_architecture_is_screened_ends_without_error(tmp_pat
                              progress=False)
     assert agent.search_loop() == []
     assert finished_count(agent.study) == 0 and len(agent.study.trials) >= 2
+
+
+def test_two_studies_in_one_output_directory_keep_their_own_students(tmp_path):
+    paths = []
+    for name in ("a", "b"):
+        agent = AutoDistillation(_builder, _space_section("random", max_trials=1), train_func=lambda m: m,
+                                 eval_func=_eval, storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name=name,
+                                 output_dir=tmp_path, progress=False)
+        agent.search_loop()
+        paths.append(agent.study.trials[0].user_attrs["student_path"])
+    assert paths[0] != paths[1] and all(Path(p, "config.json").exists() for p in paths)

@@ -289,7 +289,8 @@ class AutoDistillation:
 
     def _save(self, number: int, model: nn.Module) -> Path:
         """Save into a temporary folder, then rename: a kill never leaves a half-written student."""
-        final = self.output_dir / "trials" / f"{number:05d}"
+        # per study: several studies may share an output directory (and its teacher and cache)
+        final = self.output_dir / "trials" / self.study.study_name / f"{number:05d}"
         tmp = final.with_name(f".{final.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
