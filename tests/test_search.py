@@ -525,7 +525,8 @@ def test_a_space_whose_every_architecture_is_screened_ends_without_error(tmp_pat
 def test_two_studies_in_one_output_directory_keep_their_own_students(tmp_path):
     paths = []
     for name in ("a", "b"):
-        agent = AutoDistillation(_builder, _space_section("random", max_trials=1), train_func=lambda m: m,
+        section = _space_section("random").model_copy(update={"max_trials": 1})
+        agent = AutoDistillation(_builder, section, train_func=lambda m: m,
                                  eval_func=_eval, storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name=name,
                                  output_dir=tmp_path, progress=False)
         agent.search_loop()
