@@ -138,6 +138,12 @@ def validate(model: type[M], data: Any, *, source: str = "<config>",
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def load_config_file(model: type[M], path: str | Path) -> M:
+    """A whole config file validated as `model`, errors naming file, line and key."""
+    data, lines = read_yaml(path)
+    return validate(model, data, source=str(path), lines=lines)
+
+
 def load_distillation_section(source: str | Path | Mapping[str, Any] | DistillationSection
                               ) -> DistillationSection:
     """The validated section from a YAML file, a mapping, or a section. Files may hold it at

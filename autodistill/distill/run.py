@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from autodistill.config.loader import read_yaml, validate
+from autodistill.config.loader import load_config_file
 from autodistill.config.schema import DistillRunConfig, TeacherSection
 from autodistill.data import TokenizedDataset, make_loader, read_text_file
 from autodistill.distill.distiller import Distiller, FitResult
@@ -28,8 +28,7 @@ class DistillRunResult:
 
 
 def load_run_config(path: str | Path) -> DistillRunConfig:
-    data, lines = read_yaml(path)
-    return validate(DistillRunConfig, data, source=str(path), lines=lines)
+    return load_config_file(DistillRunConfig, path)
 
 
 def _teacher(section: TeacherSection) -> nn.Module:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import OutputIndex, Stage
@@ -129,7 +130,7 @@ class TeacherCache:
             with torch.inference_mode(), FeatureCapture(self.teacher, paths, role="teacher") as capture:
                 for start in range(0, n, self.batch_size):
                     rows = list(range(start, min(n, start + self.batch_size)))
-                    batch = to_device(_collate([self.dataset[i] for i in rows]), device)
+                    batch = to_device(default_collate([self.dataset[i] for i in rows]), device)
                     inputs = self.adaptor.teacher_inputs(batch)
                     capture.run(self.teacher, *inputs.args, **inputs.kwargs)
                     for f in features:
@@ -167,6 +168,3 @@ class TeacherCache:
             for f in features
         })
 
-
-def _collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from autodistill.config.callables import import_callable
-from autodistill.config.loader import read_yaml, validate
+from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig
 from autodistill.space import SearchSpace
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
@@ -34,8 +34,7 @@ class SearchReport:
 
 
 def load_search_config(path: str | Path) -> SearchRunConfig:
-    data, lines = read_yaml(path)
-    return validate(SearchRunConfig, data, source=str(path), lines=lines)
+    return load_config_file(SearchRunConfig, path)
 
 
 def resolve_study(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
