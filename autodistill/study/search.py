@@ -142,10 +142,8 @@ class AutoDistillation:
         try:
             model = self.model_builder(architecture)
         except InvalidArchitecture as exc:
-            attrs.record(trial, {attrs.INVALID_REASON: str(exc)})
-            self.study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d: invalid architecture %s: %s", trial.number, dict(architecture), exc)
-            return Outcome.INVALID
+            return self._pruned(trial, {attrs.INVALID_REASON: str(exc)}, Outcome.INVALID,
+                                f"invalid architecture {dict(architecture)}: {exc}")
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
@@ -155,10 +153,8 @@ class AutoDistillation:
             cost = self._cost(architecture, model)
             broken = self._broken_budgets(cost)
             if broken:
-                attrs.record(trial, {**cost, attrs.SCREENED_REASON: broken})
-                self.study.tell(trial, state=TrialState.PRUNED)
-                log.info("trial %d screened out before training: %s", trial.number, broken)
-                return Outcome.SCREENED
+                return self._pruned(trial, {**cost, attrs.SCREENED_REASON: broken}, Outcome.SCREENED,
+                                    f"screened out before training: {broken}")
             model = self._train(trial, model, cost)
             train_seconds = time.perf_counter() - started
             result = {**cost, **self.eval_func(model)}
@@ -166,11 +162,9 @@ class AutoDistillation:
             path = self._save(trial.number, model)
             attrs.record(trial, {**result, "train_seconds": train_seconds, attrs.STUDENT_PATH: str(path)})
         except TrialEarlyStopped as stop:
-            attrs.record(trial, {**cost, "accuracy": stop.accuracy, attrs.PRUNED_REASON: stop.reason,
-                                 "train_seconds": time.perf_counter() - started})
-            self.study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d stopped early: %s", trial.number, stop.reason)
-            return Outcome.PRUNED
+            return self._pruned(trial, {**cost, "accuracy": stop.accuracy, attrs.PRUNED_REASON: stop.reason,
+                                        "train_seconds": time.perf_counter() - started},
+                                Outcome.PRUNED, f"stopped early: {stop.reason}")
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
@@ -274,6 +268,14 @@ class AutoDistillation:
                    if (t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs)
                    or attrs.INVALID_REASON in t.user_attrs or attrs.SCREENED_REASON in t.user_attrs}
         return len(settled - {None}) >= size
+
+    def _pruned(self, trial: optuna.Trial, record: Mapping[str, Any], outcome: Outcome,
+                message: str) -> Outcome:
+        """Record why, and end the trial as pruned (Optuna's state for 'stopped on purpose')."""
+        attrs.record(trial, record)
+        self.study.tell(trial, state=TrialState.PRUNED)
+        log.info("trial %d %s", trial.number, message)
+        return outcome
 
     def _failed(self, trial: optuna.Trial, exc: BaseException) -> Outcome:
         reason = f"{type(exc).__name__}: {exc}"[:2000]
