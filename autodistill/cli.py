@@ -1,6 +1,7 @@
 """The command line: a thin layer over the API. Errors print one line and exit with 2.
 
     autodistill search CONFIG.yaml [--storage URL] [--study-name N] [--output-dir D] [--max-trials K]
+                                   [--search-algorithm A]
     autodistill show [CONFIG.yaml | --storage URL] [--study-name N] [--json]
     autodistill export --trial N --out DIR [CONFIG.yaml | --storage URL]
     autodistill dashboard [CONFIG.yaml | --storage URL] [--port P]
@@ -41,7 +42,8 @@ def _search(args: argparse.Namespace) -> int:
 
     config = load_search_config(args.config)
     result = run_search(config, storage=args.storage, study_name=args.study_name,
-                        output_dir=args.output_dir, max_trials=args.max_trials, quiet=args.quiet)
+                        output_dir=args.output_dir, max_trials=args.max_trials,
+                        search_algorithm=args.search_algorithm, quiet=args.quiet)
     print(f"Pareto front of study {result.study.study_name!r} ({len(result.study.trials)} trials):")
     print(result.table)
     print(f"written to {result.pareto_json}")
@@ -135,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--study-name", help="study name (default: the config's)")
     search.add_argument("--output-dir", help="output directory (default: the config's)")
     search.add_argument("--max-trials", type=int, help="total trials in the study (default: the config's)")
+    search.add_argument("--search-algorithm", help="advisor (default: the config's): BO, TPE, random, ...")
     search.add_argument("--quiet", action="store_true", help="no progress bars")
     search.set_defaults(run=_search)
 

@@ -17,6 +17,7 @@ import optuna
 from autodistill.config.callables import import_callable
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig
+from autodistill.errors import ConfigError
 from autodistill.space import SearchSpace
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
 from autodistill.study.search import AutoDistillation
@@ -47,6 +48,16 @@ def resolve_study(config: SearchRunConfig, *, storage: str | None = None, study_
     return url, name, out
 
 
+def _advisor_name(name: str) -> str:
+    from autodistill.advisors import ADVISORS
+    from autodistill.config.sections import registered
+
+    try:
+        return registered(ADVISORS, name)
+    except ValueError as exc:
+        raise ConfigError(f"--search-algorithm: {exc}") from None
+
+
 def _file_log(output_dir: Path) -> logging.Handler:
     output_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(output_dir / "search.log")
@@ -58,14 +69,16 @@ def _file_log(output_dir: Path) -> logging.Handler:
 
 
 def run_search(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
-               output_dir: str | None = None, max_trials: int | None = None, quiet: bool = False
-               ) -> SearchReport:
+               output_dir: str | None = None, max_trials: int | None = None,
+               search_algorithm: str | None = None, quiet: bool = False) -> SearchReport:
     from autodistill.study.task import DistillationTask
 
     url, name, out = resolve_study(config, storage=storage, study_name=study_name, output_dir=output_dir)
     search = config.search
     if max_trials is not None:
         search = search.model_copy(update={"max_trials": max_trials})
+    if search_algorithm is not None:
+        search = search.model_copy(update={"search_algorithm": _advisor_name(search_algorithm)})
     open_storage(url)  # fail on a bad URL before anything is loaded
     funcs = {key: import_callable(spec, key=f"search.{key}") for key in
              ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
