@@ -12,6 +12,7 @@ from autodistill.evaluation import (
     Latency,
     LatencySpec,
     count_parameters,
+    measure_latencies,
     measure_latency,
     model_size_mb,
 )
@@ -133,6 +134,31 @@ def test_larger_model_measures_slower():
     spec = LatencySpec(batch_size=1, sequence_length=64, threads=1, **FAST)
     small, large = bert(hidden=16, layers=1, heads=2), bert(hidden=64, layers=4, heads=4)
     assert measure_latency(large, spec).p50_ms > measure_latency(small, spec).p50_ms
+
+
+def test_several_models_are_timed_interleaved_call_for_call():
+    """measure_latencies: after the warm-up, every timed round calls each model once, in order,
+    so both see the same machine load; each gets its own inputs and its own figures."""
+    calls: list[str] = []
+
+    class Tagged(nn.Module):
+        def __init__(self, tag: str, inner: nn.Module):
+            super().__init__()
+            self.tag, self.inner, self.config = tag, inner, inner.config
+
+        def forward(self, **kwargs):
+            calls.append(self.tag)
+            return self.inner(**kwargs)
+
+    spec = LatencySpec(batch_size=1, sequence_length=32, threads=1, **FAST)
+    student, teacher = Tagged("s", bert(hidden=16)), Tagged("t", bert(hidden=64, layers=4, heads=4))
+    student.train()
+    teacher.eval()
+    fast, slow = measure_latencies([student, teacher], spec)
+    assert calls[:4] == ["s", "s", "t", "t"]  # warm-up of each
+    assert calls[4:] == ["s", "t"] * 20
+    assert slow.p50_ms > fast.p50_ms and fast.repeats == slow.repeats == 20
+    assert student.inner.training and not teacher.inner.training  # modes restored
 
 
 @pytest.mark.parametrize("repeats", [0, 5, 19])

@@ -5,6 +5,7 @@ from autodistill.evaluation.latency import (
     Latency,
     LatencySpec,
     count_parameters,
+    measure_latencies,
     measure_latency,
     model_size_mb,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "LatencySpec",
     "accuracy",
     "count_parameters",
+    "measure_latencies",
     "measure_latency",
     "model_size_mb",
 ]

@@ -9,12 +9,13 @@ timed calls, on the device the config names. The result is the median (p50) and 
     spec = LatencySpec(batch_size=1, sequence_length=128, threads=2)
     lat = measure_latency(student, spec)          # a transformers model: dummy token ids
     lat = measure_latency(cnn, spec, example_inputs=(torch.randn(1, 3, 32, 32),))
+    student_lat, teacher_lat = measure_latencies([student, teacher], spec)   # interleaved: a fair ratio
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -207,52 +208,83 @@ def measure_latency(model: nn.Module, spec: LatencySpec | None = None, *,
     ordinary median. Afterwards the thread count, every submodule's training flag and
     the model's device are restored.
     """
+    return measure_latencies([model], spec, example_inputs=example_inputs, vocab_size=vocab_size)[0]
+
+
+def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = None, *,
+                      example_inputs: Mapping[str, torch.Tensor] | tuple | torch.Tensor | None = None,
+                      vocab_size: int | None = None) -> list[Latency]:
+    """Time several models on the same terms, interleaved: each timed round calls every
+    model once, so a machine that gets busier or quieter during the measurement slows all
+    of them alike and their ratio (a student's speed-up over its teacher) stays fair.
+    Each model gets its own inputs as `measure_latency` describes."""
     spec = spec or LatencySpec()
     device = resolve_latency_device(spec.device)
-    if example_inputs is None:
-        inputs: Any = _dummy_inputs(model, spec, vocab_size)
-        batch_size, sequence_length = spec.batch_size, spec.sequence_length
-    else:
-        inputs = example_inputs
-        batch_size, sequence_length = _leading_dim(inputs) or spec.batch_size, None
-    inputs = _to_device(inputs, device)
-    if isinstance(inputs, Mapping):
-        def call() -> Any:
-            return model(**inputs)
-    elif isinstance(inputs, (tuple, list)):
-        def call() -> Any:
-            return model(*inputs)
-    else:
-        def call() -> Any:
-            return model(inputs)
-
+    benches = [_Bench(model, spec, device, example_inputs, vocab_size) for model in models]
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda *a, **k: None)
-    original_device = _model_device(model)
-    modes = {module: module.training for module in model.modules()}
     previous_threads = torch.get_num_threads()
-    timings_ns: list[int] = []
+    timings_ns: list[list[int]] = [[] for _ in benches]
     try:
         if spec.threads is not None:
             torch.set_num_threads(spec.threads)
         threads = torch.get_num_threads()
-        model.to(device)
-        model.eval()
+        for bench in benches:
+            bench.prepare()
         with torch.inference_mode():
-            for _ in range(spec.warmup):
-                call()
+            for bench in benches:
+                for _ in range(spec.warmup):
+                    bench.call()
             sync(device)
             for _ in range(spec.repeats):
-                start = time.perf_counter_ns()
-                call()
-                sync(device)
-                timings_ns.append(time.perf_counter_ns() - start)
+                for bench, timings in zip(benches, timings_ns):
+                    start = time.perf_counter_ns()
+                    bench.call()
+                    sync(device)
+                    timings.append(time.perf_counter_ns() - start)
     finally:
-        model.to(original_device)
-        for module, training in modes.items():
-            module.training = training
+        for bench in benches:
+            bench.restore()
         torch.set_num_threads(previous_threads)
+    return [_summary(timings, bench, spec, device, threads) for bench, timings in zip(benches, timings_ns)]
 
+
+class _Bench:
+    """One model set up for timing: its inputs on the device, eval mode; `restore` undoes it."""
+
+    def __init__(self, model: nn.Module, spec: LatencySpec, device: torch.device,
+                 example_inputs: Any, vocab_size: int | None) -> None:
+        self.model, self.device = model, device
+        if example_inputs is None:
+            inputs: Any = _dummy_inputs(model, spec, vocab_size)
+            self.batch_size, self.sequence_length = spec.batch_size, spec.sequence_length
+        else:
+            inputs = example_inputs
+            self.batch_size = _leading_dim(inputs) or spec.batch_size
+            self.sequence_length = None
+        self.inputs = _to_device(inputs, device)
+        self.original_device = _model_device(model)
+        self.modes = {module: module.training for module in model.modules()}
+
+    def prepare(self) -> None:
+        self.model.to(self.device)
+        self.model.eval()
+
+    def call(self) -> Any:
+        if isinstance(self.inputs, Mapping):
+            return self.model(**self.inputs)
+        if isinstance(self.inputs, (tuple, list)):
+            return self.model(*self.inputs)
+        return self.model(self.inputs)
+
+    def restore(self) -> None:
+        self.model.to(self.original_device)
+        for module, training in self.modes.items():
+            module.training = training
+
+
+def _summary(timings_ns: Sequence[int], bench: _Bench, spec: LatencySpec, device: torch.device,
+             threads: int) -> Latency:
     ms = np.asarray(timings_ns, dtype=np.float64) / 1e6
     return Latency(
         p50_ms=float(np.percentile(ms, 50, method="linear")),
@@ -260,8 +292,8 @@ def measure_latency(model: nn.Module, spec: LatencySpec | None = None, *,
         mean_ms=float(ms.mean()),
         min_ms=float(ms.min()),
         repeats=spec.repeats,
-        batch_size=batch_size,
-        sequence_length=sequence_length,
+        batch_size=bench.batch_size,
+        sequence_length=bench.sequence_length,
         device=str(device),
         threads=threads,
     )
