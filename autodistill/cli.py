@@ -3,7 +3,9 @@
     autodistill search CONFIG.yaml [--storage URL] [--study-name N] [--output-dir D] [--max-trials K]
                                    [--search-algorithm A]
     autodistill show [CONFIG.yaml | --storage URL] [--study-name N] [--json]
-    autodistill export --trial N --out DIR [CONFIG.yaml | --storage URL]
+    autodistill export (--trial N | --best RULE [--min-retention R] [--max-latency-ms L] ...)
+                       --out DIR [--onnx] [CONFIG.yaml | --storage URL]
+    autodistill report [CONFIG.yaml | --storage URL --output-dir DIR] [--study-name N]
     autodistill dashboard [CONFIG.yaml | --storage URL] [--port P]
     autodistill distill CONFIG.yaml
 """
@@ -13,9 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
+import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from autodistill.errors import AutodistillError, ConfigError
@@ -43,10 +48,11 @@ def _search(args: argparse.Namespace) -> int:
     config = load_search_config(args.config)
     result = run_search(config, storage=args.storage, study_name=args.study_name,
                         output_dir=args.output_dir, max_trials=args.max_trials,
-                        search_algorithm=args.search_algorithm, quiet=args.quiet)
+                        search_algorithm=args.search_algorithm, quiet=args.quiet,
+                        command=args.command_line)
     print(f"Pareto front of study {result.study.study_name!r} ({len(result.study.trials)} trials):")
     print(result.table)
-    print(f"written to {result.pareto_json}")
+    print(f"written to {result.pareto_json}; report: {', '.join(map(str, result.files.paths()))}")
     return 0
 
 
@@ -71,10 +77,10 @@ def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _show(args: argparse.Namespace) -> int:
     from autodistill.study.pareto import format_table, front_rows
-    from autodistill.study.run import TEACHER_ATTR
+    from autodistill.study.trials import teacher_reference
 
     study, _ = _study(args)
-    teacher = study.user_attrs.get(TEACHER_ATTR)
+    teacher = teacher_reference(study)
     rows = front_rows(study, teacher=teacher)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -85,25 +91,42 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from optuna.trial import TrialState
+    from autodistill.export import completed_trial, export_student
+    from autodistill.study.selection import SelectionRule, select_trial
 
-    from autodistill.study.trials import STUDENT_PATH
-
+    conditions = {"min_retention": args.min_retention, "min_accuracy": args.min_accuracy,
+                  "max_latency_ms": args.max_latency_ms}
+    if args.best is None:
+        given = [f"--{k.replace('_', '-')}" for k, v in conditions.items() if v is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} choose among trials with --best; drop them with --trial")
+        rule = None
+    else:
+        rule = SelectionRule(args.best, **conditions)  # a bad rule fails before the study is opened
     study, _ = _study(args)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    trial = trials.get(args.trial)
-    if trial is None or trial.state != TrialState.COMPLETE:
-        done = sorted(n for n, t in trials.items() if t.state == TrialState.COMPLETE)
-        raise ConfigError(f"trial {args.trial} is not a completed trial of study {study.study_name!r}; "
-                          f"completed: {done}")
-    source = Path(trial.user_attrs.get(STUDENT_PATH, ""))
-    if not source.is_dir():
-        raise ConfigError(f"trial {args.trial}'s student folder {str(source)!r} is missing")
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {str(out)!r} exists and is not empty; choose a new folder")
-    shutil.copytree(source, out, dirs_exist_ok=True)
-    print(f"trial {args.trial} exported to {out} (load it with from_pretrained)")
+    trial = completed_trial(study, args.trial) if rule is None else select_trial(study, rule)
+    selected_by = f"--trial {args.trial}" if rule is None else f"the rule '{rule.describe()}'"
+    exported = export_student(study, trial, args.out, selected_by=selected_by,
+                              command=args.command_line, onnx=args.onnx)
+    print(f"trial {trial.number} ({selected_by}) exported to {exported.folder} with its model card "
+          "README.md (load it with from_pretrained)")
+    if exported.tokenizer_from is None:
+        print("note: no tokenizer was found (neither in the student folder nor at the teacher's location); "
+              "save one into the folder before using it", file=sys.stderr)
+    if exported.onnx is not None:
+        print(f"ONNX: {exported.onnx.path} (ONNX Runtime matches PyTorch within {exported.onnx.max_abs_diff:.2g})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from autodistill.report import write_report
+
+    study, out = _study(args)
+    if out is None:
+        raise ConfigError("name a folder for the report: --output-dir DIR (or give CONFIG.yaml)")
+    files = write_report(study, out)
+    for path in files.paths():
+        print(f"written {path}")
     return 0
 
 
@@ -146,11 +169,30 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     show.set_defaults(run=_show)
 
-    export = commands.add_parser("export", help="copy a trial's student (save_pretrained folder)")
+    export = commands.add_parser(
+        "export", help="a trial's student as a from_pretrained folder with its model card",
+        epilog="rules: --best fastest|most-accurate|smallest, with any of --min-retention, "
+               "--min-accuracy, --max-latency-ms; e.g. --best fastest --min-retention 0.97, "
+               "--best most-accurate --max-latency-ms 5")
     _study_options(export)
-    export.add_argument("--trial", type=int, required=True, help="trial number")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, help="trial number")
+    which.add_argument("--best", metavar="RULE", help="choose the trial by a rule (see below)")
+    export.add_argument("--min-retention", type=float,
+                        help="with --best: at least this fraction of the teacher's accuracy (0.97)")
+    export.add_argument("--min-accuracy", type=float, help="with --best: at least this validation accuracy")
+    export.add_argument("--max-latency-ms", type=float, help="with --best: at most this latency p50 (ms)")
     export.add_argument("--out", required=True, help="new folder for the student")
+    export.add_argument("--onnx", action="store_true",
+                        help="also write model.onnx, checked against PyTorch (needs autodistill[onnx])")
     export.set_defaults(run=_export)
+
+    report = commands.add_parser(
+        "report", help="Pareto front and history PNGs and report.md of a study",
+        description="Writes pareto_front.png, search_history.png and report.md into the search's "
+                    "output directory (CONFIG.yaml's, or --output-dir DIR).")
+    _study_options(report)
+    report.set_defaults(run=_report)
 
     dashboard = commands.add_parser("dashboard", help="start optuna-dashboard on the study storage")
     _study_options(dashboard)
@@ -177,19 +219,52 @@ def _quiet_libraries() -> None:
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()
+    # transformers reads that setting when first imported; when it already is (main() called
+    # from Python), its "Loading weights" bars must be turned off on it too
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
+        hf_logging.disable_progress_bar()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: a running search records its trial as interrupted."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a command runs, SIGTERM raises `Terminated` in the main thread (as Ctrl-C raises
+    KeyboardInterrupt) instead of ending the process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(words)
+    args.command_line = shlex.join(["autodistill", *words])  # recorded in studies and model cards
     _quiet_libraries()
     try:
-        return args.run(args)
+        with _sigterm_interrupts():
+            return args.run(args)
     except AutodistillError as exc:
         print(f"autodistill: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("autodistill: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        resume = ("; run the same command again to resume (finished trials are kept)"
+                  if args.command == "search" else "")
+        print(f"autodistill: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{resume}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,7 @@ class InvalidArchitecture(AutodistillError):
 
 class StorageError(AutodistillError):
     """The study storage cannot be reached or holds an incompatible study."""
+
+
+class ExportError(AutodistillError):
+    """A student cannot be exported as asked (e.g. its ONNX graph computes other outputs)."""

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import itertools
 import numbers
+import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -56,7 +58,7 @@ def _round_significant(value: float) -> float:
 def _is_multiple(span: float, step: float) -> bool:
     """Whether `span` is a whole number of `step`s, up to float rounding."""
     ratio = span / step
-    return abs(ratio - round(ratio)) < _STEP_TOLERANCE
+    return math.isfinite(ratio) and abs(ratio - round(ratio)) < _STEP_TOLERANCE
 
 
 def _check_scalar(name: str, value: object, what: str) -> None:
@@ -364,6 +366,37 @@ class SearchSpace:
     def suggest(self, trial: optuna.trial.BaseTrial) -> Architecture:
         """Ask `trial` (and so the study's sampler) for one value per dimension."""
         return Architecture.from_params({d.name: d.suggest(trial) for d in self.dimensions})
+
+    def sample(self, rng: random.Random, *, avoid: Collection[str] = ()) -> Architecture | None:
+        """A uniformly random architecture whose `key()` is not in `avoid`, or None when every
+        architecture is (for a space of up to MAX_ENUMERATED architectures, all are listed and
+        one is drawn from the rest; a larger or continuous one is drawn from up to
+        MAX_ENUMERATED times)."""
+        size = self.size()
+        if size is not None and size <= MAX_ENUMERATED:
+            names = self.names()
+            rest = [a for a in (Architecture(dict(zip(names, values)))
+                                for values in itertools.product(*(d.values() for d in self.dimensions)))
+                    if a.key() not in avoid]
+            return rng.choice(rest) if rest else None
+        for _ in range(MAX_ENUMERATED):
+            architecture = Architecture({d.name: _draw(d, rng) for d in self.dimensions})
+            if architecture.key() not in avoid:
+                return architecture
+        return None
+
+
+MAX_ENUMERATED = 100_000
+
+
+def _draw(dimension: Dimension, rng: random.Random) -> ChoiceValue:
+    if isinstance(dimension, IntRange):
+        return rng.randrange(dimension.low, dimension.high + 1, dimension.step)
+    if isinstance(dimension, FloatRange) and dimension.count() is None:
+        if dimension.log:
+            return math.exp(rng.uniform(math.log(dimension.low), math.log(dimension.high)))
+        return rng.uniform(dimension.low, dimension.high)
+    return rng.choice(dimension.values())
 
 
 class Architecture(Mapping[str, ChoiceValue]):

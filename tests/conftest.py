@@ -65,7 +65,11 @@ WORDS = ["good", "great", "fine", "bad", "awful", "poor", "the", "film", "was", 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory) -> Path:
     """A saved tiny BERT teacher with its tokenizer, and train/dev/test CSVs (label pos/neg)."""
-    root = tmp_path_factory.mktemp("distill_cli")
+    return write_workspace(tmp_path_factory.mktemp("distill_cli"))
+
+
+def write_workspace(root: Path) -> Path:
+    """The `workspace` fixture's files in `root` (also used by scripts/bench_resume.py)."""
     vocab = root / "vocab"
     vocab.mkdir()
     (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
@@ -86,3 +90,16 @@ def workspace(tmp_path_factory) -> Path:
                 first = rng.choice(WORDS[:3] if label == "pos" else WORDS[3:6])
                 writer.writerow([" ".join([first] + rng.choices(WORDS[6:], k=6)), label])
     return root
+
+
+@pytest.fixture(scope="session")
+def finished_search(workspace, tmp_path_factory) -> tuple[Path, Path]:
+    """(output dir, config) of one finished tiny search (test_search's config, 4 trials), shared
+    read-only by the report, export and dashboard tests."""
+    from autodistill.cli import main
+    from test_search import write_config
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    config = write_config(workspace, out)
+    assert main(["search", str(config), "--quiet"]) == 0
+    return out, config

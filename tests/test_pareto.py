@@ -157,6 +157,14 @@ def test_front_rows_compute_speedup_and_retention():
     assert no_teacher[0].speedup is None and no_teacher[0].retention is None
 
 
+def test_a_trials_paired_speedup_wins_over_the_study_teacher_latency():
+    """Where the teacher was timed with the student (attr `speedup`), the row shows that ratio."""
+    study = optuna.create_study(directions=DIRS)
+    _add(study, 0.95, 3.0, speedup=9.5, teacher_latency_p50_ms=28.5)
+    (row,) = front_rows(study, teacher=TEACHER)
+    assert row.speedup == pytest.approx(9.5)  # not 24 / 3
+
+
 def _rows() -> list[FrontRow]:
     return [
         FrontRow(number=12, values=(0.944, 2.86), architecture={"hidden": 192, "layers": 2},
@@ -221,3 +229,19 @@ def test_write_pareto_json_replaces_and_writes_strict_json(tmp_path):
     assert doc["teacher"] is None and doc["front"][0]["accuracy"] is None
     with pytest.raises(ConfigError, match="directions"):
         write_pareto_json(target, [], metric_names=["a"], directions=DIRS)
+
+
+def test_the_teacher_row_takes_the_median_of_the_teacher_latencies_timed_with_students():
+    """teacher_reference: the study's teacher figures, latency replaced by the median of the
+    paired measurements (what the speed-ups were computed against); unchanged without them."""
+    from autodistill.study.trials import TEACHER, teacher_reference
+
+    study = optuna.create_study(directions=DIRS)
+    assert teacher_reference(study) is None
+    study.set_user_attr(TEACHER, {"accuracy": 0.97, "latency_p50_ms": 35.0})
+    assert teacher_reference(study) == {"accuracy": 0.97, "latency_p50_ms": 35.0}
+    for lat, teacher_lat in ((3.0, 20.0), (2.0, 40.0), (1.0, 24.0)):
+        _add(study, 0.9, lat, teacher_latency_p50_ms=teacher_lat)
+    reference = teacher_reference(study)
+    assert reference["latency_p50_ms"] == 24.0 and reference["latency_p50_ms_alone"] == 35.0
+    assert reference["accuracy"] == 0.97

@@ -510,6 +510,22 @@ def test_a_minimum_speed_up_over_the_teacher_screens_slow_students(tmp_path):
     assert all(t.params["hidden_size"] == 8 for t in agent.study.trials if t.state == TrialState.COMPLETE)
 
 
+def test_screening_uses_the_teacher_latency_timed_with_the_student(tmp_path):
+    """A cost function that timed the teacher alongside the student (as the built-in one does)
+    is screened against that paired figure, not the study's once-measured teacher latency."""
+    from autodistill.study.trials import SCREENED_REASON
+
+    section = _space_section("random", constraints={"min_speedup": 2.0})
+    cost = lambda m: {"latency_p50_ms": float(m.config.hidden_size),  # noqa: E731
+                      "teacher_latency_p50_ms": 40.0, "speedup": 40.0 / m.config.hidden_size}
+    agent = AutoDistillation(_builder, section, train_func=lambda m: m, eval_func=_eval, cost_func=cost,
+                             teacher_latency_ms=20.0, storage_url=f"sqlite:///{tmp_path / 's.db'}",
+                             study_name="v", output_dir=tmp_path, progress=False)
+    agent.search_loop()
+    assert not [t for t in agent.study.trials if SCREENED_REASON in t.user_attrs]  # 40/16 = 2.5x passes
+    assert {t.params["hidden_size"] for t in agent.study.trials if t.state == TrialState.COMPLETE} == {8, 16}
+
+
 def test_a_space_whose_every_architecture_is_screened_ends_without_error(tmp_path):
     section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random", max_trials=3,
                             metrics=["accuracy", "params"], higher_is_better=[True, False], seed=0,
@@ -532,3 +548,28 @@ def test_two_studies_in_one_output_directory_keep_their_own_students(tmp_path):
         agent.search_loop()
         paths.append(agent.study.trials[0].user_attrs["student_path"])
     assert paths[0] != paths[1] and all(Path(p, "config.json").exists() for p in paths)
+
+
+def test_an_advisor_stuck_on_settled_architectures_is_helped_by_random_draws(tmp_path):
+    """A sampler that keeps proposing an architecture already screened out (model-based
+    samplers learn nothing from pruned trials) does not end the search: after a few idle
+    proposals the search queues random architectures it has not tried, and trains them."""
+    from autodistill.study.search import ADVISOR_PATIENCE
+    from autodistill.study.trials import PROPOSED_BY
+
+    class Stuck(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):
+            return {"hidden_size": 16, "num_hidden_layers": 3, "intermediate_size": 64}[name]
+
+    section = _space_section("random", constraints={"min_speedup": 2.0})
+    cost = lambda m: {"latency_p50_ms": float(m.config.hidden_size)}  # noqa: E731  (16 ms: screened)
+    agent = AutoDistillation(_builder, section, train_func=lambda m: m, eval_func=_eval, cost_func=cost,
+                             teacher_latency_ms=20.0, storage_url=f"sqlite:///{tmp_path / 's.db'}",
+                             study_name="stuck", output_dir=tmp_path, progress=False)
+    agent.study.sampler = Stuck(seed=0)
+    agent.search_loop()
+    trained = [t for t in agent.study.trials if t.state == TrialState.COMPLETE]
+    assert finished_count(agent.study) == 3 and len(trained) == 3
+    assert all(t.params["hidden_size"] == 8 and t.user_attrs.get(PROPOSED_BY) for t in trained)
+    first_random = next(t.number for t in agent.study.trials if t.user_attrs.get(PROPOSED_BY))
+    assert first_random == ADVISOR_PATIENCE  # after exactly that many idle proposals

@@ -280,3 +280,30 @@ def test_architecture_is_immutable_and_rejects_non_scalar_values():
     assert architecture["a"] == 1
     with pytest.raises(ConfigError, match="'a'"):
         Architecture.from_params({"a": [1, 2]})
+
+
+def test_sample_draws_only_architectures_not_yet_settled():
+    """SearchSpace.sample: a random architecture outside `avoid`; None once all are in it."""
+    import random
+
+    space = SearchSpace.from_mapping({"hidden_size": [64, 128], "num_hidden_layers": {"low": 1, "high": 2}})
+    everything = {Architecture({"hidden_size": h, "num_hidden_layers": n}).key()
+                  for h in (64, 128) for n in (1, 2)}
+    rng = random.Random(0)
+    last = Architecture({"hidden_size": 128, "num_hidden_layers": 2})
+    avoid = everything - {last.key()}
+    assert all(space.sample(rng, avoid=avoid) == last for _ in range(5))
+    assert space.sample(rng, avoid=everything) is None
+    seen = {space.sample(rng).key() for _ in range(60)}
+    assert seen == everything  # uniform over the space: every one drawn
+
+
+def test_sample_of_a_continuous_space_stays_in_range():
+    import random
+
+    space = SearchSpace.from_mapping({"lr": {"low": 1e-5, "high": 1e-2, "log": True},
+                                      "layers": {"low": 1, "high": 10_000_000}})
+    rng = random.Random(1)
+    for _ in range(50):
+        architecture = space.sample(rng)
+        assert architecture is not None and space.contains(architecture)

@@ -43,16 +43,32 @@ def _index_lines(node: yaml.Node, at: Location, out: dict[Location, tuple[int, i
 def read_yaml(path: str | Path) -> tuple[Any, dict[Location, tuple[int, int]]]:
     """The parsed YAML and a map from key paths to (line, column)."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
-    text = p.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist"
+                              + (" (it is a folder)" if p.is_dir() else ""))
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:  # a name too long, no permission, ...
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); "
+                          "save the file as UTF-8") from None
+    try:  # what yaml.safe_load does, keeping the node tree for the line numbers: one parse
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
         raise ConfigError(f"{where}: malformed YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:  # e.g. a control character (yaml.reader.ReaderError)
+        raise ConfigError(f"{p}: malformed YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: malformed YAML: nested too deeply") from None
     lines: dict[Location, tuple[int, int]] = {}
     if node is not None:
         _index_lines(node, (), lines)

@@ -141,7 +141,11 @@ class DistillRunConfig(Section):
 
 
 class SearchSection(Section):
-    """Seed 003's `search:` block, plus where the study lives."""
+    """Seed 003's `search:` block, plus where the study lives.
+
+    `heartbeat_seconds`: how often a running trial beats in the storage; a trial whose last
+    beat is older than `heartbeat_grace_seconds` (default twice that) lost its worker and is
+    tried again (study/lost_trials.py)."""
 
     search_space: dict[str, Any]
     search_algorithm: str = "BO"
@@ -156,6 +160,8 @@ class SearchSection(Section):
     constraints: dict[Literal["latency_ms", "params", "size_mb", "min_speedup"],
                       Annotated[float, Field(gt=0)]] = {}
     allow_repeats: bool = False
+    heartbeat_seconds: Annotated[int, Field(ge=1)] = 60
+    heartbeat_grace_seconds: Annotated[int, Field(ge=2)] | None = None
     train_func: str | None = None
     eval_func: str | None = None
     model_builder: str | None = None
@@ -165,6 +171,20 @@ class SearchSection(Section):
         """Random proposals before a model-based advisor models the results: a third of the
         budget, between 3 and 10, unless `startup_trials` says otherwise."""
         return self.startup_trials or max(3, min(10, self.max_trials // 3))
+
+    @property
+    def grace_seconds(self) -> int:
+        """After how long without a heartbeat a running trial counts as lost."""
+        return self.heartbeat_grace_seconds or 2 * self.heartbeat_seconds
+
+    @model_validator(mode="after")
+    def _grace_after_beats(self) -> SearchSection:
+        if self.grace_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"heartbeat_grace_seconds ({self.grace_seconds}) must exceed heartbeat_seconds "
+                f"({self.heartbeat_seconds}): a live trial would be taken for lost between two "
+                "beats; leave it out for twice heartbeat_seconds")
+        return self
 
     @field_validator("search_space", mode="before")
     @classmethod

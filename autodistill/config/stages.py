@@ -331,6 +331,16 @@ def teacher_layer_for(student_layer: int, student_layers: int, teacher_layers: i
     return max(0, math.floor((student_layer + 1) * teacher_layers / student_layers + 0.5) - 1)
 
 
+def _check_placeholders(template: str, allowed: tuple[str, ...], what: str) -> None:
+    """`template` formats with just the `allowed` placeholders (as `stages()` will format it)."""
+    try:
+        template.format(**{name: 0 for name in allowed})
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        names = " and ".join("{" + name + "}" for name in allowed)
+        raise ValueError(f"{what} {template!r} may use only the placeholders {names} "
+                         f"(a literal brace is written {{{{ or }}}}): {type(exc).__name__} {exc}") from None
+
+
 class FlashTemplateSection(TrainingSection):
     """Flash distillation whose blocks follow the student's depth, for searches over depth.
 
@@ -353,6 +363,7 @@ class FlashTemplateSection(TrainingSection):
     def _template(cls, name: str) -> str:
         if "{i}" not in name:
             raise ValueError(f"a block_names template must contain '{{i}}', got {name!r}")
+        _check_placeholders(name, ("i",), "block_names")
         return name
 
     @field_validator("loss_types")
@@ -362,6 +373,9 @@ class FlashTemplateSection(TrainingSection):
 
     @model_validator(mode="after")
     def _lengths(self) -> FlashTemplateSection:
+        for mapping in self.layer_mappings:
+            for path in (mapping.student, mapping.teacher):
+                _check_placeholders(path, ("i", "t"), "a layer mapping path")
         for key in ("loss_types", "loss_weights"):
             value = getattr(self, key)
             if value is not None and len(value) != len(self.layer_mappings):

@@ -16,6 +16,7 @@ from autodistill.distill.distiller import Distiller, FitResult
 from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
+from autodistill.preflight import check_mapping_paths, load_tokenizer, model_location, writable_folder
 
 
 @dataclass
@@ -40,11 +41,22 @@ def _teacher(section: TeacherSection) -> nn.Module:
                            attn_implementation=section.attn_implementation)
 
 
+def _preflight(config: DistillRunConfig) -> None:
+    """The output folder takes files and the model folders exist, before anything is loaded."""
+    writable_folder(config.output_dir, key="output_dir")
+    for i, section in enumerate(config.teacher_list):
+        if section.model is not None:
+            model_location(section.model, key="teacher.model" if config.teacher is not None
+                           else f"teachers.{i}.model")
+    for key, location in (("student.model", config.student.model), ("data.tokenizer", config.data.tokenizer)):
+        if location is not None:
+            model_location(location, key=key)
+
+
 def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> DistillRunResult:
     """Load teachers, data and student; distil; save student, matchers and tokenizer; evaluate."""
-    from transformers import AutoTokenizer
-
     started = time.perf_counter()
+    _preflight(config)
     sections = config.teacher_list
     teachers = {s.name or f"teacher{i}": _teacher(s) for i, s in enumerate(sections)}
     first = next(iter(teachers.values()))
@@ -55,9 +67,12 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
     else:
         student = build_student(first.config, config.student.overrides, model_cls=student_cls,
                                 attn_implementation=config.student.attn_implementation)
+    if len(teachers) == 1:  # a mapping names the key it is under before the data is read
+        check_mapping_paths(config.distillation, teacher=first, student=student, prefix="distillation")
 
     data = config.data
-    tokenizer = AutoTokenizer.from_pretrained(data.tokenizer or sections[0].location())
+    tokenizer = load_tokenizer(data.tokenizer or sections[0].location(),
+                               key="data.tokenizer" if data.tokenizer else "teacher.model")
     train = read_text_file(data.train_file, text_column=data.text_column,
                            label_column=data.label_column, label_names=data.label_names)
     train_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)

@@ -27,6 +27,10 @@ def student_config(base: PretrainedConfig, overrides: Mapping[str, Any]) -> Pret
     return config
 
 
+# the config keys check_architecture reads (autodistill.preflight enumerates their combinations)
+ARCHITECTURE_KEYS = ("hidden_size", "num_attention_heads", "intra_bottleneck_size", "use_bottleneck")
+
+
 def check_architecture(config: Any) -> None:
     """Reject, before building, combinations no model can have."""
     hidden = getattr(config, "hidden_size", None)

@@ -4,7 +4,8 @@ The saved teacher lives in `<cache_root>/<key>/`, where the key hashes the base 
 (its config and weight files), the training and validation data, the label names, the
 sequence length and the fine-tuning settings: a change to any of them fine-tunes anew,
 nothing else does. The folder is written under a temporary name and renamed when
-complete, so a killed fine-tune is never mistaken for a finished one.
+complete, so a killed fine-tune is never mistaken for a finished one; workers that start
+together each fine-tune into their own temporary folder, and the first to finish wins.
 
 Training reuses the distillation loop: one regular stage whose only loss is the model's
 own task loss (no teacher term), so optimiser, schedule, clipping and NaN checks are the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -72,7 +74,7 @@ def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: D
         return final, True
     model: nn.Module = load(location)
     result = Distiller(model, model, plan, quiet=quiet).fit(train)
-    tmp = cache_root / f".{key}.tmp"
+    tmp = cache_root / f".{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
@@ -81,7 +83,13 @@ def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: D
     (tmp / DONE).write_text(json.dumps({"base": location, "steps": len(record.losses),
                                         "seconds": record.seconds,
                                         "last_loss": record.losses[-1] if record.losses else None}))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    try:
+        tmp.rename(final)
+    except OSError:  # the folder exists
+        if (final / DONE).exists():  # another worker's complete copy: use it
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:  # incomplete (DONE is written before the rename): replace it
+            shutil.rmtree(final)
+            tmp.rename(final)
     log.info("fine-tuned the teacher in %.0f s into %s", record.seconds, final)
     return final, False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,11 +125,24 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
     return num / den
 
 
+def speedup(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
+    """A trial's own `speedup` (teacher and student timed in one interleaved benchmark) where
+    its cost function measured one, else the teacher's latency over the student's."""
+    return attrs.get("speedup") or _ratio(teacher.get("latency_p50_ms"), attrs.get("latency_p50_ms"))
+
+
+def retention(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
+    """The student's validation accuracy over the teacher's."""
+    return _ratio(attrs.get("accuracy"), teacher.get("accuracy"))
+
+
 def front_rows(study: optuna.Study, *, teacher: Mapping[str, Any] | None = None
                ) -> list[FrontRow]:
     """`pareto_front(study)` as rows, read from the trials' user attrs.
 
-    Speed-up is teacher latency / student latency; retention is student accuracy /
+    Speed-up is the trial's own `speedup` (teacher and student timed in one interleaved
+    benchmark) where its cost function measured one, else the study's teacher latency /
+    the student's latency; retention is student accuracy /
     teacher accuracy (teacher keys `latency_p50_ms` and `accuracy`); None where a
     number is missing.
     """
@@ -145,8 +159,8 @@ def front_rows(study: optuna.Study, *, teacher: Mapping[str, Any] | None = None
             latency_ms=lat,
             params=attrs.get("params"),
             test_accuracy=attrs.get("test_accuracy"),
-            speedup=_ratio(teacher.get("latency_p50_ms"), lat),
-            retention=_ratio(acc, teacher.get("accuracy")),
+            speedup=speedup(attrs, teacher),
+            retention=retention(attrs, teacher),
         ))
     return rows
 
@@ -181,15 +195,16 @@ def _fmt_retention(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _teacher_metric(teacher: Mapping[str, Any], name: str) -> Any:
+def teacher_metric(teacher: Mapping[str, Any], name: str) -> Any:
+    """The teacher's value of a metric, by the objective's name or its user-attribute name."""
     if name in teacher:
         return teacher[name]
     return teacher.get(_TEACHER_ALIASES.get(name, name))
 
 
-def format_table(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
-                 teacher: Mapping[str, Any] | None = None) -> str:
-    """A plain-text table: the teacher first (when given), then one line per row.
+def table_cells(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
+                teacher: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The front table as text cells: (header, lines), the teacher's line first when given.
 
     Columns: trial, architecture (`k=v` joined by spaces), one per metric (the
     trial's objective values), test accuracy (when recorded), params, speed-up (`8.4x`),
@@ -204,7 +219,7 @@ def format_table(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
     body: list[list[str]] = []
     if teacher is not None:
         body.append(["teacher", _fmt_arch(teacher.get("architecture") or {}),
-                     *(_fmt_value(_teacher_metric(teacher, m)) for m in metric_names),
+                     *(_fmt_value(teacher_metric(teacher, m)) for m in metric_names),
                      *([_fmt_value(teacher.get("test_accuracy"))] if with_test else []),
                      _fmt_params(teacher.get("params")), _fmt_speedup(1.0),
                      _fmt_retention(1.0)])
@@ -218,6 +233,13 @@ def format_table(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
                      *(_fmt_value(v) for v in row.values),
                      *([_fmt_value(row.test_accuracy)] if with_test else []), _fmt_params(row.params),
                      _fmt_speedup(row.speedup), _fmt_retention(row.retention)])
+    return header, body
+
+
+def format_table(rows: Sequence[FrontRow], *, metric_names: Sequence[str],
+                 teacher: Mapping[str, Any] | None = None) -> str:
+    """`table_cells` as a plain-text table, columns aligned."""
+    header, body = table_cells(rows, metric_names=metric_names, teacher=teacher)
     widths = [max(len(line[c]) for line in [header, *body]) for c in range(len(header))]
     left = {0, 1}  # text columns left-aligned, numbers right-aligned
 
@@ -259,7 +281,7 @@ def write_pareto_json(path: str | Path, rows: Sequence[FrontRow], *,
         "front": [row.to_dict() for row in rows],
     })
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: workers write it at once
     tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

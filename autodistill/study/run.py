@@ -1,8 +1,12 @@
 """Run a search from a config file: what `autodistill search CONFIG.yaml` does.
 
-Storage is opened first, so a bad URL fails before the teacher or data are loaded;
-the teacher is evaluated once per study (its figures live in the study); at the end the
-Pareto front is printed and written to `<output_dir>/pareto.json`.
+What can fail without the teacher's weights or the data (an unwritable output folder, a
+missing teacher, a space with no valid architecture, a mapping to a missing module, a bad
+storage URL, a study of this name with other objectives) fails first, before the teacher or
+data are loaded and before the study is touched (`_preflight`); the teacher is evaluated
+once per study (its figures live in the study); at the end the Pareto front is printed and
+written to `<output_dir>/pareto.json`, with the report's figures and `report.md`
+(`autodistill.report`).
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ import optuna
 
 from autodistill.config.callables import import_callable
 from autodistill.config.loader import load_config_file
-from autodistill.config.schema import SearchRunConfig
+from autodistill.config.schema import SearchRunConfig, SearchSection
 from autodistill.errors import ConfigError
+from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
 from autodistill.study.search import AutoDistillation
-from autodistill.study.storage import default_storage_url, open_storage
-
-TEACHER_ATTR = "teacher"
+from autodistill.study.storage import default_storage_url
+from autodistill.study.trials import DATA, SEARCH_COMMAND, TEACHER_MODEL, teacher_reference
+from autodistill.study.trials import TEACHER as TEACHER_ATTR
 
 
 @dataclass
@@ -32,6 +37,7 @@ class SearchReport:
     rows: list[FrontRow]
     table: str
     pareto_json: Path
+    files: ReportFiles
 
 
 def load_search_config(path: str | Path) -> SearchRunConfig:
@@ -68,9 +74,40 @@ def _file_log(output_dir: Path) -> logging.Handler:
     return handler
 
 
+def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, study_name: str,
+               output_dir: Path, funcs: dict[str, Any]) -> None:
+    """What can be checked without the teacher's weights or the data fails here: before the log,
+    the teacher (and its fine-tuning) and the study are touched (autodistill.preflight)."""
+    from autodistill import preflight
+    from autodistill.models.builders import student_config
+    from autodistill.study.objectives import objectives_for
+
+    preflight.writable_folder(output_dir, key="output_dir")
+    space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
+    section = config.teacher
+    location = section.location()
+    teacher_config = preflight.model_config(
+        location, key="teacher.model" if section.model is not None else "teacher.model_package")
+    student = None
+    if "model_builder" not in funcs:
+        base = config.student.base_config(teacher_config, num_labels=teacher_config.num_labels)
+        architecture = preflight.first_valid_architecture(space, base, config.student.fixed)
+        if architecture is not None:
+            student = preflight.meta_model(config.student.model_cls or section.model_cls,
+                                           student_config(base, {**config.student.fixed, **architecture}))
+    if "train_func" not in funcs:  # the built-in train function runs auto_distillation's stages
+        preflight.check_mapping_paths(config.auto_distillation, student=student,
+                                      teacher=preflight.meta_model(section.model_cls, teacher_config))
+    # last: opening the storage may create it; a bad URL or another study of this name fails here
+    preflight.check_existing_study(url, study_name, space=space,
+                                   objectives=objectives_for(search.metrics, search.higher_is_better))
+
+
 def run_search(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
                output_dir: str | None = None, max_trials: int | None = None,
-               search_algorithm: str | None = None, quiet: bool = False) -> SearchReport:
+               search_algorithm: str | None = None, quiet: bool = False,
+               command: str | None = None) -> SearchReport:
+    """Run (or continue) the search; `command`, the command line that ran it, is recorded."""
     from autodistill.study.task import DistillationTask
 
     url, name, out = resolve_study(config, storage=storage, study_name=study_name, output_dir=output_dir)
@@ -79,9 +116,9 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
         search = search.model_copy(update={"max_trials": max_trials})
     if search_algorithm is not None:
         search = search.model_copy(update={"search_algorithm": _advisor_name(search_algorithm)})
-    open_storage(url)  # fail on a bad URL before anything is loaded
     funcs = {key: import_callable(spec, key=f"search.{key}") for key in
              ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
+    _preflight(config, search, url=url, study_name=name, output_dir=out, funcs=funcs)
     handler = _file_log(out)
     try:
         task = DistillationTask(config, output_dir=out, quiet=quiet)
@@ -94,11 +131,12 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
             cost_func=task.cost, early_stopping=config.auto_distillation.early_stopping,
             checkpoint_func=task.validation_accuracy, storage_url=url, study_name=name, output_dir=out, save_func=task.save,
-            study_attrs={"data": task.splits.description, "teacher_model": task.teacher_location},
+            study_attrs={DATA: task.splits.description, TEACHER_MODEL: task.teacher_location,
+                         **({SEARCH_COMMAND: command} if command else {})},
             progress=not quiet)
         teacher = agent.study.user_attrs.get(TEACHER_ATTR)
         if teacher is None:
-            teacher = {**task.cost(task.teacher), **task.evaluate(task.teacher)}
+            teacher = {**task.teacher_cost(), **task.evaluate(task.teacher)}
             agent.study.set_user_attr(TEACHER_ATTR, teacher)
         agent.teacher_accuracy = teacher.get("accuracy")
         agent.teacher_latency_ms = teacher.get("latency_p50_ms")
@@ -110,15 +148,15 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
 
 
 def report(study: optuna.Study, output_dir: Path) -> SearchReport:
-    """The Pareto table (teacher first) and pareto.json of a study."""
-    teacher: dict[str, Any] | None = study.user_attrs.get(TEACHER_ATTR)
+    """The Pareto table (teacher first), pareto.json, the figures and report.md of a study."""
+    teacher = teacher_reference(study)
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     directions = [d.name.lower() for d in study.directions]
     rows = front_rows(study, teacher=teacher)
     table = format_table(rows, metric_names=names, teacher=teacher)
     path = write_pareto_json(output_dir / "pareto.json", rows, metric_names=names,
                              directions=directions, teacher=teacher)
-    return SearchReport(study, rows, table, path)
+    return SearchReport(study, rows, table, path, write_report(study, output_dir))
 
 
 __all__ = ["SearchReport", "load_search_config", "report", "resolve_study", "run_search"]

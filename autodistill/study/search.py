@@ -8,6 +8,15 @@
 Each iteration asks the advisor for an architecture (`model_arch_proposition`), builds,
 trains and evaluates it (`train_evaluate`), and tells the study its objective values.
 Running the same search again continues the study up to `max_trials` in total.
+
+Several workers (processes, machines) may run the same search on one study at once: each
+claims its next trial under a lock shared through the storage (study/worker_lock.py), and
+starts one only while finished plus running trials stay below `max_trials`, so the study
+ends with exactly `max_trials` finished trials. A proposal of an architecture another
+worker is training waits for that trial and reuses its result (unless `allow_repeats`).
+A running trial beats a heartbeat; one whose worker died is failed and its architecture
+queued again by the next worker that looks (study/lost_trials.py). Ctrl-C or SIGTERM
+ends the running trial as interrupted and queues its architecture again too.
 """
 
 from __future__ import annotations
@@ -15,8 +24,12 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import os
+import random
 import shutil
+import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,11 +42,13 @@ from autodistill.advisors import make_advisor
 from autodistill.config.schema import EarlyStoppingSection, SearchSection
 from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
 from autodistill.space import Architecture, SearchSpace
+from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
 from autodistill.study.objectives import objective_values, objectives_for
 from autodistill.study.pareto import pareto_front
 from autodistill.study.storage import open_storage, open_study
+from autodistill.study.worker_lock import claim_lock
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,10 @@ CostFunc = Callable[[nn.Module], Mapping[str, float]]
 CONSTRAINT_KEYS = {"latency_ms": "latency_p50_ms", "params": "params", "size_mb": "size_mb"}
 
 MAX_PROPOSALS_WITHOUT_TRAINING = 50
+# proposals in a row that train nothing (repeats, impossible or screened architectures) before
+# the next trial is drawn at random from the architectures not tried yet
+ADVISOR_PATIENCE = 3
+POLL_SECONDS = 5  # how often a waiting worker looks at the study again (at most heartbeat_seconds)
 
 
 class Outcome(enum.Enum):
@@ -96,12 +115,15 @@ class AutoDistillation:
         self.output_dir = Path(output_dir)
         self.search_space = SearchSpace.from_mapping(config.search_space, source="search.search_space")
         self.objectives = objectives_for(config.metrics, config.higher_is_better)
-        self.advisor = make_advisor(config.search_algorithm, space=self.search_space, seed=config.seed,
-                                    n_objectives=len(self.objectives),
-                                    startup_trials=config.random_startup_trials)
-        self.study = open_study(open_storage(storage_url), study_name=study_name,
+        self.advisor = self._advisor(config.seed)
+        self.storage = open_storage(storage_url, heartbeat_seconds=config.heartbeat_seconds,
+                                    grace_seconds=config.grace_seconds,
+                                    on_lost=lost_trials.retry_lost)
+        self.study = open_study(self.storage, study_name=study_name,
                                 directions=[o.direction for o in self.objectives],
                                 metric_names=[o.name for o in self.objectives], sampler=self.advisor)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._joined = False
         for key, value in (study_attrs or {}).items():
             self.study.set_user_attr(key, attrs.json_safe(value))
         self.progress = progress
@@ -119,21 +141,34 @@ class AutoDistillation:
 
     # -- seed 003's methods ---------------------------------------------------------------
     def model_arch_proposition(self) -> tuple[optuna.Trial, Architecture]:
-        """Ask the advisor for the next architecture."""
-        trial = self.study.ask()
-        architecture = self.search_space.suggest(trial)
-        attrs.record(trial, {attrs.ARCHITECTURE: architecture.to_dict(),
-                             attrs.ARCHITECTURE + "_key": architecture.key()})
+        """Ask the advisor for the next architecture (an architecture queued again comes first)."""
+        with warnings.catch_warnings():  # Optuna expects heartbeats under optimize(); we beat ourselves
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = self.study.ask()
+        try:
+            lost_trials.beat(self.storage, trial)
+            architecture = self.search_space.suggest(trial)
+            attrs.record(trial, {attrs.ARCHITECTURE: architecture.to_dict(),
+                                 attrs.ARCHITECTURE_KEY: architecture.key(), attrs.WORKER: self.worker})
+        except KeyboardInterrupt:
+            self._interrupted(trial)
+            raise
         return trial, architecture
 
     def train_evaluate(self, trial: optuna.Trial, architecture: Architecture) -> Outcome:
         """Build, train, evaluate and save one student, and tell the study how it went."""
         if not self.config.allow_repeats:
+            twin = trial.user_attrs.get(attrs.TWIN_OF)
+            if twin is not None:
+                ended = self._wait_for(twin)
+                if ended != TrialState.COMPLETE:
+                    return self._pruned(trial, {}, Outcome.REPEAT,
+                                        f"waited for trial {twin} (the same architecture, another worker), "
+                                        f"which ended {ended.name}: not trained twice")
             earlier = attrs.completed_by_architecture(self.study).get(architecture.key())
             if earlier is not None:
                 attrs.record(trial, {attrs.REPEAT_OF: earlier.number,
-                                     **{k: v for k, v in earlier.user_attrs.items()
-                                        if k not in (attrs.ARCHITECTURE, attrs.ARCHITECTURE + "_key")}})
+                                     **{k: v for k, v in earlier.user_attrs.items() if k not in attrs.OWN_KEYS}})
                 self.study.tell(trial, earlier.values)
                 log.info("trial %d repeats trial %d (%s): reused its result", trial.number,
                          earlier.number, dict(architecture))
@@ -176,7 +211,8 @@ class AutoDistillation:
         return Outcome.TRAINED
 
     def search_loop(self) -> list[Architecture]:
-        """Propose, train and evaluate until the study holds max_trials finished trials."""
+        """Claim, train and evaluate trials until the study holds max_trials finished trials
+        (with any number of other workers on the same study)."""
         from tqdm.auto import tqdm
 
         budget = self.config.max_trials
@@ -184,16 +220,24 @@ class AutoDistillation:
                    desc="search", disable=not self.progress)
         failures = idle = 0
         try:
-            while attrs.finished_count(self.study) < budget:
-                if self._space_exhausted():
-                    log.warning("every architecture of the search space has been trained; stopping")
-                    break
-                trial, architecture = self.model_arch_proposition()
-                outcome = self.train_evaluate(trial, architecture)
+            while (claimed := self._claim(budget)) is not None:
+                trial, architecture = claimed
+                try:
+                    with lost_trials.TrialHeartbeat(self.storage, trial, self.config.heartbeat_seconds):
+                        outcome = self.train_evaluate(trial, architecture)
+                except KeyboardInterrupt:
+                    self._interrupted(trial)
+                    raise
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    log.warning("trial %d was taken for lost by another worker (no heartbeat for %d s) and "
+                                "its architecture queued again; its result here is dropped", trial.number,
+                                self.config.grace_seconds)
+                    continue
                 if outcome is Outcome.FAILED:
                     failures += 1
                     if failures >= self.config.max_consecutive_failures:
-                        reason = self.study.trials[-1].user_attrs.get(attrs.FAILURE_REASON)
+                        reason = self.study.get_trials(deepcopy=False)[trial.number].user_attrs.get(
+                            attrs.FAILURE_REASON)
                         raise SearchStopped(
                             f"{failures} trials failed in a row (max_consecutive_failures); the last "
                             f"one: {reason}. Fix the cause and run the same command again: completed "
@@ -202,6 +246,8 @@ class AutoDistillation:
                 else:
                     failures = 0
                 idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
+                if idle and idle % ADVISOR_PATIENCE == 0:
+                    self._queue_unexplored()
                 if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
                     raise SearchStopped(
                         f"the advisor proposed {idle} architectures in a row that were repeats or "
@@ -212,6 +258,68 @@ class AutoDistillation:
         finally:
             bar.close()
         return self.best_model_arch
+
+    # -- workers ---------------------------------------------------------------------------
+    def _claim(self, budget: int) -> tuple[optuna.Trial, Architecture] | None:
+        """This worker's next trial, or None when the study is done.
+
+        Under the workers' lock: trials whose worker is gone are failed and queued again; a
+        trial starts only while finished plus running trials stay below `budget` (else this
+        worker waits: a running trial finishes, or its worker is found gone after the grace
+        period); a proposal of an architecture another worker is training becomes its twin.
+        """
+        announced = False
+        while True:
+            with claim_lock(self.storage, self.study.study_name):
+                lost_trials.fail_lost_trials(self.study, grace_seconds=self.config.grace_seconds)
+                trials = self.study.get_trials(deepcopy=False)
+                finished = sum(map(attrs.counts_toward_budget, trials))
+                if finished >= budget:
+                    return None
+                if self._space_exhausted(trials):
+                    log.warning("every architecture of the search space has been trained; stopping")
+                    return None
+                running = [t for t in trials if attrs.holds_budget(t)]
+                if finished + len(running) < budget:
+                    self._join(len(trials))
+                    trial, architecture = self.model_arch_proposition()
+                    twin = next((t.number for t in running
+                                 if t.user_attrs.get(attrs.ARCHITECTURE_KEY) == architecture.key()), None)
+                    if twin is not None and not self.config.allow_repeats:
+                        attrs.record(trial, {attrs.TWIN_OF: twin})
+                    return trial, architecture
+            if not announced:
+                log.info("the rest of max_trials is held by %d running trial(s) of other workers; "
+                         "waiting for them", len(running))
+                announced = True
+            time.sleep(self._poll_seconds)
+
+    def _join(self, n_trials: int) -> None:
+        """A worker joining a study that has trials (another worker's, or an earlier run's)
+        proposes from seed + their number: workers started with one seed never propose in step."""
+        if self._joined:
+            return
+        self._joined = True
+        if n_trials and self.config.seed is not None:
+            self.advisor = self.study.sampler = self._advisor((self.config.seed + n_trials) % 2**32)
+
+    def _advisor(self, seed: int | None) -> optuna.samplers.BaseSampler:
+        return make_advisor(self.config.search_algorithm, space=self.search_space, seed=seed,
+                            n_objectives=len(self.objectives), startup_trials=self.config.random_startup_trials)
+
+    def _wait_for(self, number: int) -> TrialState:
+        """How another worker's trial ended, once it has (failing it if its worker is gone)."""
+        log.info("waiting for trial %d of another worker (the same architecture)", number)
+        while True:
+            lost_trials.fail_lost_trials(self.study, grace_seconds=self.config.grace_seconds)
+            state = self.study.get_trials(deepcopy=False)[number].state
+            if state.is_finished():
+                return state
+            time.sleep(self._poll_seconds)
+
+    @property
+    def _poll_seconds(self) -> float:
+        return min(POLL_SECONDS, self.config.heartbeat_seconds)
 
     # -- helpers --------------------------------------------------------------------------
     def _train(self, trial: optuna.Trial, model: nn.Module, cost: Mapping[str, Any]) -> nn.Module:
@@ -243,12 +351,14 @@ class AutoDistillation:
         limits = dict(self.config.constraints)
         speedup = limits.pop("min_speedup", None)
         if speedup is not None:
-            if self.teacher_latency_ms is None:
+            # the cost function's paired measurement where it made one, else the study's teacher
+            teacher = cost.get("teacher_latency_p50_ms") or self.teacher_latency_ms
+            if teacher is None:
                 raise ConfigError("search.constraints.min_speedup needs the teacher's latency")
             latency = cost.get(CONSTRAINT_KEYS["latency_ms"])
-            if latency is not None and latency * speedup > self.teacher_latency_ms:
-                return "; ".join([f"speed-up {self.teacher_latency_ms / latency:.3g}x < {speedup:.3g}x "
-                                  f"(latency {latency:.4g} ms, teacher {self.teacher_latency_ms:.4g} ms)",
+            if latency is not None and latency * speedup > teacher:
+                return "; ".join([f"speed-up {teacher / latency:.3g}x < {speedup:.3g}x "
+                                  f"(latency {latency:.4g} ms, teacher {teacher:.4g} ms)",
                                   *self._over(cost, limits)])
         return "; ".join(self._over(cost, limits))
 
@@ -257,17 +367,26 @@ class AutoDistillation:
         return [f"{name} {cost[CONSTRAINT_KEYS[name]]:.4g} > {limit:.4g}" for name, limit in limits.items()
                 if cost.get(CONSTRAINT_KEYS[name]) is not None and cost[CONSTRAINT_KEYS[name]] > limit]
 
-    def _space_exhausted(self) -> bool:
+    def _space_exhausted(self, trials: list[FrozenTrial]) -> bool:
         """Every architecture of a finite space has been trained, or ruled out before training."""
         if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
             return False
         size = self.search_space.size()
-        if size is None:
-            return False
-        settled = {t.user_attrs.get(attrs.ARCHITECTURE + "_key") for t in self.study.get_trials(deepcopy=False)
-                   if (t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs)
-                   or attrs.INVALID_REASON in t.user_attrs or attrs.SCREENED_REASON in t.user_attrs}
-        return len(settled - {None}) >= size
+        return size is not None and len(_settled(trials)) >= size
+
+    def _queue_unexplored(self) -> None:
+        """The advisor keeps proposing architectures already trained or ruled out: a model-based
+        sampler learns nothing from a pruned trial, so a screened or impossible architecture
+        stays its best guess. The next trial is then a random architecture (seeded by the
+        study's seed and length) that is neither settled nor running."""
+        trials = self.study.get_trials(deepcopy=False)
+        running = {t.user_attrs.get(attrs.ARCHITECTURE_KEY) for t in trials if t.state == TrialState.RUNNING}
+        rng = random.Random(f"{self.config.seed}-{len(trials)}")
+        choice = self.search_space.sample(rng, avoid=_settled(trials) | running)
+        if choice is not None:
+            log.info("the advisor proposed %d settled architectures in a row; next: %s, drawn at random "
+                     "from the unexplored ones", ADVISOR_PATIENCE, dict(choice))
+            self.study.enqueue_trial(choice.to_dict(), user_attrs={attrs.PROPOSED_BY: "random (advisor stuck)"})
 
     def _pruned(self, trial: optuna.Trial, record: Mapping[str, Any], outcome: Outcome,
                 message: str) -> Outcome:
@@ -278,16 +397,29 @@ class AutoDistillation:
         return outcome
 
     def _failed(self, trial: optuna.Trial, exc: BaseException) -> Outcome:
-        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        reason = f"{type(exc).__name__}: {str(exc) or '(no message)'}"[:2000]
         attrs.record(trial, {attrs.FAILURE_REASON: reason})
         self.study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s", trial.number, reason)
         return Outcome.FAILED
 
     def _interrupted(self, trial: optuna.Trial) -> None:
-        attrs.record(trial, {"interrupted": True})
-        self.study.tell(trial, state=TrialState.FAIL)
-        log.warning("trial %d interrupted; run the same command again to resume", trial.number)
+        """Ctrl-C or SIGTERM: the trial ends failed, marked interrupted (it costs no budget), and
+        its architecture is queued again for the next run."""
+        # the interrupt may have landed inside a database call and left its connection holding
+        # a lock (SQLite): record from fresh connections
+        self.storage.engine.dispose()
+        try:
+            attrs.record(trial, {attrs.INTERRUPTED: True})
+            ended = self.study.tell(trial, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            return  # it had ended already (recorded by an inner handler, or just told)
+        except optuna.exceptions.OptunaError as exc:
+            log.warning("trial %d interrupted and not recorded (%s); it is taken for lost after %d s "
+                        "and tried again", trial.number, exc, self.config.grace_seconds)
+            return
+        log.warning("trial %d interrupted; its architecture is queued again for the next run", trial.number)
+        lost_trials.retry_architecture(self.study, ended)
 
     def _save(self, number: int, model: nn.Module) -> Path:
         """Save into a temporary folder, then rename: a kill never leaves a half-written student."""
@@ -301,3 +433,11 @@ class AutoDistillation:
             shutil.rmtree(final)
         tmp.rename(final)
         return final
+
+
+def _settled(trials: list[FrozenTrial]) -> set[str]:
+    """Keys of the architectures trained (first time) or ruled out before training."""
+    return {t.user_attrs[attrs.ARCHITECTURE_KEY] for t in trials
+            if attrs.ARCHITECTURE_KEY in t.user_attrs
+            and ((t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs)
+                 or attrs.INVALID_REASON in t.user_attrs or attrs.SCREENED_REASON in t.user_attrs)}

@@ -3,16 +3,26 @@
 The default is `sqlite:///<output_dir>/study.db`; any SQLAlchemy URL works the same way
 (PostgreSQL for several workers). An unreachable URL, or a study of the same name with
 other objectives, is a `StorageError` that says what to change.
+
+Workers started together on a new database race to create its tables and the study; the
+losers retry or load what the winner created. A search's storage beats a heartbeat for
+every running trial (study/lost_trials.py): `heartbeat_seconds` and `grace_seconds` become
+Optuna's `heartbeat_interval` and `grace_period`, and `on_lost` its stale-trial callback.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
+import sqlalchemy
+from optuna.trial import FrozenTrial
 
 from autodistill.errors import StorageError
 
@@ -21,42 +31,84 @@ def default_storage_url(output_dir: str | Path) -> str:
     return f"sqlite:///{Path(output_dir) / 'study.db'}"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
+SCHEMA_ATTEMPTS = 5  # workers creating the tables of a new database at once: the losers retry
+SQLITE_BUSY_SECONDS = 30  # how long an SQLite writer waits for another process's transaction
+
+
+def open_storage(url: str, *, heartbeat_seconds: int | None = None, grace_seconds: int | None = None,
+                 on_lost: Callable[[optuna.Study, FrozenTrial], None] | None = None
+                 ) -> optuna.storages.RDBStorage:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    attempt = 1
+    while True:
+        try:
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():  # the heartbeat arguments are experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat_seconds,
+                    grace_period=grace_seconds, heartbeat_stale_trial_callback=on_lost)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            # the server answers, so another worker is creating the same tables: try again
+            if attempt == SCHEMA_ATTEMPTS or not _reachable(url):
+                raise _unreachable(url, exc) from None
+        except Exception as exc:  # drivers raise many kinds; all mean the same to the user
+            raise _unreachable(url, exc) from None
+        time.sleep(random.uniform(0.1, 0.5) * attempt)
+        attempt += 1
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+    return {"pool_pre_ping": True}
+
+
+def _reachable(url: str) -> bool:
     try:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}
-                                          if not url.startswith("sqlite") else None)
-    except Exception as exc:  # sqlalchemy raises many kinds; all mean the same to the user
-        raise StorageError(
-            f"cannot open study storage {url!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}. "
-            "Check the URL (e.g. sqlite:///runs/x/study.db or postgresql://user@host/db) and that "
-            "the server is reachable"
-        ) from None
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect():
+                return True
+        finally:
+            engine.dispose()
+    except Exception:
+        return False
+
+
+def _unreachable(url: str, exc: Exception) -> StorageError:
+    return StorageError(
+        f"cannot open study storage {url!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}. "
+        "Check the URL (e.g. sqlite:///runs/x/study.db or postgresql://user@host/db) and that "
+        "the server is reachable"
+    )
 
 
 def open_study(storage: optuna.storages.BaseStorage, *, study_name: str, directions: Sequence[str],
                metric_names: Sequence[str], sampler: optuna.samplers.BaseSampler | None) -> optuna.Study:
     """Create the study, or load it when it exists with the same objectives."""
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
-    if study_name in existing:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-        have = [d.name.lower() for d in study.directions]
-        names = study.metric_names
-        if have != list(directions) or (names is not None and list(names) != list(metric_names)):
-            raise StorageError(
-                f"study {study_name!r} exists with objectives {names or '?'} {have}, not "
-                f"{list(metric_names)} {list(directions)}; choose another --study-name or the "
-                "same metrics"
-            )
-        return study
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                directions=list(directions))
-    with warnings.catch_warnings():  # experimental in Optuna, but what the dashboard reads
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(metric_names))
-    logging.getLogger(__name__).info("created study %s", study_name)
+    if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        try:
+            study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                        directions=list(directions))
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another worker created it a moment ago: load it below
+        else:
+            with warnings.catch_warnings():  # experimental in Optuna, but what the dashboard reads
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(metric_names))
+            logging.getLogger(__name__).info("created study %s", study_name)
+            return study
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    have = [d.name.lower() for d in study.directions]
+    names = study.metric_names
+    if have != list(directions) or (names is not None and list(names) != list(metric_names)):
+        raise StorageError(
+            f"study {study_name!r} exists with objectives {names or '?'} {have}, not "
+            f"{list(metric_names)} {list(directions)}; choose another --study-name or the "
+            "same metrics"
+        )
     return study
 
 

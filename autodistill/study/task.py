@@ -27,6 +27,7 @@ from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import (
     LatencySpec,
     count_parameters,
+    measure_latencies,
     measure_latency,
     model_size_mb,
     resolve_latency_device,
@@ -45,14 +46,15 @@ class DistillationTask:
 
     def __init__(self, config: SearchRunConfig, *, output_dir: Path | None = None,
                  quiet: bool = False) -> None:
-        from transformers import AutoTokenizer
+        from autodistill.preflight import load_tokenizer
 
         self.config, self.quiet = config, quiet
         self.output_dir = Path(output_dir or config.output_dir)
         section = config.teacher
         location = section.location()
         self.splits: Splits = load_splits(config.data)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.data.tokenizer or location)
+        self.tokenizer = load_tokenizer(config.data.tokenizer or location,
+                                        key="data.tokenizer" if config.data.tokenizer else "teacher.model")
         self.train_set = TokenizedDataset(self.splits.train, self.tokenizer,
                                           max_length=config.data.max_length)
         num_labels = section.num_labels or len(self.splits.train.label_names)
@@ -150,10 +152,22 @@ class DistillationTask:
 
     def cost(self, model: nn.Module) -> dict[str, float]:
         """Latency (a benchmark on the configured device), parameters and size: none of them
-        depends on trained weights, so the search measures them before training."""
-        latency = measure_latency(model, self.latency_spec)
-        return {"latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
+        depends on trained weights, so the search measures them before training.
+
+        The teacher is timed in the same benchmark, call for call with the student, and the
+        student's `speedup` is the ratio of the two: a machine that is busier in one trial
+        than in another changes both latencies alike, not the speed-up.
+        """
+        student, teacher = measure_latencies([model, self.teacher], self.latency_spec)
+        return {"latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
+                "teacher_latency_p50_ms": teacher.p50_ms, "speedup": teacher.p50_ms / student.p50_ms,
                 "params": count_parameters(model), "size_mb": model_size_mb(model)}
+
+    def teacher_cost(self) -> dict[str, float]:
+        """The teacher's own latency, parameters and size (the reference row of the study)."""
+        latency = measure_latency(self.teacher, self.latency_spec)
+        return {"latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
+                "params": count_parameters(self.teacher), "size_mb": model_size_mb(self.teacher)}
 
     def save(self, student: nn.Module, directory: Path) -> None:
         student.save_pretrained(directory)

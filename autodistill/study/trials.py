@@ -5,6 +5,11 @@ User attributes (JSON-serialisable, shown by optuna-dashboard):
 `size_mb`, `train_seconds`, `student_path`; a failed trial's `failure_reason`; an
 architecture no model can have `invalid_reason`; one over a latency/size budget
 `screened_reason`; a repeated architecture `repeat_of`; an early-stopped one `pruned_reason`.
+
+Several workers share a study (study/worker_lock.py, study/lost_trials.py): a trial records
+its `worker` (host:pid); one proposed while another worker trains the same architecture
+waits for that trial (`twin_of`) and reuses its result; a trial queued again because its
+worker died or was interrupted records `retry_of`; an interrupted one `interrupted`.
 """
 
 from __future__ import annotations
@@ -18,23 +23,39 @@ from optuna.trial import FrozenTrial, TrialState
 
 ACCURACY_CURVE = "accuracy_curve"  # {step: validation accuracy} during regular distillation
 ARCHITECTURE = "architecture"
+ARCHITECTURE_KEY = "architecture_key"  # Architecture.key(): equal for equal architectures
 FAILURE_REASON = "failure_reason"
 INVALID_REASON = "invalid_reason"
 PRUNED_REASON = "pruned_reason"
 SCREENED_REASON = "screened_reason"
 REPEAT_OF = "repeat_of"
 STUDENT_PATH = "student_path"
-COST_KEYS = ("latency_p50_ms", "latency_p90_ms", "params", "size_mb")
+WORKER = "worker"              # host:pid of the process that ran the trial
+PROPOSED_BY = "proposed_by"    # set when the search, not the advisor, chose the architecture
+TWIN_OF = "twin_of"            # the running trial of the same architecture this one waited for
+RETRY_OF = "retry_of"          # the lost or interrupted trial whose architecture this one retries
+RETRIES = "retries"            # how many times in a row this architecture was lost before
+INTERRUPTED = "interrupted"    # Ctrl-C or SIGTERM during the trial
+# what a trial records about itself, never copied into a repeat of it
+OWN_KEYS = frozenset({ARCHITECTURE, ARCHITECTURE_KEY, WORKER, PROPOSED_BY, TWIN_OF, RETRY_OF, RETRIES, INTERRUPTED})
+# the study's own user attributes
+TEACHER = "teacher"                # the teacher's accuracy, latency, params, size (measured once)
+TEACHER_MODEL = "teacher_model"    # where the teacher was loaded from (a folder or a hub name)
+DATA = "data"                      # the data files, split sizes, label names and fingerprint
+SEARCH_COMMAND = "search_command"  # the last `autodistill search` command run on the study
+# what a trial's cost function measured before training; `speedup` (teacher p50 / student p50,
+# both timed in one interleaved benchmark) and `teacher_latency_p50_ms` where it paired them
+COST_KEYS = ("latency_p50_ms", "latency_p90_ms", "params", "size_mb", "speedup", "teacher_latency_p50_ms")
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
-    """Trained-and-finished trials count; a repeat or an impossible architecture costs nothing,
-    and a trial failed by a crash elsewhere (no recorded reason) is tried again."""
+    """Trained-and-finished trials count; a repeat, a twin or an impossible architecture costs
+    nothing, and a trial lost with its worker or interrupted (no recorded reason) is tried again."""
     attrs = trial.user_attrs
     if trial.state == TrialState.COMPLETE:
         return REPEAT_OF not in attrs
     if trial.state == TrialState.PRUNED:
-        return INVALID_REASON not in attrs and SCREENED_REASON not in attrs
+        return not {INVALID_REASON, SCREENED_REASON, TWIN_OF} & attrs.keys()
     if trial.state == TrialState.FAIL:
         return FAILURE_REASON in attrs
     return False
@@ -44,10 +65,15 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
 
 
+def holds_budget(trial: FrozenTrial) -> bool:
+    """A running trial that will count when it finishes (a twin only waits for another's result)."""
+    return trial.state == TrialState.RUNNING and TWIN_OF not in trial.user_attrs
+
+
 def measured_cost(study: optuna.Study, key: str) -> dict[str, Any] | None:
     """The cost (latency, parameters, size) already measured for an architecture, if any."""
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get(ARCHITECTURE + "_key") == key and COST_KEYS[0] in t.user_attrs:
+        if t.user_attrs.get(ARCHITECTURE_KEY) == key and COST_KEYS[0] in t.user_attrs:
             return {k: t.user_attrs[k] for k in COST_KEYS if k in t.user_attrs}
     return None
 
@@ -56,7 +82,7 @@ def completed_by_architecture(study: optuna.Study) -> dict[str, FrozenTrial]:
     """The first completed, trained trial of each architecture (to reuse on a repeat)."""
     seen: dict[str, FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        key = t.user_attrs.get(ARCHITECTURE + "_key")
+        key = t.user_attrs.get(ARCHITECTURE_KEY)
         if key is not None and REPEAT_OF not in t.user_attrs and key not in seen:
             seen[key] = t
     return seen
@@ -78,3 +104,20 @@ def json_safe(value: Any) -> Any:
 def record(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     for key, value in attrs.items():
         trial.set_user_attr(key, json_safe(value))
+
+
+def teacher_reference(study: optuna.Study) -> dict[str, Any] | None:
+    """The teacher's figures for the reference row (`TEACHER`, measured once per study), with
+    its latency replaced by the median of the teacher latencies timed call for call with the
+    students (`teacher_latency_p50_ms`) where trials have them: the students' own conditions,
+    so the row's latency agrees with the speed-ups next to it."""
+    teacher = study.user_attrs.get(TEACHER)
+    if teacher is None:
+        return None
+    paired = sorted(t.user_attrs["teacher_latency_p50_ms"] for t in study.get_trials(deepcopy=False)
+                    if t.user_attrs.get("teacher_latency_p50_ms") is not None)
+    if not paired:
+        return dict(teacher)
+    middle = len(paired) // 2
+    median = paired[middle] if len(paired) % 2 else (paired[middle - 1] + paired[middle]) / 2
+    return {**teacher, "latency_p50_ms": median, "latency_p50_ms_alone": teacher.get("latency_p50_ms")}

@@ -1,0 +1,149 @@
+"""The model card (`README.md`) of an exported student: what it is, how good, how it was made.
+
+Everything in it is read from the study: the trial's architecture and measurements, the
+teacher's measurements (the reference for speed-up and retention), the teacher's location,
+the data, and the commands that made the student and its export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from autodistill.export.onnx import OnnxCheck
+from autodistill.report.summary import markdown_table
+from autodistill.study.pareto import retention, speedup
+from autodistill.study.trials import ARCHITECTURE
+
+MODEL_CARD = "README.md"
+FILE_NOTES = {
+    "config.json": "the architecture (transformers config)",
+    "model.safetensors": "the weights",
+    "tokenizer.json": "the tokenizer",
+    "tokenizer_config.json": "the tokenizer's settings",
+    "vocab.txt": "the tokenizer's vocabulary",
+    "matchers.pt": "the feature matchers of flash distillation; not needed for inference",
+    "model.onnx": "the ONNX graph",
+    MODEL_CARD: "this card",
+}
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the card says beyond the trial's own user attributes."""
+
+    study_name: str
+    selected_by: str                      # "--trial 7" or "fastest with retention >= 97%"
+    teacher: Mapping[str, Any]            # the study's teacher measurements ({} when unknown)
+    teacher_model: str | None
+    data: Mapping[str, Any] | None
+    model_class: str | None               # config.json's `architectures[0]`
+    commands: Sequence[tuple[str, str]]   # (what it did, the command line)
+    files: Sequence[str]
+    onnx: OnnxCheck | None = None
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{float(value):.{digits}g}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _test_retention(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
+    student, reference = attrs.get("test_accuracy"), teacher.get("test_accuracy")
+    return None if student is None or not reference else student / reference
+
+
+def metrics_rows(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> list[list[str]]:
+    """(metric, student, teacher) rows; the teacher's column is the reference."""
+    has_teacher = bool(teacher)
+    return [
+        ["validation accuracy", _number(attrs.get("accuracy")), _number(teacher.get("accuracy"))],
+        ["test accuracy", _number(attrs.get("test_accuracy")), _number(teacher.get("test_accuracy"))],
+        ["latency p50 (ms)", _number(attrs.get("latency_p50_ms")), _number(teacher.get("latency_p50_ms"))],
+        ["latency p90 (ms)", _number(attrs.get("latency_p90_ms")), _number(teacher.get("latency_p90_ms"))],
+        ["parameters", _number(attrs.get("params")), _number(teacher.get("params"))],
+        ["size (MB)", _number(attrs.get("size_mb")), _number(teacher.get("size_mb"))],
+        ["speed-up vs the teacher", _times(speedup(attrs, teacher)), _times(1.0 if has_teacher else None)],
+        ["retention (validation accuracy)", _percent(retention(attrs, teacher)),
+         _percent(1.0 if has_teacher else None)],
+        ["retention (test accuracy)", _percent(_test_retention(attrs, teacher)),
+         _percent(1.0 if teacher.get("test_accuracy") else None)],
+        ["training time (s)", _number(attrs.get("train_seconds"), 3), "-"],
+    ]
+
+
+def _data_lines(data: Mapping[str, Any]) -> list[str]:
+    lines = [f"- {key.replace('_', ' ')}: `{data[key]}`"
+             for key in ("train_file", "validation_file", "test_file") if data.get(key)]
+    sizes = data.get("sizes") or {}
+    if sizes:
+        lines.append("- examples: " + ", ".join(f"{k} {v}" for k, v in sizes.items() if v is not None))
+    if data.get("label_names"):
+        lines.append("- labels (in id order): " + ", ".join(f"`{n}`" for n in data["label_names"]))
+    if data.get("fingerprint"):
+        lines.append(f"- fingerprint: `{data['fingerprint']}`")
+    return lines
+
+
+def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
+    attrs = trial.user_attrs
+    classifier = bool(facts.model_class and facts.model_class.endswith("ForSequenceClassification"))
+    front = ["---", "library_name: transformers",
+             *(["pipeline_tag: text-classification"] if classifier else []),
+             "tags: [autodistill, knowledge-distillation]", "---"]
+    architecture = attrs.get(ARCHITECTURE) or {}
+    parts = [
+        "\n".join(front),
+        f"# Student of trial {trial.number} (study `{facts.study_name}`)",
+        (f"A student distilled from its teacher by autodistill's architecture search, chosen by "
+         f"{facts.selected_by}."),
+        "## Architecture",
+        (f"Model class: `{facts.model_class}`.\n\n" if facts.model_class else "")
+        + (markdown_table(["key", "value"], [[k, str(v)] for k, v in architecture.items()])
+           if architecture else "Not recorded."),
+        "## Metrics",
+        ("Measured by the search: accuracy on the validation split (which chose the architecture) "
+         "and on the test split (reported only); latency as a benchmark (median and 90th "
+         "percentile of timed calls). Speed-up and retention are against the teacher."),
+        markdown_table(["metric", "student", "teacher"], metrics_rows(attrs, facts.teacher)),
+        "## Teacher",
+        f"`{facts.teacher_model}`" if facts.teacher_model else "Not recorded.",
+        "## Data",
+        "\n".join(_data_lines(facts.data)) if facts.data else "Not recorded.",
+        "## How it was made",
+        "\n".join(f"- {what}: `{command}`" for what, command in facts.commands)
+        if facts.commands else "Not recorded.",
+        "## Files",
+        "\n".join(f"- `{name}`" + (f": {FILE_NOTES[name]}" if name in FILE_NOTES else "")
+                  for name in facts.files),
+    ]
+    if facts.onnx is not None:
+        parts += ["## ONNX",
+                  (f"`{facts.onnx.path.name}` (inputs `input_ids`, `attention_mask`; output `logits`; "
+                   f"dynamic batch and sequence axes). ONNX Runtime's logits matched PyTorch's within "
+                   f"{facts.onnx.max_abs_diff:.2g} on a batch of {facts.onnx.batch_size} x "
+                   f"{facts.onnx.sequence_length} tokens.")]
+    parts += [
+        "## Use",
+        "```python\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        "model = AutoModelForSequenceClassification.from_pretrained(\"path/to/this/folder\")\n"
+        "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")\n"
+        "```" if classifier else
+        "Load it with the transformers class named above, `from_pretrained(\"path/to/this/folder\")`.",
+    ]
+    return "\n\n".join(parts) + "\n"

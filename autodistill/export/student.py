@@ -1,0 +1,123 @@
+"""One trial's student as a folder to hand on: `from_pretrained` weights and config, the
+tokenizer, a model card, optionally ONNX.
+
+The folder is assembled under a temporary name next to the target and renamed at the end:
+an interrupted or failed export leaves no half-written student. The search saves the
+tokenizer with every student; a student saved by a user's own `save_func` gets the
+teacher's (the study's `teacher_model`), since students share the teacher's vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autodistill.errors import ConfigError
+from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
+from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
+from autodistill.study.trials import (
+    DATA,
+    REPEAT_OF,
+    SEARCH_COMMAND,
+    STUDENT_PATH,
+    TEACHER_MODEL,
+    teacher_reference,
+)
+
+TOKENIZER_FILE = "tokenizer_config.json"
+
+
+@dataclass(frozen=True)
+class ExportedStudent:
+    folder: Path
+    trial: int
+    tokenizer_from: str | None   # "the search's student folder", the teacher's location, or None
+    onnx: OnnxCheck | None
+
+
+def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial `number`, which must be completed; a repeat stands for the trial it repeats."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(number)
+    if trial is None or trial.state != TrialState.COMPLETE:
+        done = sorted(n for n, t in trials.items() if t.state == TrialState.COMPLETE)
+        raise ConfigError(f"trial {number} is not a completed trial of study {study.study_name!r}; "
+                          f"completed: {done}")
+    repeated = trial.user_attrs.get(REPEAT_OF)
+    return trials[repeated] if repeated is not None and repeated in trials else trial
+
+
+def _model_class(folder: Path) -> str | None:
+    config = folder / "config.json"
+    if not config.exists():
+        return None
+    names = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    return names[0] if names else None
+
+
+def _add_tokenizer(folder: Path, teacher_model: str | None) -> str | None:
+    """Where the folder's tokenizer came from; the teacher's is saved into it when it has none."""
+    if (folder / TOKENIZER_FILE).exists():
+        return "the search's student folder"
+    if not teacher_model:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(teacher_model)
+    except (OSError, ValueError):
+        return None
+    tokenizer.save_pretrained(folder)
+    return teacher_model
+
+
+def _onnx(folder: Path, model_class: str | None) -> OnnxCheck:
+    import transformers
+
+    cls = getattr(transformers, model_class or "", None)
+    if cls is None:
+        raise ConfigError("--onnx exports transformers students (config.json naming a transformers "
+                          f"class); this student's class is {model_class or 'not recorded'}")
+    return export_onnx(cls.from_pretrained(folder), folder)
+
+
+def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, selected_by: str,
+                   command: str | None = None, onnx: bool = False) -> ExportedStudent:
+    """Copy the trial's saved student to `out` (new or empty) with a tokenizer and README.md."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {str(out)!r} exists and is not empty; choose a new folder")
+    source = Path(trial.user_attrs.get(STUDENT_PATH, ""))
+    if not trial.user_attrs.get(STUDENT_PATH) or not source.is_dir():
+        raise ConfigError(f"trial {trial.number}'s student folder {str(source)!r} is missing; "
+                          "was the search's output directory moved?")
+    if onnx:
+        require_onnx()
+    attrs = study.user_attrs
+    tmp = out.with_name(f".{out.name}.export-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(source, tmp)
+        tokenizer_from = _add_tokenizer(tmp, attrs.get(TEACHER_MODEL))
+        model_class = _model_class(tmp)
+        check = _onnx(tmp, model_class) if onnx else None
+        commands = [("search (its last run)", attrs[SEARCH_COMMAND])] if attrs.get(SEARCH_COMMAND) else []
+        if command:
+            commands.append(("export", command))
+        facts = CardFacts(
+            study_name=study.study_name, selected_by=selected_by, teacher=teacher_reference(study) or {},
+            teacher_model=attrs.get(TEACHER_MODEL), data=attrs.get(DATA), model_class=model_class,
+            commands=commands, files=sorted({p.name for p in tmp.iterdir()} | {MODEL_CARD}), onnx=check)
+        (tmp / MODEL_CARD).write_text(model_card(trial, facts), encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportedStudent(out, trial.number, tokenizer_from,
+                           None if check is None else replace(check, path=out / check.path.name))

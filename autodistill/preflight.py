@@ -1,0 +1,226 @@
+"""Checks at the edge: a run that cannot succeed says so before anything is loaded, trained or written.
+
+`autodistill search` and `autodistill distill` call these after the config is validated and
+before the teacher's weights load, the teacher is fine-tuned, a study is touched or a file is
+written. Each failure is one `ConfigError` (or the storage's `StorageError`) naming the key, the
+value and the fix.
+
+- `writable_folder`: the output folder is a folder (or can be made one) that takes files.
+- `model_location` / `model_config`: a local model path exists and holds `config.json`.
+- `first_valid_architecture`: some architecture of the search space can be built.
+- `check_mapping_paths`: every layer mapping and flash block names a module of the teacher and of
+  a student (both built on the meta device: no weights, no memory).
+- `check_existing_study`: a study of the same name has the same objectives and search space.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import tempfile
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from autodistill.errors import CaptureError, ConfigError, InvalidArchitecture
+
+log = logging.getLogger(__name__)
+
+# a hub name: `name` or `namespace/name`; anything else is a local path
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# grids larger than this are not enumerated (the search's own screening still applies)
+MAX_COMBINATIONS = 100_000
+
+
+def writable_folder(path: str | Path, *, key: str) -> None:
+    """`path` is a folder that takes new files, or can be created as one; nothing is left behind."""
+    folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    fix = f"give another {key} (or --{key.replace('_', '-')})"
+    if not existing.is_dir():
+        raise ConfigError(f"{key} {str(folder)!r} is not a writable folder: {str(existing)!r} is a file; {fix}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".autodistill-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key} {str(folder)!r} is not a writable folder: cannot create a file in "
+                          f"{str(existing)!r} ({exc.strerror or exc}); fix its permissions or {fix}") from None
+
+
+def model_location(location: str, *, key: str) -> None:
+    """A local model folder exists and holds config.json; a hub name is left to `from_pretrained`."""
+    path = Path(location).expanduser()
+    what = "give a folder written by save_pretrained (config.json and weights) or a hub name"
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{key}: folder {location!r} holds no config.json; {what}")
+        return
+    if path.exists():
+        raise ConfigError(f"{key}: {location!r} is a file, not a model folder; {what}")
+    if not _HUB_NAME.match(location):
+        raise ConfigError(f"{key}: folder {location!r} does not exist (relative paths are relative to "
+                          f"{Path.cwd()}); {what}")
+
+
+def model_config(location: str, *, key: str) -> Any:
+    """The model's transformers config (config.json only, no weights)."""
+    from transformers import AutoConfig
+
+    model_location(location, key=key)
+    try:
+        return AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{key}: {location!r} is no local folder and cannot be fetched as a hub model "
+                          f"(offline?): {detail}") from None
+
+
+def load_tokenizer(location: str, *, key: str) -> Any:
+    """`AutoTokenizer.from_pretrained(location)` with an error naming the key."""
+    from transformers import AutoTokenizer
+
+    model_location(location, key=key)
+    try:
+        return AutoTokenizer.from_pretrained(location)
+    except (OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{key}: no tokenizer can be loaded from {location!r}: {detail}; save the "
+                          "tokenizer into the folder (tokenizer.save_pretrained) or set data.tokenizer") from None
+
+
+def _values(values: Sequence[Any]) -> str:
+    return "[" + ", ".join(str(v) for v in values) + "]"
+
+
+def first_valid_architecture(space: Any, base_config: Any, fixed: Mapping[str, Any], *,
+                             key: str = "auto_distillation.search.search_space") -> dict[str, Any] | None:
+    """An architecture of `space` (a SearchSpace) that `check_architecture` accepts; a ConfigError
+    naming the combinations when none is; None when the space is too large or continuous to tell."""
+    from autodistill.models.builders import ARCHITECTURE_KEYS, check_architecture, student_config
+
+    relevant = [d for d in space.dimensions if d.name in ARCHITECTURE_KEYS]
+    total = 1
+    for dimension in relevant:
+        count = dimension.count()
+        if count is None:  # a continuous range: no grid to enumerate
+            return None
+        total *= count
+        if total > MAX_COMBINATIONS:
+            return None
+    grids = [d.values() for d in relevant]
+    others = {d.name: d.choices[0] if hasattr(d, "choices") else d.low
+              for d in space.dimensions if d.name not in ARCHITECTURE_KEYS}
+    names = [d.name for d in relevant]
+    # unknown keys are errors here, before anything is loaded
+    config = student_config(base_config, {**fixed, **others, **{n: g[0] for n, g in zip(names, grids)}})
+    current = {k: getattr(config, k, None) for k in ARCHITECTURE_KEYS}
+    first_reason = None
+    for combination in itertools.product(*grids):
+        values = dict(zip(names, combination))
+        try:
+            check_architecture(types.SimpleNamespace(**{**current, **values}))
+        except InvalidArchitecture as exc:
+            first_reason = first_reason or str(exc)
+            continue
+        return {**others, **values}
+    described = [f"{n} {_values(g)}" for n, g in zip(names, grids)]
+    for name in ("hidden_size", "num_attention_heads"):
+        if name not in names and current.get(name) is not None:
+            where = "student.fixed" if name in fixed else "the teacher's config"
+            described.append(f"{name} {current[name]} ({where})")
+    which = f"none of the {total} combinations" if total > 1 else "the one combination"
+    raise ConfigError(
+        f"{key} has no valid architecture: {which} of {' and '.join(described)} can be built "
+        f"({first_reason}); change the choices so that at least one is valid (e.g. hidden sizes "
+        "divisible by the head counts)")
+
+
+def meta_model(model_cls: str, config: Any) -> Any:
+    """`model_cls` for `config` on the meta device: its module tree without weights or memory;
+    None when it cannot be built so (the run itself then reports what is wrong)."""
+    import torch
+
+    from autodistill.models.classes import model_class
+
+    cls = model_class(model_cls)  # an unknown class name is a ConfigError now
+    try:
+        with torch.device("meta"):
+            return cls.from_config(config)
+    except Exception as exc:  # a check must never stop a run that would work
+        log.debug("no meta-device %s for the preflight checks: %s", model_cls, exc)
+        return None
+
+
+def check_mapping_paths(section: Any, *, teacher: Any | None, student: Any | None,
+                        prefix: str = "auto_distillation") -> None:
+    """Every mapping's module exists in the teacher and in `student` (None: the student side is not
+    checked), and every flash block names student parameters; `section` is a DistillationSection."""
+    from autodistill.capture import resolve_module
+    from autodistill.distill.freezing import select_parameters
+
+    if teacher is None:
+        return
+
+    def depth(model: Any) -> int | None:
+        return getattr(getattr(model, "config", None), "num_hidden_layers", None)
+
+    plan = section.plan(student_layers=depth(student) if student is not None else depth(teacher),
+                        teacher_layers=depth(teacher))
+    for stage in plan.stages:
+        where = f"{prefix}.{'flash_distillation' if stage.kind == 'flash' else 'regular_distillation'}"
+        try:
+            for mapping in stage.mappings:
+                if student is not None:
+                    resolve_module(student, mapping.student, role="student")
+                resolve_module(teacher, mapping.teacher, role="teacher")
+        except CaptureError as exc:
+            raise ConfigError(f"{where}.layer_mappings_for_knowledge_transfer: {exc}") from None
+        if student is not None and stage.trainable is not None:
+            try:
+                select_parameters(student, stage.trainable)
+            except CaptureError as exc:
+                names = "block_names" if stage.kind == "flash" else "trainable"
+                raise ConfigError(f"{where}.{names}: {exc}") from None
+
+
+def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any], space: Any) -> None:
+    """A study of this name, if the storage has one, has these objectives and a compatible space.
+
+    Read-only: the study is loaded and compared, never changed."""
+    import optuna
+
+    from autodistill.study.storage import open_storage, open_study
+
+    storage = open_storage(url)
+    if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return
+    study = open_study(storage, study_name=study_name, directions=[o.direction for o in objectives],
+                       metric_names=[o.name for o in objectives], sampler=None)
+    wanted = space.distributions()
+    seen: set[str] = set()
+    for trial in study.get_trials(deepcopy=False):
+        for name, old in trial.distributions.items():
+            new = wanted.get(name)
+            if new is None or name in seen:
+                continue
+            try:
+                optuna.distributions.check_distribution_compatibility(old, new)
+            except ValueError:
+                raise ConfigError(
+                    f"auto_distillation.search.search_space: study {study_name!r} searched {name} over "
+                    f"{_describe(old)}; this config gives {_describe(new)}. A study keeps its search "
+                    "space: restore it, or give another --study-name for the new space") from None
+            seen.add(name)
+
+
+def _describe(distribution: Any) -> str:
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return _values(choices)
+    return (f"{{low: {distribution.low}, high: {distribution.high}"
+            + (f", step: {distribution.step}" if getattr(distribution, "step", None) else "")
+            + (", log: true" if distribution.log else "") + "}")

@@ -1,0 +1,73 @@
+"""A study in Markdown: what was searched, the Pareto table with the teacher's row, the figures.
+
+The table has the terminal table's cells (`table_cells`): the teacher first, then each
+student on the front with its speed-up and accuracy retention against the teacher.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autodistill.study.pareto import FrontRow, table_cells
+from autodistill.study.trials import DATA, SEARCH_COMMAND, TEACHER_MODEL
+
+
+def markdown_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([row(header), row(["---"] * len(header)), *(row(line) for line in lines)])
+
+
+def _trial_counts(study: optuna.Study) -> str:
+    states = Counter("failed" if t.state == TrialState.FAIL else t.state.name.lower()
+                     for t in study.get_trials(deepcopy=False))
+    detail = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    return f"{sum(states.values())} ({detail})" if states else "0"
+
+
+def _data_line(data: Mapping[str, Any]) -> str:
+    sizes = data.get("sizes") or {}
+    parts = [f"{name} {n}" for name, n in sizes.items() if n is not None]
+    files = [f"`{data[k]}`" for k in ("train_file", "validation_file", "test_file") if data.get(k)]
+    text = ", ".join(parts) + " examples" if parts else "recorded"
+    return text + (f" ({', '.join(files)})" if files else "")
+
+
+def summary_markdown(study: optuna.Study, rows: Sequence[FrontRow], *, metric_names: Sequence[str],
+                     teacher: Mapping[str, Any] | None, figures: Sequence[tuple[str, str]]) -> str:
+    """The report's text; `figures` are (title, file name) pairs next to the Markdown file."""
+    directions = [d.name.lower() for d in study.directions]
+    attrs = study.user_attrs
+    facts = [
+        "objectives: " + ", ".join(f"{n} ({d})" for n, d in zip(metric_names, directions)),
+        (f"trials: {_trial_counts(study)}; the Pareto front holds {len(rows)} "
+         f"student{'s' if len(rows) != 1 else ''}"),
+    ]
+    if attrs.get(TEACHER_MODEL):
+        facts.append(f"teacher: `{attrs[TEACHER_MODEL]}`")
+    if isinstance(attrs.get(DATA), Mapping):
+        facts.append(f"data: {_data_line(attrs[DATA])}")
+    if attrs.get(SEARCH_COMMAND):
+        facts.append(f"search command: `{attrs[SEARCH_COMMAND]}`")
+    header, lines = table_cells(rows, metric_names=metric_names, teacher=teacher)
+    parts = [
+        f"# Search report: study `{study.study_name}`",
+        "\n".join(f"- {fact}" for fact in facts),
+        "## Pareto front",
+        ("The teacher's row is the reference: speed-up is the teacher's latency over the "
+         "student's, retention the student's validation accuracy over the teacher's. "
+         "Architectures were chosen on the validation split; test accuracy is reported only."),
+        *([markdown_table(header, lines)] if rows or teacher else []),
+        *([] if rows else ["No trained student yet."]),
+        ("Export a student with `autodistill export ... --trial N --out DIR`, or by a rule: "
+         "`--best fastest --min-retention 0.97`."),
+    ]
+    if figures:
+        parts += ["## Figures", *(f"![{title}]({name})" for title, name in figures)]
+    return "\n\n".join(parts) + "\n"

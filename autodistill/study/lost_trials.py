@@ -1,0 +1,106 @@
+"""Trials whose worker is gone: found by their heartbeat, failed, and tried again.
+
+While a trial runs, its worker beats a heartbeat in the study storage (`TrialHeartbeat`:
+Optuna's heartbeat table, every `search.heartbeat_seconds`). Before it claims a trial, every
+worker calls `fail_lost_trials`: a running trial whose last beat is older than the grace
+period (its worker was killed with -9, its machine died, its network went away) is marked
+failed, and its architecture is queued again (`retry_lost`, the storage's stale-trial
+callback), so the study loses no trial. A running trial that never recorded its
+worker (killed between Optuna's `ask` and its first beat, or left by a version without
+heartbeats) is failed the same way once it is older than the grace period.
+
+An architecture lost `MAX_RETRIES` times in a row (a worker killed every time, e.g. by the
+kernel's out-of-memory killer) is not queued again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autodistill.study import trials as attrs
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 3
+STOP_WAIT_SECONDS = 1  # how long the end of a trial waits for a beat in progress
+
+
+def beat(storage: optuna.storages.RDBStorage, trial: optuna.Trial) -> None:
+    """Record one heartbeat of a running trial now."""
+    storage.record_heartbeat(trial._trial_id)  # Optuna's own heartbeat thread passes the same id
+
+
+class TrialHeartbeat:
+    """Beats for one running trial every `interval` seconds, in a background thread, while
+    the `with` block runs."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial: optuna.Trial, interval: float) -> None:
+        self.storage, self.trial, self.interval = storage, trial, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.number}", daemon=True)
+
+    def __enter__(self) -> TrialHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(STOP_WAIT_SECONDS)  # a daemon: a beat stuck on the database never delays an exit
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                beat(self.storage, self.trial)
+            except Exception as exc:  # the database is away for a moment: the next beat may pass
+                log.warning("heartbeat of trial %d not recorded: %s: %s", self.trial.number,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+
+
+def retry_architecture(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the architecture of a lost or interrupted trial again: the next trial any
+    worker claims trains it (Optuna's `ask` takes queued trials first)."""
+    if attrs.ARCHITECTURE_KEY not in trial.user_attrs:
+        return  # lost before its architecture was chosen: nothing to try again
+    retries = int(trial.user_attrs.get(attrs.RETRIES, 0))
+    if retries >= MAX_RETRIES:
+        log.warning("the architecture of trial %d (%s) was tried %d times more already: not queued again",
+                    trial.number, trial.params, retries)
+        return
+    with warnings.catch_warnings():  # user_attrs of enqueue_trial are experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.enqueue_trial(dict(trial.params), user_attrs={attrs.RETRY_OF: trial.number,
+                                                            attrs.RETRIES: retries + 1})
+    log.info("the architecture of trial %d (%s) is queued again", trial.number, trial.params)
+
+
+def retry_lost(study: optuna.Study, trial: FrozenTrial) -> None:
+    """The storage's stale-trial callback: Optuna has just failed `trial` for lack of heartbeats."""
+    log.warning("trial %d lost its worker (no heartbeat within the grace period): failed; its "
+                "architecture is queued again", trial.number)
+    retry_architecture(study, trial)
+
+
+def fail_lost_trials(study: optuna.Study, *, grace_seconds: int) -> None:
+    """Fail the running trials whose worker is gone and queue their architectures again."""
+    with warnings.catch_warnings():  # experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # calls the storage's callback: retry_lost
+    cutoff = datetime.now() - timedelta(seconds=grace_seconds)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if attrs.WORKER in trial.user_attrs or trial.datetime_start is None or trial.datetime_start > cutoff:
+            continue
+        try:
+            failed = study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker failed it first
+        log.warning("trial %d never recorded its worker and started over %d s ago: failed",
+                    trial.number, grace_seconds)
+        retry_architecture(study, failed)  # a trial of an older version has its architecture
