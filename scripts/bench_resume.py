@@ -86,14 +86,14 @@ def kill_and_resume(workspace: Path, out: Path, *, cycles: int, trials: int, tra
     for cycle in range(1, cycles + 1):
         run = SearchProcess.start(config, logs=out / f"cycle{cycle:02d}")
         try:
-            run.stop_in_a_trial(db, timeout=3600)
+            run.stop_in_a_trial(db, running_for=0.3, timeout=3600)
         except AssertionError as exc:  # it finished the study before a trial was caught
             print(f"  cycle {cycle:2d}: not killed ({str(exc)[:80]})")
             run.kill()
             break
-        run.go_on_for(rng.uniform(0.0, 3.0))
+        trials_then = run.go_on_for(rng.uniform(0.0, 3.0), db)
         kills += 1
-        running = {t.number for t in read_trials(db) if t.state == "RUNNING"
+        running = {t.number for t in trials_then if t.state == "RUNNING"
                    and str(t.attrs.get("worker", "")).endswith(run.worker_suffix)}
         run.kill()
         in_trial += bool(running)

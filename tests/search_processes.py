@@ -21,6 +21,13 @@ from pathlib import Path
 from typing import Any
 
 
+def ctrl_c_works() -> None:
+    """Popen's preexec_fn: the child takes SIGINT as Ctrl-C (KeyboardInterrupt) even when this
+    process was started in the background of a shell, which sets SIGINT to ignored for it and,
+    by inheritance, for its children."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class TrialRow:
     number: int
@@ -33,14 +40,14 @@ class TrialRow:
         return self.state == "COMPLETE" and "repeat_of" not in self.attrs
 
 
-def read_trials(db: Path) -> list[TrialRow]:
+def read_trials(db: Path, *, timeout: float = 30) -> list[TrialRow]:
     """Every trial of the (single) study in an SQLite study database; [] before its tables
     exist. Opened read-write, as a reader may be the first to open a database that a killed
     writer left with a hot journal (SQLite rolls it back then); it writes nothing."""
     if not db.exists():
         return []
     try:
-        with closing(sqlite3.connect(db, timeout=30)) as connection:
+        with closing(sqlite3.connect(db, timeout=timeout)) as connection:
             rows = connection.execute("SELECT trial_id, number, state FROM trials ORDER BY number").fetchall()
             attrs: dict[int, dict[str, Any]] = {}
             for trial_id, key, value in connection.execute(
@@ -65,7 +72,8 @@ class SearchProcess:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
             popen = subprocess.Popen([sys.executable, "-m", "autodistill.cli", "search", str(config), "--quiet",
-                                      *args], stdout=out, stderr=err, env=env)
+                                      *args], stdout=out, stderr=err, env=env,
+                                     preexec_fn=ctrl_c_works)
         return cls(popen, logs)
 
     @property
@@ -78,7 +86,7 @@ class SearchProcess:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
 
-    def stop_in_a_trial(self, db: Path, *, after_trained: int = 0, running_for: float = 0.3,
+    def stop_in_a_trial(self, db: Path, *, after_trained: int = 0, running_for: float = 0.2,
                         timeout: float = 300) -> TrialRow:
         """SIGSTOP this process while one of its own trials runs: one seen running for
         `running_for` seconds (so it trains: a repeat or an impossible architecture ends in
@@ -97,19 +105,29 @@ class SearchProcess:
             first_seen = {n: first_seen.get(n, now) for n in mine}
             ready = [n for n in mine if now - first_seen[n] >= running_for]
             if ready and sum(t.trained for t in trials) >= after_trained:
-                os.kill(self.popen.pid, signal.SIGSTOP)
-                trial = {t.number: t for t in read_trials(db)}[ready[0]]
+                trial = {t.number: t for t in self._stop_and_read(db)}[ready[0]]
                 if trial.state == "RUNNING":
                     return trial
                 os.kill(self.popen.pid, signal.SIGCONT)  # it had just ended: catch the next one
             time.sleep(0.05)
         raise AssertionError(f"no trial of the search was seen running within {timeout} s")
 
-    def go_on_for(self, seconds: float) -> None:
-        """Let the stopped process run `seconds` more, and stop it again."""
+    def go_on_for(self, seconds: float, db: Path) -> list[TrialRow]:
+        """Let the stopped process run `seconds` more and stop it again; the trials then."""
         os.kill(self.popen.pid, signal.SIGCONT)
         time.sleep(seconds)
-        os.kill(self.popen.pid, signal.SIGSTOP)
+        return self._stop_and_read(db)
+
+    def _stop_and_read(self, db: Path) -> list[TrialRow]:
+        """SIGSTOP the process at a moment it holds no lock on the database (stopped inside a
+        commit it would block every reader): the trials as it left them."""
+        while True:
+            os.kill(self.popen.pid, signal.SIGSTOP)
+            try:
+                return read_trials(db, timeout=1)
+            except sqlite3.OperationalError:  # stopped while writing: let it finish
+                os.kill(self.popen.pid, signal.SIGCONT)
+                time.sleep(0.05)
 
     def kill(self) -> None:
         """kill -9, and reap it."""

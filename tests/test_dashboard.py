@@ -24,6 +24,7 @@ import optuna
 import pytest
 from matplotlib.image import imread
 from optuna.trial import TrialState
+from search_processes import ctrl_c_works
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "dashboard"
@@ -47,7 +48,8 @@ def dashboard(finished_search):
     port = _free_port()
     exe = Path(sys.executable).parent / "autodistill"
     proc = subprocess.Popen([str(exe), "dashboard", str(config), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_works)
     base = f"http://127.0.0.1:{port}"
     try:
         summaries = None

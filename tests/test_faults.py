@@ -1,9 +1,9 @@
 """Faults: a search killed with -9, stopped with Ctrl-C or SIGTERM, and trials that fail.
 
-The CLI runs in subprocesses on the tiny config of test_search.py (heartbeat every second,
-grace 6 s), one study through three rounds of the same command: one run killed with -9
-inside a trial (after one trial was trained); two runs started together, one stopped by
-Ctrl-C and the other by SIGTERM, each inside a trial; one run left to finish.
+The CLI runs in subprocesses on the tiny config of test_search.py (30 regular steps a trial,
+heartbeat every second, grace 6 s), one study through three rounds of the same command: one
+run killed with -9 inside a trial (after one trial was trained); two runs started together,
+one stopped by Ctrl-C and the other by SIGTERM, each inside a trial; one run left to finish.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from conftest import tiny_bert
 from search_processes import SearchProcess, TrialRow, read_trials
 from test_search import write_config
 
-MAX_TRIALS = 6
-HEARTBEAT = "    max_trials: 6\n    heartbeat_seconds: 1\n    heartbeat_grace_seconds: 6\n"
+MAX_TRIALS = 8
+CHAIN_CONFIG = {"    max_trials: 4\n": f"    max_trials: {MAX_TRIALS}\n    heartbeat_seconds: 1\n"
+                                         "    heartbeat_grace_seconds: 6\n",
+                "    train_steps: 4\n": "    train_steps: 30\n"}  # trials long enough to be caught running
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -36,7 +38,7 @@ def _files(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def chain(workspace, tmp_path_factory):
     out = tmp_path_factory.mktemp("faults") / "run"
-    config = write_config(workspace, out, **{"    max_trials: 4\n": HEARTBEAT})
+    config = write_config(workspace, out, **CHAIN_CONFIG)
     db = out / "study.db"
     seen: dict = {}
 

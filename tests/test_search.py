@@ -19,6 +19,7 @@ from autodistill.study.pareto import non_dominated
 from autodistill.study.search import AutoDistillation
 from autodistill.study.trials import FAILURE_REASON, INVALID_REASON, REPEAT_OF, finished_count
 from conftest import tiny_bert
+from search_processes import ctrl_c_works
 
 SEARCH_YAML = """\
 model: {{name: tiny}}
@@ -328,7 +329,8 @@ def test_dashboard_serves_the_study_on_loopback_and_stops_on_ctrl_c(searched):
         port = s.getsockname()[1]
     exe = Path(sys.executable).parent / "autodistill"
     proc = subprocess.Popen([str(exe), "dashboard", str(config), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_works)
     try:
         body = None
         for _ in range(240):  # up to 2 minutes on a busy machine

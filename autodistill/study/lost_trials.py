@@ -9,8 +9,8 @@ callback), so the study loses no trial. A running trial that never recorded its
 worker (killed between Optuna's `ask` and its first beat, or left by a version without
 heartbeats) is failed the same way once it is older than the grace period.
 
-An architecture lost `MAX_RETRIES` times in a row (a worker killed every time, e.g. by the
-kernel's out-of-memory killer) is not queued again.
+An architecture is queued again at most `MAX_RETRIES` times (its worker may be killed every
+time, e.g. by the kernel's out-of-memory killer); Ctrl-C and SIGTERM count as well.
 """
 
 from __future__ import annotations
