@@ -74,9 +74,8 @@ def model_config(location: str, *, key: str) -> Any:
     try:
         return AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{key}: {location!r} is no local folder and cannot be fetched as a hub model "
-                          f"(offline?): {detail}") from None
+                          f"(offline?): {_first_line(exc)}") from None
 
 
 def load_tokenizer(location: str, *, key: str) -> Any:
@@ -87,9 +86,13 @@ def load_tokenizer(location: str, *, key: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{key}: no tokenizer can be loaded from {location!r}: {detail}; save the "
+        raise ConfigError(f"{key}: no tokenizer can be loaded from {location!r}: {_first_line(exc)}; save the "
                           "tokenizer into the folder (tokenizer.save_pretrained) or set data.tokenizer") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _values(values: Sequence[Any]) -> str:
