@@ -11,21 +11,26 @@ Two modes, one loop: every run is one search = (features variant, algorithm, see
   teacher_cache, init_from_teacher, early_stopping and constraints, printed at the start); by
   default the algorithms BO TPE skopt random and the search seeds 0 1 2.
 - Feature comparison (--features on|off|both; bare --features = both): by default BO, seed 0.
-  `on`  = teacher_cache true, student.init_from_teacher true, early_stopping
-          {eval_every_steps: 25} (other keys at their defaults), search.constraints none;
-  `off` = teacher_cache false, init_from_teacher false, no early_stopping, no constraints.
+  `on`  = every cost-cutting feature of issue 5: teacher_cache true, student.init_from_teacher
+          true, the config's early_stopping (or {eval_every_steps: 25} where it has none) and the
+          config's search.constraints (latency-first screening; quickstart: min_speedup 5);
+  `off` = teacher_cache false, init_from_teacher false, no early_stopping, no constraints
+          (every proposed architecture is trained to the end with the teacher run live).
+  Both keep the same budget of finished trials, so `on` trains only architectures inside the
+  constraints, and `off` also trains the slow ones `on` screens out: the wall-time ratio is
+  what the features save a search, and the hypervolumes show what the fronts give up.
   Explicit --algorithms / --seeds run every combination with every variant.
 The seed varied is the advisor's (`search.seed`); the training seed
 (`auto_distillation.seed`) stays the config's, so runs differ only by what the advisor proposes
 (and by timing noise in latency). The budget is --trials finished trials per search
 (`max_trials`: repeats and impossible architectures do not count, early-stopped and failed ones do).
 
-Start-up trials: Optuna's GPSampler (BO) and TPESampler (TPE) propose at random for their
-first 10 complete trials (n_startup_trials), through a RandomSampler seeded with the same seed,
-so under a budget of 10 BO and TPE ask for exactly the architectures `random` asks for with that
-seed (skopt's own sampler starts modelling after 5). The per-search table's "same proposals as"
-column shows where this happens; --startup-trials N re-registers BO, TPE and skopt in this
-process with N start-up trials (study names get `-stN`) to compare the models themselves.
+Start-up trials: a model-based advisor (BO, TPE, skopt) proposes at random, through a sampler
+seeded with the same seed, until `search.startup_trials` trials are complete (default: a third
+of max_trials, between 3 and 10; early-stopped, screened and impossible trials are not
+complete), so its first proposals are exactly those of `random` with that seed. The per-search
+table's "same proposals as" column shows where this happens; --startup-trials N sets
+`search.startup_trials` (study names get `-stN`).
 
 Layout under --output-dir (default runs/bench_search):
     studies.db                   every search is its own study, <variant>-<algorithm>-s<seed>[-stN]
@@ -49,13 +54,17 @@ then every trial (latency, flash + regular distillation, evaluation, save). It i
 study (user attr `bench`), so --report-only re-prints the tables of an earlier run.
 
 Hypervolume (2-D): maximise accuracy (validation, the objective the search uses), minimise
-latency (batch-1 p50 ms). Points are the COMPLETE trials without `repeat_of` (early-stopped
-trials are PRUNED and add nothing); the front is `non_dominated` of them. The reference point is
-accuracy --ref-accuracy (default 0) and latency = the teacher's `latency_p50_ms` from the study's
-user attr `teacher` (or a fixed --ref-latency), so only students faster than the teacher add
-volume. Each study measures its teacher's latency itself, so reference points differ a little
-between studies; the normalised figure (volume / the reference box (1 - ref_acc) x ref_latency,
-in [0, 1]) is the one to compare across studies. The script's own sweep (sort by latency, sum
+latency. Points are the COMPLETE trials without `repeat_of` (early-stopped trials are PRUNED
+and add nothing). Two figures:
+- `HV paired` (the one to compare): latency as a fraction of the teacher's, 1 / the trial's
+  paired `speedup` (teacher and student timed call for call in the same trial), reference
+  point (--ref-accuracy, 1.0), divided by (1 - ref accuracy), so in [0, 1]. Load on the
+  machine slows teacher and student alike, so this figure survives a busy machine; absolute
+  milliseconds do not (the teacher's own p50 on this 2-core CPU ranged 17-28 ms between
+  studies of one run).
+- `HV acc*ms` / `HV norm`: absolute p50 ms, reference latency the study's one-off teacher
+  p50 (user attr `teacher`) or --ref-latency; `HV norm` divides by the reference box.
+Only students faster than the teacher add volume. The own sweep (sort by latency, sum
 rectangles) is cross-checked once against `optuna._hypervolume.compute_hypervolume`.
 
 It prints figures and asserts nothing: a measuring tool, not a test. The machine is a shared
@@ -121,9 +130,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ref-latency", type=float, default=None,
                    help="hypervolume reference latency in ms (default: each study's teacher p50)")
     p.add_argument("--startup-trials", type=int, default=None,
-                   help="re-register BO, TPE and skopt in this process with N random start-up trials "
-                        "(GPSampler/TPESampler n_startup_trials, skopt n_initial_points); default: the "
-                        "project's advisors as they are (BO and TPE: 10, skopt: 5)")
+                   help="search.startup_trials: complete trials before BO, TPE and skopt model the "
+                        "results (default: the config's, else a third of --trials between 3 and 10)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete a study (and its run folder) of the same name before running it")
     p.add_argument("--report-only", action="store_true",
@@ -144,8 +152,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"{flag} must be >= 1")
     if args.flash_steps is not None and args.flash_steps < 0:
         p.error("--flash-steps must be >= 0 (0 skips flash distillation)")
-    if args.startup_trials is not None and args.startup_trials < 1:
-        p.error("--startup-trials must be >= 1")
+    if args.startup_trials is not None and args.startup_trials < 2:
+        p.error("--startup-trials must be >= 2")
     if any(s < 0 for s in args.seeds):
         p.error("--seeds must be >= 0")
     return args
@@ -158,10 +166,12 @@ def variants_of(args: argparse.Namespace) -> list[str]:
 
 
 def with_overrides(config: SearchRunConfig, args: argparse.Namespace) -> SearchRunConfig:
-    """The config with --trials, --limit, --regular-steps and --flash-steps applied."""
+    """The config with --trials, --startup-trials, --limit, --regular-steps and --flash-steps applied."""
     ad = config.auto_distillation
-    ad_update: dict[str, Any] = {"search": ad.search.model_copy(
-        update={"max_trials": args.trials, "study_name": None, "storage": None})}
+    search_update: dict[str, Any] = {"max_trials": args.trials, "study_name": None, "storage": None}
+    if args.startup_trials is not None:
+        search_update["startup_trials"] = args.startup_trials
+    ad_update: dict[str, Any] = {"search": ad.search.model_copy(update=search_update)}
     if args.regular_steps is not None:
         if ad.regular_distillation is None:
             raise SystemExit("--regular-steps: the config has no regular_distillation")
@@ -187,12 +197,14 @@ def search_config(config: SearchRunConfig, *, variant: str, algorithm: str, seed
     search_update: dict[str, Any] = {"search_algorithm": algorithm, "seed": seed}
     ad_update: dict[str, Any] = {}
     student = config.student
-    if variant in VARIANTS:
-        on = variant == "on"
+    if variant == "on":
+        ad_update.update(teacher_cache=True,
+                         early_stopping=ad.early_stopping or EarlyStoppingSection(eval_every_steps=25))
+        student = student.model_copy(update={"init_from_teacher": True})
+    elif variant == "off":
         search_update["constraints"] = {}
-        ad_update.update(teacher_cache=on,
-                         early_stopping=EarlyStoppingSection(eval_every_steps=25) if on else None)
-        student = student.model_copy(update={"init_from_teacher": on})
+        ad_update.update(teacher_cache=False, early_stopping=None)
+        student = student.model_copy(update={"init_from_teacher": False})
     ad_update["search"] = ad.search.model_copy(update=search_update)
     update: dict[str, Any] = {"auto_distillation": ad.model_copy(update=ad_update), "student": student,
                               "output_dir": str(output_dir)}
@@ -204,25 +216,6 @@ def search_config(config: SearchRunConfig, *, variant: str, algorithm: str, seed
 
 def study_name(variant: str, algorithm: str, seed: int, startup: int | None = None) -> str:
     return f"{variant}-{algorithm}-s{seed}" + ("" if startup is None else f"-st{startup}")
-
-
-def use_startup_trials(n: int) -> None:
-    """Replace the built-in BO, TPE and skopt advisors (this process only) by the same samplers
-    with `n` random start-up trials. Optuna's GPSampler and TPESampler default to 10, the
-    project's skopt sampler to 5: with a budget under 10 finished trials, BO and TPE propose
-    exactly what `random` with the same seed proposes (their start-up sampler is a
-    RandomSampler seeded alike)."""
-    from autodistill.advisors import SkoptSampler
-
-    factories = {
-        "BO": lambda *, space, seed, n_objectives: optuna.samplers.GPSampler(seed=seed, n_startup_trials=n),
-        "TPE": lambda *, space, seed, n_objectives: optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, n_startup_trials=n),
-        "skopt": lambda *, space, seed, n_objectives: SkoptSampler(seed=seed, n_initial_points=n),
-    }
-    for name, factory in factories.items():
-        ADVISORS.unregister(name)
-        ADVISORS.register(name, factory)
 
 
 def describe(config: SearchRunConfig) -> dict[str, Any]:
@@ -318,6 +311,8 @@ class RunFigures:
     front: list[tuple[float, float]] = field(default_factory=list)
     hypervolume: float | None = None
     hv_normalised: float | None = None
+    hv_paired: float | None = None  # over (accuracy, 1 / paired speed-up), reference (ref_acc, 1)
+    best_speedup_at_retention: float | None = None  # paired
     best_accuracy: float | None = None
     fastest_at_retention: float | None = None
     data_sizes: dict[str, int] | None = None
@@ -347,6 +342,8 @@ def figures(study: optuna.Study, *, ref_accuracy: float, ref_latency: float | No
         states[kind] = states.get(kind, 0) + 1
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("repeat_of") is None]
     points = [(float(t.values[i_acc]), float(t.values[i_lat])) for t in done]
+    relative = [(float(t.values[i_acc]), 1.0 / float(t.user_attrs["speedup"]))
+                for t in done if t.user_attrs.get("speedup")]
     front = [points[i] for i in non_dominated(points, ["maximize", "minimize"])]
     t_acc, t_lat = teacher.get("accuracy"), teacher.get("latency_p50_ms")
     ref_lat = ref_latency if ref_latency is not None else t_lat
@@ -363,11 +360,16 @@ def figures(study: optuna.Study, *, ref_accuracy: float, ref_latency: float | No
         run.hypervolume = hypervolume_2d(front, ref_accuracy, ref_lat)
         box = (1.0 - ref_accuracy) * ref_lat
         run.hv_normalised = run.hypervolume / box if box > 0 else None
+    if relative and ref_accuracy < 1.0:
+        rel_front = [relative[i] for i in non_dominated(relative, ["maximize", "minimize"])]
+        run.hv_paired = hypervolume_2d(rel_front, ref_accuracy, 1.0) / (1.0 - ref_accuracy)
     if points:
         run.best_accuracy = max(acc for acc, _ in points)
     if t_acc is not None:
         fast = [lat for acc, lat in points if acc >= RETENTION * t_acc]
         run.fastest_at_retention = min(fast) if fast else None
+        kept = [1.0 / rel for acc, rel in relative if acc >= RETENTION * t_acc]
+        run.best_speedup_at_retention = max(kept) if kept else None
     return run
 
 
@@ -415,12 +417,13 @@ def print_runs(runs: Sequence[RunFigures]) -> None:
         speedup = None if r.fastest_at_retention is None or not r.teacher_latency \
             else r.teacher_latency / r.fastest_at_retention
         rows.append([r.name, _f(r.teacher_accuracy), _f(r.teacher_latency, ".2f"), states, str(len(r.front)),
-                     _f(r.hypervolume, ".4f"), _f(r.hv_normalised, ".4f"), _f(r.best_accuracy),
+                     _f(r.hypervolume, ".4f"), _f(r.hv_normalised, ".4f"), _f(r.hv_paired), _f(r.best_accuracy),
                      "-" if r.fastest_at_retention is None
                      else f"{r.fastest_at_retention:.2f} ({speedup:.1f}x)" if speedup else _f(r.fastest_at_retention, ".2f"),
+                     "-" if r.best_speedup_at_retention is None else f"{r.best_speedup_at_retention:.1f}x",
                      _f(r.wall_s, ".1f"), f"{r.trial_s:.1f}", same_proposals(r, runs)])
-    print(table(["study", "teacher acc", "teacher ms", "trials", "front", "HV acc*ms", "HV norm",
-                 "best acc", f"fastest ms @>={RETENTION:.0%}", "wall s", "in trials s", "same proposals as"],
+    print(table(["study", "teacher acc", "teacher ms", "trials", "front", "HV acc*ms", "HV norm", "HV paired",
+                 "best acc", f"fastest ms @>={RETENTION:.0%}", f"best paired speed-up @>={RETENTION:.0%}", "wall s", "in trials s", "same proposals as"],
                 rows))
     for r in runs:
         if r.error:
@@ -439,13 +442,15 @@ def print_summary(runs: Sequence[RunFigures]) -> None:
         fast = [r.fastest_at_retention for r in group]
         found = sum(v is not None for v in fast)
         rows.append([variant, algorithm, ",".join(str(r.seed) for r in group),
+                     _spread([r.hv_paired for r in group], ".4f"),
                      _spread([r.hv_normalised for r in group], ".4f"),
-                     _spread([r.hypervolume for r in group], ".3f"),
                      _spread([r.best_accuracy for r in group], ".4f"),
                      f"{_spread(fast, '.2f')} ({found}/{len(group)})",
+                     _spread([r.best_speedup_at_retention for r in group], ".1f"),
                      _spread([r.wall_s for r in group], ".1f")])
-    print(table(["variant", "algorithm", "seeds", "HV norm mean [min, max]", "HV acc*ms mean [min, max]",
+    print(table(["variant", "algorithm", "seeds", "HV paired mean [min, max]", "HV norm mean [min, max]",
                  "best acc mean [min, max]", f"fastest ms @>={RETENTION:.0%} (found)",
+                 f"paired speed-up @>={RETENTION:.0%}",
                  "wall s/search mean [min, max]"], rows, left=3))
 
 
@@ -463,12 +468,12 @@ def print_features(runs: Sequence[RunFigures]) -> None:
                            for r in (on, off))
         rows.append([algorithm, str(seed), _f(on and on.wall_s, ".1f"), _f(off and off.wall_s, ".1f"),
                      _f(ratio, ".3f"), "-" if ratio is None else f"{1 / ratio:.2f}x", trained, stopped,
-                     _f(on and on.hv_normalised), _f(off and off.hv_normalised),
+                     _f(on and on.hv_paired), _f(off and off.hv_paired),
                      _f(on and on.best_accuracy), _f(off and off.best_accuracy)])
     if rows:
         print(table(["algorithm", "seed", "wall on s", "wall off s", "on/off", "speed-up",
                      "trained on/off", "stopped+failed on/off",
-                     "HV norm on", "HV norm off", "best acc on", "best acc off"], rows, left=2))
+                     "HV paired on", "HV paired off", "best acc on", "best acc off"], rows, left=2))
 
 
 def hv_check(runs: Sequence[RunFigures], ref_accuracy: float) -> None:
@@ -514,8 +519,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = f"sqlite:///{out / 'studies.db'}"
     variants = variants_of(args)
     config = with_overrides(load_search_config(args.config), args)
-    if args.startup_trials is not None:
-        use_startup_trials(args.startup_trials)
     plan = [(v, a, s, args.startup_trials) for v in variants for a in args.algorithms for s in args.seeds]
     print(f"bench_search: {' '.join(sys.argv[1:]) or '(defaults)'}")
     print(f"load average at start (1/5/15 min): {load_average()}; cores {os.cpu_count()}; torch threads "
@@ -526,11 +529,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, value in describe(config).items():
         print(f"  {key}: {value}")
     if args.features:
-        print("  variant on : teacher_cache true, init_from_teacher true, early_stopping {eval_every_steps: 25}, "
-              "constraints none")
+        ad = config.auto_distillation
+        early = (ad.early_stopping or EarlyStoppingSection(eval_every_steps=25)).model_dump()
+        print(f"  variant on : teacher_cache true, init_from_teacher true, early_stopping {early}, "
+              f"constraints {ad.search.constraints or 'none'}")
         print("  variant off: teacher_cache false, init_from_teacher false, no early_stopping, constraints none")
-    print(f"  advisors' random start-up trials: "
-          f"{args.startup_trials if args.startup_trials is not None else 'as built in (BO 10, TPE 10, skopt 5)'}")
+    print(f"  advisors' random start-up trials (complete trials): {config.auto_distillation.search.random_startup_trials}")
     print(f"  hypervolume reference: accuracy {args.ref_accuracy}, latency "
           f"{args.ref_latency if args.ref_latency is not None else 'teacher p50 of each study'}")
     print(f"storage {url}; runs under {out / 'runs'}")
