@@ -26,29 +26,33 @@ from search_processes import SearchProcess
 from test_search import write_config
 
 
-def _agent(tmp_path, trained: list[int], max_trials: int) -> AutoDistillation:
+def _agent(tmp_path, trained: list[int], max_trials: int, max_retries: int = 3) -> AutoDistillation:
     def train(model):
         trained.append(model.config.hidden_size)
         return model
 
     section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random",
                             metrics=["accuracy", "params"], higher_is_better=[True, False], seed=0,
-                            max_trials=max_trials, heartbeat_seconds=1, heartbeat_grace_seconds=2)
+                            max_trials=max_trials, heartbeat_seconds=1, heartbeat_grace_seconds=2,
+                            max_retries=max_retries)
     return AutoDistillation(lambda a: tiny_bert(hidden=a["hidden_size"], layers=1, heads=2), section,
                             train_func=train, eval_func=lambda m: {"accuracy": 0.5, "params": 1.0},
                             storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="w", output_dir=tmp_path,
                             progress=False)
 
 
-def _other_workers_trial(agent: AutoDistillation, hidden_size: int, *, worker: str | None = "elsewhere:1"):
+def _other_workers_trial(agent: AutoDistillation, hidden_size: int, *, worker: str | None = "elsewhere:1",
+                         retries: int = 0):
     """A trial of `hidden_size` claimed by another worker (`worker=None`: one that died before
-    recording itself), through its own connection to the storage; with one heartbeat."""
+    recording itself), through its own connection to the storage; with one heartbeat.
+    `retries`: how many times its architecture was lost before."""
     study = optuna.load_study(study_name=agent.study.study_name, storage=agent.storage.url)
     study.enqueue_trial({"hidden_size": hidden_size})
     trial = study.ask()
     architecture = agent.search_space.suggest(trial)
     attrs.record(trial, {attrs.ARCHITECTURE: architecture.to_dict(), attrs.ARCHITECTURE_KEY: architecture.key(),
-                         **({attrs.WORKER: worker} if worker else {})})
+                         **({attrs.WORKER: worker} if worker else {}),
+                         **({attrs.RETRIES: retries} if retries else {})})
     if worker:
         lost_trials.beat(agent.storage, trial)
     return study, trial
@@ -79,6 +83,22 @@ def test_a_trial_whose_worker_died_is_failed_and_its_architecture_trained_again(
     assert len(retries) == 1 and retries[0].params == {"hidden_size": 16}
     assert retries[0].state == TrialState.COMPLETE and attrs.REPEAT_OF not in retries[0].user_attrs
     assert sorted(trained) == [8, 16] and finished_count(agent.study) == 2
+
+
+@pytest.mark.parametrize(("retries_before", "max_retries", "queued"), [(1, 2, True), (2, 2, False), (0, 0, False)])
+def test_a_lost_architecture_is_queued_again_at_most_max_retries_times(tmp_path, retries_before, max_retries,
+                                                                       queued):
+    trained: list[int] = []
+    agent = _agent(tmp_path, trained, max_trials=1, max_retries=max_retries)
+    _, dead = _other_workers_trial(agent, 16, retries=retries_before)
+    agent.search_loop()
+    trials = agent.study.trials
+    assert trials[dead.number].state == TrialState.FAIL
+    retries = [t for t in trials if t.user_attrs.get(attrs.RETRY_OF) == dead.number]
+    if queued:
+        assert [t.user_attrs[attrs.RETRIES] for t in retries] == [retries_before + 1] and trained == [16]
+    else:
+        assert retries == [] and finished_count(agent.study) == 1
 
 
 def test_a_running_trial_that_never_recorded_its_worker_is_failed_after_the_grace_period(tmp_path):

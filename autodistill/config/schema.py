@@ -145,7 +145,7 @@ class SearchSection(Section):
 
     `heartbeat_seconds`: how often a running trial beats in the storage; a trial whose last
     beat is older than `heartbeat_grace_seconds` (default twice that) lost its worker and is
-    tried again (study/lost_trials.py)."""
+    tried again (study/lost_trials.py), at most `max_retries` times per architecture."""
 
     search_space: dict[str, Any]
     search_algorithm: str = "BO"
@@ -162,6 +162,7 @@ class SearchSection(Section):
     allow_repeats: bool = False
     heartbeat_seconds: Annotated[int, Field(ge=1)] = 60
     heartbeat_grace_seconds: Annotated[int, Field(ge=2)] | None = None
+    max_retries: Annotated[int, Field(ge=0)] = 3
     train_func: str | None = None
     eval_func: str | None = None
     model_builder: str | None = None

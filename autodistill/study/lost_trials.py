@@ -9,8 +9,9 @@ callback), so the study loses no trial. A running trial that never recorded its
 worker (killed between Optuna's `ask` and its first beat, or left by a version without
 heartbeats) is failed the same way once it is older than the grace period.
 
-An architecture is queued again at most `MAX_RETRIES` times (its worker may be killed every
-time, e.g. by the kernel's out-of-memory killer); Ctrl-C and SIGTERM count as well.
+An architecture is queued again at most `search.max_retries` times (default 3: its worker
+may be killed every time, e.g. by the kernel's out-of-memory killer); Ctrl-C and SIGTERM
+count as well.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from autodistill.study import trials as attrs
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 3
 STOP_WAIT_SECONDS = 1  # how long the end of a trial waits for a beat in progress
 
 
@@ -64,13 +64,14 @@ class TrialHeartbeat:
                             type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
 
 
-def retry_architecture(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue the architecture of a lost or interrupted trial again: the next trial any
-    worker claims trains it (Optuna's `ask` takes queued trials first)."""
+def retry_architecture(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> None:
+    """Queue the architecture of a lost or interrupted trial again, unless it was retried
+    `max_retries` times already: the next trial any worker claims trains it (Optuna's `ask`
+    takes queued trials first)."""
     if attrs.ARCHITECTURE_KEY not in trial.user_attrs:
         return  # lost before its architecture was chosen: nothing to try again
     retries = int(trial.user_attrs.get(attrs.RETRIES, 0))
-    if retries >= MAX_RETRIES:
+    if retries >= max_retries:
         log.warning("the architecture of trial %d (%s) was tried %d times more already: not queued again",
                     trial.number, trial.params, retries)
         return
@@ -81,14 +82,15 @@ def retry_architecture(study: optuna.Study, trial: FrozenTrial) -> None:
     log.info("the architecture of trial %d (%s) is queued again", trial.number, trial.params)
 
 
-def retry_lost(study: optuna.Study, trial: FrozenTrial) -> None:
-    """The storage's stale-trial callback: Optuna has just failed `trial` for lack of heartbeats."""
+def retry_lost(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> None:
+    """The storage's stale-trial callback (bind `max_retries` with functools.partial): Optuna
+    has just failed `trial` for lack of heartbeats."""
     log.warning("trial %d lost its worker (no heartbeat within the grace period): failed; its "
                 "architecture is queued again", trial.number)
-    retry_architecture(study, trial)
+    retry_architecture(study, trial, max_retries=max_retries)
 
 
-def fail_lost_trials(study: optuna.Study, *, grace_seconds: int) -> None:
+def fail_lost_trials(study: optuna.Study, *, grace_seconds: int, max_retries: int) -> None:
     """Fail the running trials whose worker is gone and queue their architectures again."""
     with warnings.catch_warnings():  # experimental in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -103,4 +105,4 @@ def fail_lost_trials(study: optuna.Study, *, grace_seconds: int) -> None:
             continue  # another worker failed it first
         log.warning("trial %d never recorded its worker and started over %d s ago: failed",
                     trial.number, grace_seconds)
-        retry_architecture(study, failed)  # a trial of an older version has its architecture
+        retry_architecture(study, failed, max_retries=max_retries)  # a trial of an older version has its architecture

@@ -22,6 +22,7 @@ ends the running trial as interrupted and queues its architecture again too.
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import logging
 import os
@@ -118,7 +119,8 @@ class AutoDistillation:
         self.advisor = self._advisor(config.seed)
         self.storage = open_storage(storage_url, heartbeat_seconds=config.heartbeat_seconds,
                                     grace_seconds=config.grace_seconds,
-                                    on_lost=lost_trials.retry_lost)
+                                    on_lost=functools.partial(lost_trials.retry_lost,
+                                                              max_retries=config.max_retries))
         self.study = open_study(self.storage, study_name=study_name,
                                 directions=[o.direction for o in self.objectives],
                                 metric_names=[o.name for o in self.objectives], sampler=self.advisor)
@@ -271,7 +273,8 @@ class AutoDistillation:
         announced = False
         while True:
             with claim_lock(self.storage, self.study.study_name):
-                lost_trials.fail_lost_trials(self.study, grace_seconds=self.config.grace_seconds)
+                lost_trials.fail_lost_trials(self.study, grace_seconds=self.config.grace_seconds,
+                                             max_retries=self.config.max_retries)
                 trials = self.study.get_trials(deepcopy=False)
                 finished = sum(map(attrs.counts_toward_budget, trials))
                 if finished >= budget:
@@ -311,7 +314,8 @@ class AutoDistillation:
         """How another worker's trial ended, once it has (failing it if its worker is gone)."""
         log.info("waiting for trial %d of another worker (the same architecture)", number)
         while True:
-            lost_trials.fail_lost_trials(self.study, grace_seconds=self.config.grace_seconds)
+            lost_trials.fail_lost_trials(self.study, grace_seconds=self.config.grace_seconds,
+                                         max_retries=self.config.max_retries)
             state = self.study.get_trials(deepcopy=False)[number].state
             if state.is_finished():
                 return state
@@ -419,7 +423,7 @@ class AutoDistillation:
                         "and tried again", trial.number, exc, self.config.grace_seconds)
             return
         log.warning("trial %d interrupted; its architecture is queued again for the next run", trial.number)
-        lost_trials.retry_architecture(self.study, ended)
+        lost_trials.retry_architecture(self.study, ended, max_retries=self.config.max_retries)
 
     def _save(self, number: int, model: nn.Module) -> Path:
         """Save into a temporary folder, then rename: a kill never leaves a half-written student."""
