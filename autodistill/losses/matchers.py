@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from autodistill.atomic_file import write_atomically
 from autodistill.errors import MappingError
 
 
@@ -131,13 +132,8 @@ class FeatureMatchers(nn.Module):
         return self.matchers[key]
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / self.FILENAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"specs": {k: asdict(v) for k, v in self.specs.items()},
-                    "state_dict": self.state_dict()}, tmp)
-        tmp.replace(path)
-        return path
+        document = {"specs": {k: asdict(v) for k, v in self.specs.items()}, "state_dict": self.state_dict()}
+        return write_atomically(Path(directory) / self.FILENAME, lambda tmp: torch.save(document, tmp))
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureMatchers:

@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 from matplotlib.figure import Figure
 
+from autodistill.atomic_file import write_atomically
 from autodistill.report.figures import history_figure, pareto_figure
 from autodistill.report.summary import summary_markdown
 from autodistill.study.pareto import front_rows
@@ -35,10 +36,7 @@ class ReportFiles:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def write_report(study: optuna.Study, output_dir: str | Path) -> ReportFiles:
@@ -53,10 +51,7 @@ def write_report(study: optuna.Study, output_dir: str | Path) -> ReportFiles:
     figures.append(("Search history", HISTORY_PNG))
     text = summary_markdown(study, front_rows(study, teacher=teacher), metric_names=names,
                             teacher=teacher, figures=figures)
-    summary = out / SUMMARY_MD
-    tmp = summary.with_name(f".{summary.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(summary)
+    summary = write_atomically(out / SUMMARY_MD, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return ReportFiles(pareto, history, summary)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autodistill.atomic_file import write_atomically
 from autodistill.errors import ConfigError
 
 DIRECTIONS = ("maximize", "minimize")
@@ -280,8 +280,5 @@ def write_pareto_json(path: str | Path, rows: Sequence[FrontRow], *,
         "teacher": dict(teacher) if teacher is not None else None,
         "front": [row.to_dict() for row in rows],
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: workers write it at once
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
