@@ -18,11 +18,10 @@ import logging
 import shlex
 import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
+from autodistill import interrupts
 from autodistill.errors import AutodistillError, ConfigError
 
 
@@ -226,41 +225,19 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: a running search records its trial as interrupted."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """While a command runs, SIGTERM raises `Terminated` in the main thread (as Ctrl-C raises
-    KeyboardInterrupt) instead of ending the process on the spot."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(words)
     args.command_line = shlex.join(["autodistill", *words])  # recorded in studies and model cards
     _quiet_libraries()
     try:
-        with _sigterm_interrupts():
+        with interrupts.handled(sigterm=True):  # SIGTERM stops a search as Ctrl-C does
             return args.run(args)
     except AutodistillError as exc:
         print(f"autodistill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        terminated = isinstance(exc, Terminated)
+        terminated = isinstance(exc, interrupts.Terminated)
         resume = ("; run the same command again to resume (finished trials are kept)"
                   if args.command == "search" else "")
         print(f"autodistill: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{resume}", file=sys.stderr)

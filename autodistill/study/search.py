@@ -39,6 +39,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
+from autodistill import interrupts
 from autodistill.advisors import make_advisor
 from autodistill.config.schema import EarlyStoppingSection, SearchSection
 from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
@@ -222,41 +223,42 @@ class AutoDistillation:
                    desc="search", disable=not self.progress)
         failures = idle = 0
         try:
-            while (claimed := self._claim(budget)) is not None:
-                trial, architecture = claimed
-                try:
-                    with lost_trials.TrialHeartbeat(self.storage, trial, self.config.heartbeat_seconds):
-                        outcome = self.train_evaluate(trial, architecture)
-                except KeyboardInterrupt:
-                    self._interrupted(trial)
-                    raise
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    log.warning("trial %d was taken for lost by another worker (no heartbeat for %d s) and "
-                                "its architecture queued again; its result here is dropped", trial.number,
-                                self.config.grace_seconds)
-                    continue
-                if outcome is Outcome.FAILED:
-                    failures += 1
-                    if failures >= self.config.max_consecutive_failures:
-                        reason = self.study.get_trials(deepcopy=False)[trial.number].user_attrs.get(
-                            attrs.FAILURE_REASON)
+            with interrupts.handled(sigterm=False):  # never inside a database call
+                while (claimed := self._claim(budget)) is not None:
+                    trial, architecture = claimed
+                    try:
+                        with lost_trials.TrialHeartbeat(self.storage, trial, self.config.heartbeat_seconds):
+                            outcome = self.train_evaluate(trial, architecture)
+                    except KeyboardInterrupt:
+                        self._interrupted(trial)
+                        raise
+                    except optuna.exceptions.UpdateFinishedTrialError:
+                        log.warning("trial %d was taken for lost by another worker (no heartbeat for %d s) and "
+                                    "its architecture queued again; its result here is dropped", trial.number,
+                                    self.config.grace_seconds)
+                        continue
+                    if outcome is Outcome.FAILED:
+                        failures += 1
+                        if failures >= self.config.max_consecutive_failures:
+                            reason = self.study.get_trials(deepcopy=False)[trial.number].user_attrs.get(
+                                attrs.FAILURE_REASON)
+                            raise SearchStopped(
+                                f"{failures} trials failed in a row (max_consecutive_failures); the last "
+                                f"one: {reason}. Fix the cause and run the same command again: completed "
+                                "trials are kept"
+                            )
+                    else:
+                        failures = 0
+                    idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
+                    if idle and idle % ADVISOR_PATIENCE == 0:
+                        self._queue_unexplored()
+                    if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
                         raise SearchStopped(
-                            f"{failures} trials failed in a row (max_consecutive_failures); the last "
-                            f"one: {reason}. Fix the cause and run the same command again: completed "
-                            "trials are kept"
+                            f"the advisor proposed {idle} architectures in a row that were repeats or "
+                            "impossible; the search space may be exhausted or mostly invalid"
                         )
-                else:
-                    failures = 0
-                idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
-                if idle and idle % ADVISOR_PATIENCE == 0:
-                    self._queue_unexplored()
-                if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
-                    raise SearchStopped(
-                        f"the advisor proposed {idle} architectures in a row that were repeats or "
-                        "impossible; the search space may be exhausted or mostly invalid"
-                    )
-                bar.n = min(budget, attrs.finished_count(self.study))
-                bar.refresh()
+                    bar.n = min(budget, attrs.finished_count(self.study))
+                    bar.refresh()
         finally:
             bar.close()
         return self.best_model_arch
@@ -410,9 +412,6 @@ class AutoDistillation:
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Ctrl-C or SIGTERM: the trial ends failed, marked interrupted (it costs no budget), and
         its architecture is queued again for the next run."""
-        # the interrupt may have landed inside a database call and left its connection holding
-        # a lock (SQLite): record from fresh connections
-        self.storage.engine.dispose()
         try:
             attrs.record(trial, {attrs.INTERRUPTED: True})
             ended = self.study.tell(trial, state=TrialState.FAIL)

@@ -8,10 +8,13 @@ Workers started together on a new database race to create its tables and the stu
 losers retry or load what the winner created. A search's storage beats a heartbeat for
 every running trial (study/lost_trials.py): `heartbeat_seconds` and `grace_seconds` become
 Optuna's `heartbeat_interval` and `grace_period`, and `on_lost` its stale-trial callback.
+Every call into the database holds back Ctrl-C and SIGTERM until it has ended
+(`InterruptSafeStorage`, interrupts.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -24,6 +27,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial
 
+from autodistill import interrupts
 from autodistill.errors import StorageError
 
 
@@ -46,7 +50,7 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = None, grace_second
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings():  # the heartbeat arguments are experimental in Optuna
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                return InterruptSafeStorage(
                     url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat_seconds,
                     grace_period=grace_seconds, heartbeat_stale_trial_callback=on_lost)
         except sqlalchemy.exc.SQLAlchemyError as exc:
@@ -57,6 +61,30 @@ def open_storage(url: str, *, heartbeat_seconds: int | None = None, grace_second
             raise _unreachable(url, exc) from None
         time.sleep(random.uniform(0.1, 0.5) * attempt)
         attempt += 1
+
+
+def _deferring_interrupts(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with interrupts.deferred():
+            return method(*args, **kwargs)
+    return call
+
+
+def _calls_deferring_interrupts(cls: type[optuna.storages.RDBStorage]) -> type[optuna.storages.RDBStorage]:
+    """Every method of Optuna's RDB storage that opens a session: the public ones, the
+    constructor (it may create the tables) and the stale-trial query of fail_stale_trials."""
+    for name, method in vars(optuna.storages.RDBStorage).items():
+        if callable(method) and (not name.startswith("_") or name in ("__init__", "_get_stale_trial_ids")):
+            setattr(cls, name, _deferring_interrupts(method))
+    return cls
+
+
+@_calls_deferring_interrupts
+class InterruptSafeStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose database calls are never cut short by Ctrl-C or SIGTERM:
+    an interrupt landing inside one is raised when it returns (interrupts.deferred), so no
+    connection is left in a transaction holding the database's lock."""
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
