@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.study import StudyDirection
 
-from autodistill.advisors import ADVISORS, make_advisor
+from autodistill.advisors import ADVISORS, RuledOutAsPending, make_advisor
 from autodistill.advisors.skopt_sampler import SkoptSampler, import_skopt, scalarise
 from autodistill.errors import ConfigError
 from autodistill.space import Architecture, SearchSpace
@@ -84,6 +84,9 @@ def test_every_advisor_proposes_inside_the_space_in_a_two_objective_study(name):
 def test_names_are_case_insensitive_and_map_to_the_expected_sampler(name, sampler_type):
     space = GRID_SPACE if name.lower() == "grid" else SPACE
     advisor = make_advisor(name, space=space, seed=0, n_objectives=2)
+    if sampler_type is optuna.samplers.GPSampler:  # shown ruled-out trials as pending
+        assert isinstance(advisor, RuledOutAsPending)
+        advisor = advisor.sampler
     assert isinstance(advisor, sampler_type)
     # nothing more specific than expected, except grid's ask/tell variant
     assert type(advisor) is sampler_type or sampler_type is optuna.samplers.GridSampler
@@ -268,3 +271,41 @@ def test_startup_trials_default_to_a_third_of_the_budget_between_3_and_10():
     assert section(max_trials=60).random_startup_trials == 10
     assert section(max_trials=20).random_startup_trials == 6
     assert section(max_trials=20, startup_trials=4).random_startup_trials == 4
+
+
+def _screened_search(sampler: optuna.samplers.BaseSampler, *, trained: int, asks: int) -> tuple[int, int]:
+    """A search whose slow architectures (hidden x layers > 200) are screened out before
+    training, as the search loop does: pruned, with a screened_reason. (screened proposals,
+    proposals of an architecture screened before)."""
+    from optuna.trial import TrialState
+
+    from autodistill.study.trials import SCREENED_REASON
+
+    space = SearchSpace.from_mapping({"hidden_size": [8, 16, 32, 64, 128, 256], "num_hidden_layers": {"low": 1, "high": 4}})
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    screened, again, done = 0, 0, 0
+    seen: set[str] = set()
+    for _ in range(asks):
+        trial = study.ask()
+        arch = space.suggest(trial)
+        latency = arch["hidden_size"] * arch["num_hidden_layers"]
+        if latency > 200:
+            trial.set_user_attr(SCREENED_REASON, "too slow")
+            study.tell(trial, state=TrialState.PRUNED)
+            screened, again = screened + 1, again + (arch.key() in seen)
+            seen.add(arch.key())
+            continue
+        study.tell(trial, [1 - latency ** -0.5, latency])  # bigger: more accurate, slower
+        done += 1
+        if done == trained:
+            break
+    return screened, again
+
+
+def test_bo_does_not_propose_a_screened_architecture_again():
+    screened, again = _screened_search(make_advisor("BO", space=SPACE, seed=0, n_objectives=2, startup_trials=3),
+                                       trained=6, asks=30)
+    assert again == 0 and screened <= 6
+    # Optuna's GPSampler alone learns nothing from the pruned trials: it asks for them again
+    _, plain_again = _screened_search(optuna.samplers.GPSampler(seed=0, n_startup_trials=3), trained=6, asks=15)
+    assert plain_again >= 5

@@ -442,5 +442,4 @@ def _settled(trials: list[FrozenTrial]) -> set[str]:
     """Keys of the architectures trained (first time) or ruled out before training."""
     return {t.user_attrs[attrs.ARCHITECTURE_KEY] for t in trials
             if attrs.ARCHITECTURE_KEY in t.user_attrs
-            and ((t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs)
-                 or attrs.INVALID_REASON in t.user_attrs or attrs.SCREENED_REASON in t.user_attrs)}
+            and ((t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs) or attrs.ruled_out(t))}

@@ -61,6 +61,11 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     return False
 
 
+def ruled_out(trial: FrozenTrial) -> bool:
+    """Ended before training: its architecture is impossible or breaks a budget (screened)."""
+    return trial.state == TrialState.PRUNED and not {INVALID_REASON, SCREENED_REASON}.isdisjoint(trial.user_attrs)
+
+
 def finished_count(study: optuna.Study) -> int:
     return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
 
