@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.study import StudyDirection
 
-from autodistill.advisors import ADVISORS, RuledOutAsPending, make_advisor
+from autodistill.advisors import ADVISORS, PrunedAsPending, make_advisor
 from autodistill.advisors.skopt_sampler import SkoptSampler, import_skopt, scalarise
 from autodistill.errors import ConfigError
 from autodistill.space import Architecture, SearchSpace
@@ -84,8 +84,8 @@ def test_every_advisor_proposes_inside_the_space_in_a_two_objective_study(name):
 def test_names_are_case_insensitive_and_map_to_the_expected_sampler(name, sampler_type):
     space = GRID_SPACE if name.lower() == "grid" else SPACE
     advisor = make_advisor(name, space=space, seed=0, n_objectives=2)
-    if sampler_type is optuna.samplers.GPSampler:  # shown ruled-out trials as pending
-        assert isinstance(advisor, RuledOutAsPending)
+    if sampler_type is optuna.samplers.GPSampler:  # shown pruned trials as pending
+        assert isinstance(advisor, PrunedAsPending)
         advisor = advisor.sampler
     assert isinstance(advisor, sampler_type)
     # nothing more specific than expected, except grid's ask/tell variant

@@ -421,10 +421,10 @@ def _toy_train(model, callbacks=()):
     return model
 
 
-def _early_agent(tmp_path, early, checkpoint, teacher_accuracy=None, max_trials=2):
+def _early_agent(tmp_path, early, checkpoint, teacher_accuracy=None, max_trials=2, hidden_sizes=(8, 16)):
     from autodistill.config.schema import EarlyStoppingSection
 
-    section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random",
+    section = SearchSection(search_space={"hidden_size": list(hidden_sizes)}, search_algorithm="random",
                             max_trials=max_trials, metrics=["accuracy", "latency"],
                             higher_is_better=[True, False], seed=0)
     agent = AutoDistillation(lambda a: tiny_bert(hidden=a["hidden_size"], layers=1, heads=2), section,
@@ -450,6 +450,24 @@ def test_a_slower_student_that_trails_a_faster_one_is_stopped_early(tmp_path):
     assert "trails trial 0 at step 2" in slow.user_attrs[PRUNED_REASON]
     assert slow.user_attrs["accuracy"] == 0.5  # its last value
     assert finished_count(agent.study) == 2  # an early-stopped trial used its training: it counts
+
+
+def test_an_early_stopped_architecture_proposed_again_is_not_trained_again(tmp_path):
+    from autodistill.study.trials import PRUNED_REASON
+
+    checkpoint = lambda m: 0.9 if m.config.hidden_size == 8 else 0.5  # noqa: E731
+    agent = _early_agent(tmp_path, {"eval_every_steps": 2, "margin": 0.05}, checkpoint, max_trials=3,
+                         hidden_sizes=(8, 16, 24))
+    trained, train = [], agent.train_func
+    agent.train_func = lambda model, **kw: trained.append(model.config.hidden_size) or train(model, **kw)
+    for hidden in (8, 16, 16, 24):
+        agent.study.enqueue_trial({"hidden_size": hidden})
+    agent.search_loop()
+    stopped, again = agent.study.trials[1:3]
+    assert trained == [8, 16, 24]
+    assert stopped.state == again.state == TrialState.PRUNED and again.user_attrs[REPEAT_OF] == 1
+    assert again.user_attrs[PRUNED_REASON] == stopped.user_attrs[PRUNED_REASON]
+    assert len(agent.study.trials) == 4  # the repeat cost no budget: 3 trained trials finish the search
 
 
 def test_a_faster_student_is_not_stopped_by_a_slower_ones_accuracy(tmp_path):

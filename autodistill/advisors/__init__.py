@@ -18,7 +18,7 @@ from typing import Protocol
 
 import optuna
 
-from autodistill.advisors.ruled_out import RuledOutAsPending
+from autodistill.advisors.pruned_as_pending import PrunedAsPending
 from autodistill.advisors.skopt_sampler import SkoptSampler
 from autodistill.errors import ConfigError
 from autodistill.registry import Registry
@@ -27,7 +27,7 @@ from autodistill.space import SearchSpace
 __all__ = [
     "ADVISORS",
     "AdvisorFactory",
-    "RuledOutAsPending",
+    "PrunedAsPending",
     "SkoptSampler",
     "make_advisor",
     "register_builtin_advisors",
@@ -66,8 +66,8 @@ def make_advisor(
 def _gaussian_process(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    # it models complete trials only: screened or impossible ones would be proposed again
-    return RuledOutAsPending(optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials))
+    # it models complete trials only: pruned ones (screened, stopped early) would be proposed again
+    return PrunedAsPending(optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials))
 
 
 def _tpe(

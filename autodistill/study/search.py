@@ -168,10 +168,15 @@ class AutoDistillation:
                     return self._pruned(trial, {}, Outcome.REPEAT,
                                         f"waited for trial {twin} (the same architecture, another worker), "
                                         f"which ended {ended.name}: not trained twice")
-            earlier = attrs.completed_by_architecture(self.study).get(architecture.key())
+            earlier = attrs.trained_by_architecture(self.study).get(architecture.key())
             if earlier is not None:
-                attrs.record(trial, {attrs.REPEAT_OF: earlier.number,
-                                     **{k: v for k, v in earlier.user_attrs.items() if k not in attrs.OWN_KEYS}})
+                reused = {attrs.REPEAT_OF: earlier.number,
+                          **{k: v for k, v in earlier.user_attrs.items() if k not in attrs.OWN_KEYS}}
+                if earlier.state == TrialState.PRUNED:
+                    return self._pruned(trial, reused, Outcome.REPEAT,
+                                        f"repeats trial {earlier.number} ({dict(architecture)}), which was "
+                                        "stopped early: not trained again")
+                attrs.record(trial, reused)
                 self.study.tell(trial, earlier.values)
                 log.info("trial %d repeats trial %d (%s): reused its result", trial.number,
                          earlier.number, dict(architecture))
@@ -439,7 +444,7 @@ class AutoDistillation:
 
 
 def _settled(trials: list[FrozenTrial]) -> set[str]:
-    """Keys of the architectures trained (first time) or ruled out before training."""
+    """Keys of the architectures trained (completed or stopped early) or ruled out before training."""
     return {t.user_attrs[attrs.ARCHITECTURE_KEY] for t in trials
-            if attrs.ARCHITECTURE_KEY in t.user_attrs
-            and ((t.state == TrialState.COMPLETE and attrs.REPEAT_OF not in t.user_attrs) or attrs.ruled_out(t))}
+            if attrs.ARCHITECTURE_KEY in t.user_attrs and attrs.REPEAT_OF not in t.user_attrs
+            and (t.state == TrialState.COMPLETE or attrs.early_stopped(t) or attrs.ruled_out(t))}

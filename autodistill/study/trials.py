@@ -55,7 +55,7 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     if trial.state == TrialState.COMPLETE:
         return REPEAT_OF not in attrs
     if trial.state == TrialState.PRUNED:
-        return not {INVALID_REASON, SCREENED_REASON, TWIN_OF} & attrs.keys()
+        return not {INVALID_REASON, SCREENED_REASON, TWIN_OF, REPEAT_OF} & attrs.keys()
     if trial.state == TrialState.FAIL:
         return FAILURE_REASON in attrs
     return False
@@ -83,12 +83,19 @@ def measured_cost(study: optuna.Study, key: str) -> dict[str, Any] | None:
     return None
 
 
-def completed_by_architecture(study: optuna.Study) -> dict[str, FrozenTrial]:
-    """The first completed, trained trial of each architecture (to reuse on a repeat)."""
+def early_stopped(trial: FrozenTrial) -> bool:
+    """Trained, and stopped early (pruned with its last accuracy)."""
+    return trial.state == TrialState.PRUNED and PRUNED_REASON in trial.user_attrs
+
+
+def trained_by_architecture(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """The first trial that trained each architecture, completed or stopped early (what a
+    repeat reuses: training it again would give the same student)."""
     seen: dict[str, FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         key = t.user_attrs.get(ARCHITECTURE_KEY)
-        if key is not None and REPEAT_OF not in t.user_attrs and key not in seen:
+        if (key is not None and REPEAT_OF not in t.user_attrs and key not in seen
+                and (t.state == TrialState.COMPLETE or early_stopped(t))):
             seen[key] = t
     return seen
 
