@@ -309,11 +309,3 @@ def test_bo_does_not_propose_a_screened_architecture_again():
     # Optuna's GPSampler alone learns nothing from the pruned trials: it asks for them again
     _, plain_again = _screened_search(optuna.samplers.GPSampler(seed=0, n_startup_trials=3), trained=6, asks=15)
     assert plain_again >= 5
-
-
-@pytest.mark.parametrize("seed", [3, 4])
-def test_skopt_is_told_pruned_trials_and_rarely_proposes_a_screened_architecture_again(seed):
-    # without them (only complete trials told) these seeds proposed a screened one again 4 and 7 times
-    screened, again = _screened_search(make_advisor("skopt", space=SPACE, seed=seed, n_objectives=2,
-                                                    startup_trials=3), trained=10, asks=50)
-    assert again <= 1 and screened <= 6

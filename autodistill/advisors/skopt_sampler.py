@@ -1,9 +1,8 @@
 """The scikit-optimize advisor: an Optuna sampler that asks `skopt.Optimizer` for each trial.
 
 The sampler keeps no record of the study. For every trial it builds a fresh
-`skopt.Optimizer`, tells it every complete trial stored in the study (and every pruned one,
-as the worst result seen), and asks it for one point; so a resumed study, or several
-workers sharing one, see the same history.
+`skopt.Optimizer`, tells it every complete trial stored in the study, and asks it for
+one point; so a resumed study, or several workers sharing one, see the same history.
 Its random choices come from (seed, trial number), which makes the proposals of a
 seeded run repeatable, resumed or not.
 
@@ -16,7 +15,6 @@ augmented Chebyshev function with a random weight vector per trial combines them
 from __future__ import annotations
 
 import math
-import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,17 +191,9 @@ class SkoptSampler(BaseSampler):
         ]
         if len(observed) < self._n_initial_points:
             return {}  # every parameter goes to sample_independent
-        # pruned trials (screened or impossible architectures, students stopped early) are told
-        # the worst target seen: left out, skopt would propose them again and again
-        pruned = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-            if all(t.distributions.get(n) == d for n, d in search_space.items())
-        ]
         rng = np.random.default_rng([self._seed, trial.number, _RELATIVE_STREAM])
         weights = rng.dirichlet(np.ones(len(study.directions)))
-        scalars = scalarise(np.array([t.values for t in observed]), study.directions, weights)
-        targets = [*scalars.tolist(), *[float(scalars.max())] * len(pruned)]
+        targets = scalarise(np.array([t.values for t in observed]), study.directions, weights)
         axes = {name: _Axis(d) for name, d in search_space.items()}
         optimizer = self._skopt.Optimizer(
             [axis.dimension(self._skopt) for axis in axes.values()],
@@ -215,12 +205,10 @@ class SkoptSampler(BaseSampler):
         from threadpoolctl import threadpool_limits  # installed with scikit-learn, as skopt is
 
         # the matrices are tiny: BLAS threads only compete with training for the cores
-        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
-            # its best point already told: skopt proposes a random one instead, and says so
-            warnings.filterwarnings("ignore", message="The objective has been evaluated at point")
+        with threadpool_limits(limits=1, user_api="blas"):
             optimizer.tell(
-                [[axis.encode(t.params[name]) for name, axis in axes.items()] for t in [*observed, *pruned]],
-                targets,
+                [[axis.encode(t.params[name]) for name, axis in axes.items()] for t in observed],
+                targets.tolist(),
             )
             point = optimizer.ask()
         return {name: axis.decode(x) for (name, axis), x in zip(axes.items(), point)}
