@@ -309,3 +309,14 @@ def test_bo_does_not_propose_a_screened_architecture_again():
     # Optuna's GPSampler alone learns nothing from the pruned trials: it asks for them again
     _, plain_again = _screened_search(optuna.samplers.GPSampler(seed=0, n_startup_trials=3), trained=6, asks=15)
     assert plain_again >= 5
+
+
+def test_skopt_proposing_a_point_told_before_prints_no_warning():
+    import warnings
+
+    tiny = SearchSpace.from_mapping({"layers": {"low": 1, "high": 2}})
+    sampler = SkoptSampler(seed=0, n_initial_points=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # skopt's "has been evaluated at point ... before" would raise
+        proposals = run_study(sampler, tiny, n_trials=6)
+    assert {a["layers"] for a in proposals} == {1, 2}

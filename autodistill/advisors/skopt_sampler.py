@@ -15,6 +15,7 @@ augmented Chebyshev function with a random weight vector per trial combines them
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,7 +206,9 @@ class SkoptSampler(BaseSampler):
         from threadpoolctl import threadpool_limits  # installed with scikit-learn, as skopt is
 
         # the matrices are tiny: BLAS threads only compete with training for the cores
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            # its best point already told: skopt proposes a random one instead, and says so
+            warnings.filterwarnings("ignore", message="The objective has been evaluated at point")
             optimizer.tell(
                 [[axis.encode(t.params[name]) for name, axis in axes.items()] for t in observed],
                 targets.tolist(),
