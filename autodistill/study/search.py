@@ -224,48 +224,45 @@ class AutoDistillation:
         from tqdm.auto import tqdm
 
         budget = self.config.max_trials
-        bar = tqdm(total=budget, initial=min(budget, attrs.finished_count(self.study)), unit="trial",
-                   desc="search", disable=not self.progress)
         failures = idle = 0
-        try:
-            with interrupts.handled(sigterm=False):  # never inside a database call
-                while (claimed := self._claim(budget)) is not None:
-                    trial, architecture = claimed
-                    try:
-                        with lost_trials.TrialHeartbeat(self.storage, trial, self.config.heartbeat_seconds):
-                            outcome = self.train_evaluate(trial, architecture)
-                    except KeyboardInterrupt:
-                        self._interrupted(trial)
-                        raise
-                    except optuna.exceptions.UpdateFinishedTrialError:
-                        log.warning("trial %d was taken for lost by another worker (no heartbeat for %d s) and "
-                                    "its architecture queued again; its result here is dropped", trial.number,
-                                    self.config.grace_seconds)
-                        continue
-                    if outcome is Outcome.FAILED:
-                        failures += 1
-                        if failures >= self.config.max_consecutive_failures:
-                            reason = self.study.get_trials(deepcopy=False)[trial.number].user_attrs.get(
-                                attrs.FAILURE_REASON)
-                            raise SearchStopped(
-                                f"{failures} trials failed in a row (max_consecutive_failures); the last "
-                                f"one: {reason}. Fix the cause and run the same command again: completed "
-                                "trials are kept"
-                            )
-                    else:
-                        failures = 0
-                    idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
-                    if idle and idle % ADVISOR_PATIENCE == 0:
-                        self._queue_unexplored()
-                    if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
+        with (tqdm(total=budget, initial=min(budget, attrs.finished_count(self.study)), unit="trial",
+                   desc="search", disable=not self.progress) as bar,
+              interrupts.handled(sigterm=False)):  # Ctrl-C never lands inside a database call
+            while (claimed := self._claim(budget)) is not None:
+                trial, architecture = claimed
+                try:
+                    with lost_trials.TrialHeartbeat(self.storage, trial, self.config.heartbeat_seconds):
+                        outcome = self.train_evaluate(trial, architecture)
+                except KeyboardInterrupt:
+                    self._interrupted(trial)
+                    raise
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    log.warning("trial %d was taken for lost by another worker (no heartbeat for %d s) and "
+                                "its architecture queued again; its result here is dropped", trial.number,
+                                self.config.grace_seconds)
+                    continue
+                if outcome is Outcome.FAILED:
+                    failures += 1
+                    if failures >= self.config.max_consecutive_failures:
+                        reason = self.study.get_trials(deepcopy=False)[trial.number].user_attrs.get(
+                            attrs.FAILURE_REASON)
                         raise SearchStopped(
-                            f"the advisor proposed {idle} architectures in a row that were repeats or "
-                            "impossible; the search space may be exhausted or mostly invalid"
+                            f"{failures} trials failed in a row (max_consecutive_failures); the last "
+                            f"one: {reason}. Fix the cause and run the same command again: completed "
+                            "trials are kept"
                         )
-                    bar.n = min(budget, attrs.finished_count(self.study))
-                    bar.refresh()
-        finally:
-            bar.close()
+                else:
+                    failures = 0
+                idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
+                if idle and idle % ADVISOR_PATIENCE == 0:
+                    self._queue_unexplored()
+                if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
+                    raise SearchStopped(
+                        f"the advisor proposed {idle} architectures in a row that were repeats or "
+                        "impossible; the search space may be exhausted or mostly invalid"
+                    )
+                bar.n = min(budget, attrs.finished_count(self.study))
+                bar.refresh()
         return self.best_model_arch
 
     # -- workers ---------------------------------------------------------------------------
@@ -446,5 +443,4 @@ class AutoDistillation:
 def _settled(trials: list[FrozenTrial]) -> set[str]:
     """Keys of the architectures trained (completed or stopped early) or ruled out before training."""
     return {t.user_attrs[attrs.ARCHITECTURE_KEY] for t in trials
-            if attrs.ARCHITECTURE_KEY in t.user_attrs and attrs.REPEAT_OF not in t.user_attrs
-            and (t.state == TrialState.COMPLETE or attrs.early_stopped(t) or attrs.ruled_out(t))}
+            if attrs.ARCHITECTURE_KEY in t.user_attrs and (attrs.trained(t) or attrs.ruled_out(t))}

@@ -88,14 +88,18 @@ def early_stopped(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.PRUNED and PRUNED_REASON in trial.user_attrs
 
 
+def trained(trial: FrozenTrial) -> bool:
+    """Trained its own student, to the end or stopped early (not a repeat of another trial)."""
+    return REPEAT_OF not in trial.user_attrs and (trial.state == TrialState.COMPLETE or early_stopped(trial))
+
+
 def trained_by_architecture(study: optuna.Study) -> dict[str, FrozenTrial]:
-    """The first trial that trained each architecture, completed or stopped early (what a
-    repeat reuses: training it again would give the same student)."""
+    """The first trial that trained each architecture (what a repeat reuses: training it
+    again would give the same student)."""
     seen: dict[str, FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         key = t.user_attrs.get(ARCHITECTURE_KEY)
-        if (key is not None and REPEAT_OF not in t.user_attrs and key not in seen
-                and (t.state == TrialState.COMPLETE or early_stopped(t))):
+        if key is not None and key not in seen and trained(t):
             seen[key] = t
     return seen
 
