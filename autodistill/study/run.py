@@ -54,16 +54,6 @@ def resolve_study(config: SearchRunConfig, *, storage: str | None = None, study_
     return url, name, out
 
 
-def _advisor_name(name: str) -> str:
-    from autodistill.advisors import ADVISORS
-    from autodistill.config.sections import registered
-
-    try:
-        return registered(ADVISORS, name)
-    except ValueError as exc:
-        raise ConfigError(f"--search-algorithm: {exc}") from None
-
-
 def _file_log(output_dir: Path) -> logging.Handler:
     output_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(output_dir / "search.log")
@@ -98,9 +88,26 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     if "train_func" not in funcs:  # the built-in train function runs auto_distillation's stages
         preflight.check_mapping_paths(config.auto_distillation, student=student,
                                       teacher=preflight.meta_model(section.model_cls, teacher_config))
+    if search.strategy == "supernet":
+        _preflight_supernet(search, space, teacher_config, funcs)
     # last: opening the storage may create it; a bad URL or another study of this name fails here
     preflight.check_existing_study(url, study_name, space=space,
                                    objectives=objectives_for(search.metrics, search.higher_is_better))
+
+
+def _preflight_supernet(search: SearchSection, space: SearchSpace, teacher_config: Any,
+                        funcs: dict[str, Any]) -> None:
+    """A supernet slices the built-in students: the space must fit inside the teacher's shape
+    and name only keys the elastic forward supports."""
+    from autodistill.study.supernet_search import space_dimensions
+    from autodistill.supernet import check_supernet_space
+
+    if "model_builder" in funcs:
+        raise ConfigError(
+            "search.strategy: supernet slices students out of one weight-sharing network built from "
+            "the teacher, so it cannot use search.model_builder; remove search.model_builder or set "
+            "search.strategy: per_trial")
+    check_supernet_space(teacher_config, space_dimensions(space))
 
 
 def run_search(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
@@ -112,10 +119,7 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
 
     url, name, out = resolve_study(config, storage=storage, study_name=study_name, output_dir=output_dir)
     search = config.search
-    if max_trials is not None:
-        search = search.model_copy(update={"max_trials": max_trials})
-    if search_algorithm is not None:
-        search = search.model_copy(update={"search_algorithm": _advisor_name(search_algorithm)})
+    search = search.overridden(max_trials=max_trials, search_algorithm=search_algorithm)
     funcs = {key: import_callable(spec, key=f"search.{key}") for key in
              ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
     _preflight(config, search, url=url, study_name=name, output_dir=out, funcs=funcs)
@@ -126,25 +130,40 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
             task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
                               for name, d in space.distributions().items()})
-        agent = AutoDistillation(
-            funcs.get("model_builder", task.build), search,
-            train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
-            cost_func=task.cost, early_stopping=config.auto_distillation.early_stopping,
-            checkpoint_func=task.validation_accuracy, storage_url=url, study_name=name, output_dir=out, save_func=task.save,
-            study_attrs={DATA: task.splits.description, TEACHER_MODEL: task.teacher_location,
-                         **({SEARCH_COMMAND: command} if command else {})},
-            progress=not quiet)
-        teacher = agent.study.user_attrs.get(TEACHER_ATTR)
-        if teacher is None:
-            teacher = {**task.teacher_cost(), **task.evaluate(task.teacher)}
-            agent.study.set_user_attr(TEACHER_ATTR, teacher)
-        agent.teacher_accuracy = teacher.get("accuracy")
-        agent.teacher_latency_ms = teacher.get("latency_p50_ms")
-        agent.search_loop()
+        teacher: dict[str, Any] = {}
+        study_attrs = {DATA: task.splits.description, TEACHER_MODEL: task.teacher_location,
+                       **({SEARCH_COMMAND: command} if command else {})}
+        if search.strategy == "supernet":
+            from autodistill.study.supernet_search import run_supernet_search
+
+            agent = run_supernet_search(task, config, search, storage_url=url, study_name=name,
+                                        output_dir=out, study_attrs=study_attrs, progress=not quiet,
+                                        prepare=lambda a: _with_teacher_figures(a, task, teacher))
+        else:
+            agent = AutoDistillation(
+                funcs.get("model_builder", task.build), search,
+                train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
+                cost_func=task.cost, early_stopping=config.auto_distillation.early_stopping,
+                checkpoint_func=task.validation_accuracy, storage_url=url, study_name=name, output_dir=out,
+                save_func=task.save, study_attrs=study_attrs, progress=not quiet)
+            _with_teacher_figures(agent, task, teacher)
+            agent.search_loop()
         return report(agent.study, out)
     finally:
         logging.getLogger("autodistill").removeHandler(handler)
         handler.close()
+
+
+def _with_teacher_figures(agent: AutoDistillation, task: Any, measured: dict[str, Any]) -> None:
+    """The teacher's accuracy and latency, measured once per study (they live in the study) and
+    once per run (`measured`: a supernet search's proxy and final studies share them)."""
+    teacher = agent.study.user_attrs.get(TEACHER_ATTR)
+    if teacher is None:
+        teacher = dict(measured) or {**task.teacher_cost(), **task.evaluate(task.teacher)}
+        agent.study.set_user_attr(TEACHER_ATTR, teacher)
+    measured.update(teacher)
+    agent.teacher_accuracy = teacher.get("accuracy")
+    agent.teacher_latency_ms = teacher.get("latency_p50_ms")
 
 
 def report(study: optuna.Study, output_dir: Path) -> SearchReport:

@@ -99,7 +99,8 @@ class AutoDistillation:
                  early_stopping: EarlyStoppingSection | None = None,
                  checkpoint_func: Callable[[nn.Module], float] | None = None,
                  teacher_accuracy: float | None = None, teacher_latency_ms: float | None = None,
-                 study_attrs: Mapping[str, Any] | None = None, progress: bool = True) -> None:
+                 study_attrs: Mapping[str, Any] | None = None, progress: bool = True,
+                 save_students: bool = True) -> None:
         self.config = config
         self.cost_func = cost_func
         self.early_stopping, self.checkpoint_func = early_stopping, checkpoint_func
@@ -114,6 +115,7 @@ class AutoDistillation:
                               "to screen architectures before training")
         self.model_builder, self.train_func, self.eval_func = model_builder, train_func, eval_func
         self.save_func = save_func or _default_save
+        self.save_students = save_students  # False: proxy trials score a sliced supernet, keep nothing
         self.output_dir = Path(output_dir)
         self.search_space = SearchSpace.from_mapping(config.search_space, source="search.search_space")
         self.objectives = objectives_for(config.metrics, config.higher_is_better)
@@ -202,8 +204,8 @@ class AutoDistillation:
             train_seconds = time.perf_counter() - started
             result = {**cost, **self.eval_func(model)}
             values = objective_values(self.objectives, result)
-            path = self._save(trial.number, model)
-            attrs.record(trial, {**result, "train_seconds": train_seconds, attrs.STUDENT_PATH: str(path)})
+            saved = {attrs.STUDENT_PATH: str(self._save(trial.number, model))} if self.save_students else {}
+            attrs.record(trial, {**result, "train_seconds": train_seconds, **saved})
         except TrialEarlyStopped as stop:
             return self._pruned(trial, {**cost, "accuracy": stop.accuracy, attrs.PRUNED_REASON: stop.reason,
                                         "train_seconds": time.perf_counter() - started},

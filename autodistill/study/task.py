@@ -21,7 +21,7 @@ from autodistill.data import TokenizedDataset, make_loader
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
-from autodistill.distill.teacher_cache import TeacherCache
+from autodistill.distill.teacher_cache import TeacherCache, teacher_fingerprint
 from autodistill.errors import InvalidArchitecture
 from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import (
@@ -114,18 +114,54 @@ class DistillationTask:
     # -- the three functions of seed 003's AutoDistillation ---------------------------------
     def build(self, architecture: Mapping[str, Any]) -> nn.Module:
         """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
-        overrides = {**self.config.student.fixed, **dict(architecture)}
-        check_architecture(student_config(self.student_base, overrides))
-        try:
-            student = build_student(self.student_base, overrides, model_cls=self.student_cls,
-                                    attn_implementation=self.config.student.attn_implementation)
-        except ValueError as exc:  # transformers' own consistency checks
-            raise InvalidArchitecture(str(exc)) from None
+        student = self._fresh(architecture)
         if self.config.student.init_from_teacher:
             report = init_from_teacher(student, self.teacher)
             log.info("student initialised from teacher layers %s (%d tensors sliced, %d left fresh)",
                      list(report.layer_map), len(report.sliced), len(report.skipped))
         return student
+
+    def _fresh(self, architecture: Mapping[str, Any]) -> nn.Module:
+        """A student of the built-in class, freshly initialised; InvalidArchitecture if none can exist."""
+        overrides = {**self.config.student.fixed, **dict(architecture)}
+        check_architecture(student_config(self.student_base, overrides))
+        try:
+            return build_student(self.student_base, overrides, model_cls=self.student_cls,
+                                 attn_implementation=self.config.student.attn_implementation)
+        except ValueError as exc:  # transformers' own consistency checks
+            raise InvalidArchitecture(str(exc)) from None
+
+    # -- the supernet strategy (autodistill.study.supernet_search) ---------------------------
+    def supernet_key(self, dimensions: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+        """The content key of this search's supernet: teacher weights, training data, space, settings."""
+        from autodistill.supernet import supernet_key
+
+        return supernet_key(teacher_fingerprint=teacher_fingerprint(self.teacher),
+                            data_fingerprint=self.splits.train.fingerprint(), space=dimensions,
+                            settings={**settings, "max_length": self.config.data.max_length,
+                                      "batch_size": self.config.data.batch_size,
+                                      "fixed": dict(self.config.student.fixed)})
+
+    def importance_batches(self, count: int) -> list[dict[str, Any]]:
+        """The first `count` training batches in file order (the same ones on every run)."""
+        loader = make_loader(self.train_set, batch_size=self.config.data.batch_size, shuffle=False)
+        return [batch for batch, _ in zip(loader, range(count))]
+
+    def extract(self, elastic: Any, architecture: Mapping[str, Any]) -> nn.Module:
+        """A proxy trial's student: the architecture sliced out of the supernet, untrained."""
+        check_architecture(student_config(self.student_base, {**self.config.student.fixed, **dict(architecture)}))
+        return elastic.extract(architecture)
+
+    def build_from(self, elastic: Any, architecture: Mapping[str, Any]) -> nn.Module:
+        """A final trial's student: the built-in class with `fixed` and the architecture, starting
+        from its supernet weights (instead of init_from_teacher's slices of the teacher)."""
+        student = self._fresh(architecture)
+        student.load_state_dict(elastic.extract(architecture).state_dict())
+        return student
+
+    def validation_score(self, model: nn.Module) -> dict[str, float]:
+        """What a proxy trial is scored by: validation accuracy only (the test split stays unseen)."""
+        return {"accuracy": self.validation_accuracy(model)}
 
     def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> nn.Module:
         """Flash then regular distillation from the teacher."""
