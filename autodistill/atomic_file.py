@@ -2,24 +2,83 @@
 
     write_atomically(path, lambda tmp: tmp.write_text(text))
 
-The temporary name carries the process and thread, so workers sharing an output folder can
-write the same file at once (the last rename wins, each reader sees one whole version); a
-write that fails leaves neither a partial file nor its temporary behind.
+The temporary name (`temporary_path`) carries the host, process and thread, so workers sharing an
+output folder can write the same file at once (the last rename wins, each reader sees one whole
+version); a write that fails leaves neither a partial file nor its temporary behind. A process
+killed with -9 cannot clean up: `remove_dead_temporaries` deletes the temporaries of processes that
+no longer run on this host, and every writer of temporaries (this one, the teacher cache, the
+teacher's fine-tune, export) calls it on the folder before it writes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import shutil
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# `.<name>.<host>~<pid>.<thread>.tmp`, optionally followed by one extension (`.npy`)
+_TEMPORARY = re.compile(r"^\..+\.(?P<host>[^.~/]+)~(?P<pid>\d+)\.\d+\.tmp(\.\w+)?$")
+
+
+def _host() -> str:
+    return re.sub(r"[.~/]", "-", socket.gethostname()) or "localhost"
+
+
+def temporary_path(path: str | Path, *, suffix: str = "") -> Path:
+    """A hidden name next to `path` that is this host's, process's and thread's own."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{_host()}~{os.getpid()}.{threading.get_ident()}.tmp{suffix}")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (another user's process counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries (files or folders) in `folder` whose process no longer runs on this
+    host; those of other hosts and of live processes are kept. The deleted paths."""
+    folder = Path(folder)
+    try:
+        entries = [p for p in folder.iterdir() if p.name.startswith(".")]
+    except OSError:  # no folder yet, or not readable: nothing of ours to clean
+        return []
+    host, removed = _host(), []
+    for path in entries:
+        found = _TEMPORARY.match(path.name)
+        if found is None or found["host"] != host:
+            continue
+        pid = int(found["pid"])
+        if pid == os.getpid() or process_alive(pid):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        log.info("removed %s, left by process %d, which was killed", path, pid)
+        removed.append(path)
+    return removed
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call `write(temporary path)`, then rename the temporary onto `path`; `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    remove_dead_temporaries(path.parent)
+    tmp = temporary_path(path)
     try:
         write(tmp)
         tmp.replace(path)

@@ -7,7 +7,7 @@ nothing else does. The folder is written under a temporary name and renamed when
 complete, so a killed fine-tune is never mistaken for a finished one; workers that start
 together each fine-tune into their own temporary folder, and the first to finish wins. A
 temporary folder whose process is gone (killed while saving) is removed by the next
-fine-tune of the same key.
+fine-tune (`autodistill.atomic_file.remove_dead_temporaries`).
 
 Training reuses the distillation loop: one regular stage whose only loss is the model's
 own task loss (no teacher term), so optimiser, schedule, clipping and NaN checks are the
@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.config.plan import DistillationPlan, LogitKD, OptimizerSpec, ScheduleSpec, Stage
 
 log = logging.getLogger(__name__)
@@ -61,28 +61,6 @@ def fine_tune_plan(*, epochs: float, learning_rate: float, warmup_ratio: float, 
     return DistillationPlan(stages=(stage,), seed=seed, progress=progress)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def remove_abandoned(cache_root: Path, key: str) -> list[Path]:
-    """Delete `.<key>.<pid>.tmp` folders whose process no longer runs on this machine; the deleted."""
-    removed = []
-    for folder in cache_root.glob(f".{key}.*.tmp"):
-        pid = folder.name[len(key) + 2:-len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            log.info("removed %s, left by a fine-tune that was killed", folder)
-            removed.append(folder)
-    return removed
-
-
 def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: DistillationPlan,
                load: Any, save_tokenizer: Any, quiet: bool) -> tuple[Path, bool]:
     """The folder of the fine-tuned teacher and whether it was reused; fine-tune if missing.
@@ -96,10 +74,10 @@ def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: D
     if (final / DONE).exists():
         log.info("reusing the fine-tuned teacher in %s", final)
         return final, True
-    remove_abandoned(cache_root, key)
+    remove_dead_temporaries(cache_root)
     model: nn.Module = load(location)
     result = Distiller(model, model, plan, quiet=quiet).fit(train)
-    tmp = cache_root / f".{key}.{os.getpid()}.tmp"
+    tmp = temporary_path(cache_root / key)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
