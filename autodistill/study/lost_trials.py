@@ -7,7 +7,9 @@ period (its worker was killed with -9, its machine died, its network went away) 
 failed, and its architecture is queued again (`retry_lost`, the storage's stale-trial
 callback), so the study loses no trial. A running trial that never recorded its
 worker (killed between Optuna's `ask` and its first beat, or left by a version without
-heartbeats) is failed the same way once it is older than the grace period.
+heartbeats) is failed the same way once it is older than the grace period. A running trial
+whose recorded worker (`host:pid`) is a process of this host that no longer exists (a worker
+resuming after its own kill -9) is failed at once, without waiting out the grace period.
 
 An architecture is queued again at most `search.max_retries` times (default 3: its worker
 may be killed every time, e.g. by the kernel's out-of-memory killer); Ctrl-C and SIGTERM
@@ -17,6 +19,8 @@ count as well.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import warnings
 from datetime import datetime, timedelta
@@ -25,6 +29,7 @@ from types import TracebackType
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autodistill.atomic_file import process_alive
 from autodistill.study import trials as attrs
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,23 @@ def retry_lost(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> 
     retry_architecture(study, trial, max_retries=max_retries)
 
 
+def dead_here(worker: str) -> bool:
+    """Whether `worker` (`host:pid`) names a process of this host that no longer runs."""
+    host, _, pid = worker.rpartition(":")
+    return (host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid()
+            and not process_alive(int(pid)))
+
+
+def _why_lost(trial: FrozenTrial, cutoff: datetime, grace_seconds: int) -> str | None:
+    """Why a running trial is lost, or None while its worker may still be at it."""
+    worker = trial.user_attrs.get(attrs.WORKER)
+    if worker is not None:
+        return f"its worker {worker} no longer runs on this host" if dead_here(str(worker)) else None
+    if trial.datetime_start is None or trial.datetime_start > cutoff:
+        return None
+    return f"it never recorded its worker and started over {grace_seconds} s ago"
+
+
 def fail_lost_trials(study: optuna.Study, *, grace_seconds: int, max_retries: int) -> None:
     """Fail the running trials whose worker is gone and queue their architectures again."""
     with warnings.catch_warnings():  # experimental in Optuna
@@ -97,12 +119,12 @@ def fail_lost_trials(study: optuna.Study, *, grace_seconds: int, max_retries: in
         optuna.storages.fail_stale_trials(study)  # calls the storage's callback: retry_lost
     cutoff = datetime.now() - timedelta(seconds=grace_seconds)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if attrs.WORKER in trial.user_attrs or trial.datetime_start is None or trial.datetime_start > cutoff:
+        why = _why_lost(trial, cutoff, grace_seconds)
+        if why is None:
             continue
         try:
             failed = study.tell(trial.number, state=TrialState.FAIL)
         except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # another worker failed it first
-        log.warning("trial %d never recorded its worker and started over %d s ago: failed",
-                    trial.number, grace_seconds)
+        log.warning("trial %d is lost (%s): failed", trial.number, why)
         retry_architecture(study, failed, max_retries=max_retries)  # a trial of an older version has its architecture
