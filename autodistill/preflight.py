@@ -7,6 +7,11 @@ value and the fix.
 
 - `writable_folder`: the output folder is a folder (or can be made one) that takes files.
 - `model_location` / `model_config`: a local model path exists and holds `config.json`.
+- `check_device`: a device the config names exists on this machine.
+- `check_sequence_length`: inputs of `data.max_length` tokens fit the model's position embeddings.
+- `check_student_values`: every fixed value and every value of every search-space dimension passes
+  the student builder's rules (its type, sizes >= 1, probabilities in [0, 1]; see
+  `autodistill.models.builders.check_value`).
 - `first_valid_architecture`: some architecture of the search space can be built.
 - `check_mapping_paths`: every layer mapping and flash block names a module of the teacher and of
   a student (both built on the meta device: no weights, no memory).
@@ -97,6 +102,47 @@ def _first_line(exc: Exception) -> str:
 
 def _values(values: Sequence[Any]) -> str:
     return "[" + ", ".join(str(v) for v in values) + "]"
+
+
+def check_device(name: str, *, key: str) -> None:
+    """`name` ('auto', 'cpu', 'cuda:1', 'mps') is a device of this machine."""
+    if name == "auto":
+        return
+    from autodistill.evaluation.latency import resolve_latency_device
+
+    resolve_latency_device(name, key=key)
+
+
+def check_sequence_length(config: Any, length: int | None, *, key: str, whose: str) -> None:
+    """Inputs of `length` tokens fit the `max_position_embeddings` of `config` (`whose` model)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if length is not None and isinstance(limit, int) and length > limit:
+        raise ConfigError(f"{key} is {length} but {whose} max_position_embeddings is {limit}: longer "
+                          f"inputs have no position embedding; set {key} to {limit} or less")
+
+
+def check_student_values(space: Any, base_config: Any, fixed: Mapping[str, Any], *, max_length: int,
+                         key: str = "auto_distillation.search.search_space",
+                         fixed_key: str = "student.fixed") -> None:
+    """Every value of `fixed` and of every dimension of `space` (a SearchSpace; None: no space)
+    passes the builder's rules for its key (a range by its bounds), and a searched or fixed
+    `max_position_embeddings` holds `max_length` tokens."""
+    from autodistill.models.builders import check_value
+
+    checks = [(f"{fixed_key}.{name}", name, "", value) for name, value in fixed.items()]
+    for dimension in space.dimensions if space is not None else ():
+        bounds = (("", c) for c in dimension.choices) if hasattr(dimension, "choices") else (
+            ("low: ", dimension.low), ("high: ", dimension.high))
+        checks += [(f"{key}.{dimension.name}", dimension.name, which, value) for which, value in bounds]
+    for where, name, which, value in checks:
+        try:
+            check_value(base_config, name, value)
+        except InvalidArchitecture as exc:
+            raise ConfigError(f"{where}: {which}{exc}") from None
+        if name == "max_position_embeddings" and isinstance(value, int) and value < max_length:
+            raise ConfigError(f"{where}: {which}max_position_embeddings {value} is below data.max_length "
+                              f"{max_length}: longer inputs have no position embedding; use at least "
+                              f"{max_length}")
 
 
 def first_valid_architecture(space: Any, base_config: Any, fixed: Mapping[str, Any], *,

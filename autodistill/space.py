@@ -8,7 +8,7 @@ A search space maps dimension names to one of three kinds of dimension:
     learning_rate: {low: 1.0e-5, high: 1.0e-2, log: true}
 
 Categorical choices stay categorical: Optuna samples them as unordered choices and
-hands back the very value written in the config (int, float, str or bool).
+hands back the very value written in the config (int, float, str or bool), all of one type.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from autodistill.errors import ConfigError, did_you_mean
 ChoiceValue = bool | int | float | str
 
 ALLOWED_FORMS = (
-    "allowed forms: a list of choices [a, b, c] (int, float, str or bool); "
+    "allowed forms: a list of choices [a, b, c] (all int, float, str or bool); "
     "{choices: [a, b, c]}; {low: 1, high: 6} or {low: 64, high: 384, step: 64} (ints); "
     "{low: 0.0, high: 0.5, step: 0.1} or {low: 1.0e-5, high: 1.0e-2, log: true} (floats)"
 )
@@ -95,6 +95,13 @@ class Categorical:
                     f"got {list(self.choices)!r}"
                 )
             seen.append(choice)
+        kinds = list(dict.fromkeys(type(c).__name__ for c in self.choices))
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"dimension {self.name!r}: choices must all be of one type, got {' and '.join(kinds)} "
+                f"in {list(self.choices)!r}; write them alike (e.g. [16, 32], [0.5, 1.0] or "
+                "['gelu', 'relu'])"
+            )
 
     def to_distribution(self) -> CategoricalDistribution:
         return CategoricalDistribution(self.choices)

@@ -28,7 +28,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
     [
         ([128, 256, 384], CategoricalDistribution((128, 256, 384))),
         ({"choices": ["gelu", "relu"]}, CategoricalDistribution(("gelu", "relu"))),
-        ([128, "wide", 0.5, True], CategoricalDistribution((128, "wide", 0.5, True))),
+        ([0.5, 1.0], CategoricalDistribution((0.5, 1.0))),
+        ([True, False], CategoricalDistribution((True, False))),
         ({"low": 1, "high": 6}, IntDistribution(1, 6)),
         ({"low": 64, "high": 384, "step": 64}, IntDistribution(64, 384, step=64)),
         ({"low": 1, "high": 64, "log": True}, IntDistribution(1, 64, log=True)),
@@ -69,6 +70,9 @@ def test_dimensions_keep_the_config_order_and_kind():
         ([{"a": 1}], "must be an int, float, str or bool"),
         ([None, 1], "must be an int, float, str or bool"),
         ([float("nan"), 1.0], "finite"),
+        ([128, "wide"], "one type, got int and str"),
+        ([16, 32.0], "one type, got int and float"),
+        ([0.5, True], "one type, got float and bool"),
         ({"choices": "abc"}, "choices must be a list"),
         ({"choices": [1], "low": 0}, "cannot be combined"),
         ({"low": 6, "high": 1}, "low <= high"),
@@ -182,8 +186,8 @@ def test_grid_sampler_visits_size_distinct_architectures():
     assert len(study.trials) == len(keys) == space.size() == 18
 
 
-def test_mixed_categorical_choices_keep_their_value_and_type_through_a_trial():
-    choices = [128, "wide", 0.5, True, False]
+@pytest.mark.parametrize("choices", [[128, 256], ["wide", "narrow"], [0.5, 1.0], [True, False]])
+def test_categorical_choices_keep_their_value_and_type_through_a_trial(choices):
     space = SearchSpace.from_mapping({"kind": choices})
     study = optuna.create_study()
     suggested = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Tag, model_validator
 
 from autodistill.config.plan import DistillationPlan, Stage
-from autodistill.config.sections import TrainingSection
+from autodistill.config.sections import Seed, TrainingSection, Weight
 from autodistill.config.stages import (
     FlashSection,
     FlashTemplateSection,
@@ -20,9 +20,9 @@ from autodistill.config.stages import (
 class DistillationSection(TrainingSection):
     """`distillation:` in our configs, and `auto_distillation:`'s training part."""
 
-    seed: int = 42
+    seed: Seed = 42
     device: str = "auto"
-    teacher_weights: list[Annotated[float, Field(ge=0)]] | None = None
+    teacher_weights: list[Weight] | None = None
     truncate_forward: bool = True
     progress: bool = True
     flash_distillation: Annotated[

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from autodistill.config.distillation import DistillationSection
-from autodistill.config.sections import Section, registered
+from autodistill.config.sections import BoundedInt, Fraction, Seed, Section, registered
+from autodistill.config.supernet import SupernetSection
 from autodistill.errors import ConfigError, did_you_mean
+from autodistill.paths import folder_name
 
 
 class ModelSection(Section):
-    """Seed 003's `model: {name, framework}` header; only PyTorch is supported."""
+    """Seed 003's `model: {name, framework}` header; only PyTorch is supported. `name` names the
+    study (and its folder of students) when search.study_name is not set."""
 
-    name: str | None = None
+    name: Annotated[str, AfterValidator(folder_name)] | None = None
     framework: Literal["pytorch"] = "pytorch"
 
 
@@ -30,10 +33,10 @@ class FineTuneSection(Section):
 
     epochs: Annotated[float, Field(gt=0)] = 3.0
     learning_rate: Annotated[float, Field(gt=0)] = 5e-5
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    batch_size: Annotated[BoundedInt, Field(ge=1)] = 32
+    warmup_ratio: Fraction = 0.1
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    seed: int = 0
+    seed: Seed = 0
 
 
 class TeacherSection(Section):
@@ -44,7 +47,7 @@ class TeacherSection(Section):
     model_package: str | None = None
     model_cls: str = "AutoModelForSequenceClassification"
     name: str | None = None
-    num_labels: Annotated[int, Field(ge=1)] | None = None
+    num_labels: Annotated[BoundedInt, Field(ge=1)] | None = None
     attn_implementation: str | None = "eager"
     fine_tune: FineTuneSection | None = None
 
@@ -97,15 +100,15 @@ class DataSection(Section):
     test_file: str | None = None
     corpus: Literal["bbc_news"] | None = None
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    split_seed: int = 0
-    limit: Annotated[int, Field(ge=1)] | None = None
+    split_seed: Seed = 0
+    limit: Annotated[BoundedInt, Field(ge=1)] | None = None
     text_column: str = "text"
     label_column: str = "label"
     label_names: list[str] | None = None
     tokenizer: str | None = None
-    max_length: Annotated[int, Field(ge=2)] = 128
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    eval_batch_size: Annotated[int, Field(ge=1)] = 64
+    max_length: Annotated[BoundedInt, Field(ge=2)] = 128
+    batch_size: Annotated[BoundedInt, Field(ge=1)] = 32
+    eval_batch_size: Annotated[BoundedInt, Field(ge=1)] = 64
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSection:
@@ -136,9 +139,6 @@ class DistillRunConfig(Section):
     def teacher_list(self) -> list[TeacherSection]:
         return [self.teacher] if self.teacher is not None else list(self.teachers or [])
 
-    def with_overrides(self, **values: Any) -> DistillRunConfig:
-        return self.model_copy(update={k: v for k, v in values.items() if v is not None})
-
 
 class SearchSection(Section):
     """Seed 003's `search:` block, plus where the study lives.
@@ -149,20 +149,23 @@ class SearchSection(Section):
 
     search_space: dict[str, Any]
     search_algorithm: str = "BO"
+    # per_trial: every proposal trained in full; supernet: one weight-sharing network scores
+    # proposals by slicing, only the proxy front is trained (autodistill.study.supernet_search)
+    strategy: Literal["per_trial", "supernet"] = "per_trial"
     metrics: list[str] = ["accuracy", "latency"]
     higher_is_better: list[bool] | None = None
-    max_trials: Annotated[int, Field(ge=1)] = 10
-    seed: int | None = 42
-    study_name: str | None = None
+    max_trials: Annotated[BoundedInt, Field(ge=1)] = 10
+    seed: Seed | None = 42
+    study_name: Annotated[str, AfterValidator(folder_name)] | None = None  # <output_dir>/trials/<name>/
     storage: str | None = None
-    max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
-    startup_trials: Annotated[int, Field(ge=2)] | None = None
+    max_consecutive_failures: Annotated[BoundedInt, Field(ge=1)] = 3
+    startup_trials: Annotated[BoundedInt, Field(ge=2)] | None = None
     constraints: dict[Literal["latency_ms", "params", "size_mb", "min_speedup"],
                       Annotated[float, Field(gt=0)]] = {}
     allow_repeats: bool = False
-    heartbeat_seconds: Annotated[int, Field(ge=1)] = 60
-    heartbeat_grace_seconds: Annotated[int, Field(ge=2)] | None = None
-    max_retries: Annotated[int, Field(ge=0)] = 3
+    heartbeat_seconds: Annotated[BoundedInt, Field(ge=1)] = 60
+    heartbeat_grace_seconds: Annotated[BoundedInt, Field(ge=2)] | None = None
+    max_retries: Annotated[BoundedInt, Field(ge=0)] = 3
     train_func: str | None = None
     eval_func: str | None = None
     model_builder: str | None = None
@@ -233,17 +236,17 @@ class SearchSection(Section):
 
 
 class LatencySection(Section):
-    batch_size: Annotated[int, Field(ge=1)] = 1
-    sequence_length: Annotated[int, Field(ge=1)] | None = None
-    warmup: Annotated[int, Field(ge=0)] = 5
-    repeats: Annotated[int, Field(ge=20)] = 30
-    threads: Annotated[int, Field(ge=1)] | None = None
+    batch_size: Annotated[BoundedInt, Field(ge=1)] = 1
+    sequence_length: Annotated[BoundedInt, Field(ge=1)] | None = None
+    warmup: Annotated[BoundedInt, Field(ge=0)] = 5
+    repeats: Annotated[BoundedInt, Field(ge=20)] = 30
+    threads: Annotated[BoundedInt, Field(ge=1)] | None = None
     device: str = "cpu"
 
 
 class EvaluationSection(Section):
     latency: LatencySection = LatencySection()
-    batch_size: Annotated[int, Field(ge=1)] = 64
+    batch_size: Annotated[BoundedInt, Field(ge=1)] = 64
 
 
 class StudentBuilderSection(Section):
@@ -258,6 +261,9 @@ class StudentBuilderSection(Section):
     fixed: dict[str, int | float | str | bool] = {}
     attn_implementation: str | None = "eager"
     init_from_teacher: bool = False
+    # reorder the teacher's heads and FFN neurons by importance first (autodistill.supernet.importance),
+    # so init_from_teacher copies the most important ones
+    importance_order: bool = False
 
     @model_validator(mode="after")
     def _init_needs_same_family(self) -> StudentBuilderSection:
@@ -283,8 +289,8 @@ class StudentBuilderSection(Section):
 class EarlyStoppingSection(Section):
     """Stop a trial's regular distillation early when it trails the front (study/early_stopping.py)."""
 
-    eval_every_steps: Annotated[int, Field(ge=1)] = 50
-    min_steps: Annotated[int, Field(ge=0)] = 0
+    eval_every_steps: Annotated[BoundedInt, Field(ge=1)] = 50
+    min_steps: Annotated[BoundedInt, Field(ge=0)] = 0
     margin: Annotated[float, Field(ge=0)] = 0.02
     pareto: bool = True
     retention_floor: Annotated[float, Field(gt=0, le=1)] | None = None
@@ -298,6 +304,13 @@ class AutoDistillationSection(DistillationSection):
     evaluation: EvaluationSection = EvaluationSection()
     teacher_cache: bool = True
     early_stopping: EarlyStoppingSection | None = None
+    supernet: SupernetSection = SupernetSection()
+
+    @model_validator(mode="after")
+    def _supernet_defaults(self) -> AutoDistillationSection:
+        # resolved once here, so the supernet's content key holds the values it trains with
+        object.__setattr__(self, "supernet", self.supernet.with_defaults(self))
+        return self
 
     @model_validator(mode="before")
     @classmethod

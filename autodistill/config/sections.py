@@ -7,17 +7,44 @@ The stages themselves are in `stages.py`, the whole `distillation:` section in
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from autodistill.config.plan import OptimizerSpec, ScheduleSpec
 from autodistill.errors import ConfigError
 from autodistill.registry import Registry
 
 
+# the largest value each kind of integer may take: the type it reaches downstream
+INT_MAX = 2**31 - 1   # counts (steps, batch sizes, trials, seconds): a C int (torch, threads, timers)
+SEED_MAX = 2**32 - 1  # seeds: numpy's and Optuna's samplers take [0, 2**32 - 1]
+BoundedInt = Annotated[int, Field(le=INT_MAX)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+Weight = Annotated[float, Field(ge=0)]  # a loss's weight: a negative one trains to maximise it
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """Every config section: unknown keys refused, frozen, and every float finite (`.inf` and
+    `.nan` are refused wherever a float is read, with the key that holds them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    def overridden(self, **values: Any) -> Self:
+        """This section with command-line values (None: not given) in place of its keys, checked by
+        the rules of the keys themselves (`model_copy` checks nothing); an error names the flag."""
+        given = {key: value for key, value in values.items() if value is not None}
+        if not given:
+            return self
+        try:
+            return self.model_validate({**self.model_dump(round_trip=True), **given})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0]) if error["loc"] else next(iter(given))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"--{key.replace('_', '-')}: {message} (got {given.get(key, error.get('input'))!r}); "
+                              f"it overrides the config's {key}") from None
 
 
 class OptimizerSection(Section):
@@ -25,7 +52,7 @@ class OptimizerSection(Section):
     learning_rate: Annotated[float, Field(gt=0)] = 5e-5
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     momentum: Annotated[float, Field(ge=0)] = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)
     eps: Annotated[float, Field(gt=0)] = 1e-8
 
     @model_validator(mode="before")
@@ -53,8 +80,8 @@ class OptimizerSection(Section):
 
 class ScheduleSection(Section):
     name: str = "constant"
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    warmup_steps: Annotated[BoundedInt, Field(ge=0)] = 0
+    warmup_ratio: Fraction = 0.0
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     @model_validator(mode="before")
@@ -93,6 +120,6 @@ class TrainingSection(Section):
 
     optimizer: OptimizerSection | None = None
     schedule: ScheduleSection | None = None
-    gradient_accumulation_steps: Annotated[int, Field(ge=1)] | None = None
+    gradient_accumulation_steps: Annotated[BoundedInt, Field(ge=1)] | None = None
     max_grad_norm: Annotated[float, Field(gt=0)] | None = None
     temperature: Annotated[float, Field(gt=0)] | None = None

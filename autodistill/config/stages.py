@@ -17,15 +17,22 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from autodistill.config.plan import LayerMapping, LogitKD, Stage
 from autodistill.config.sections import (
+    INT_MAX,
+    BoundedInt,
     OptimizerSection,
     ScheduleSection,
     Section,
     TrainingSection,
+    Weight,
     loss_name,
 )
 from autodistill.errors import ConfigError
 
 _INDEX = re.compile(r"^-?\d+(\.-?\d+)*$")
+# an element of a module's output: a position (negative counts from the end) or a key
+OutputIndex = tuple[Annotated[int, Field(ge=-INT_MAX, le=INT_MAX)] | str, ...]
+
+
 def parse_index(raw: Any) -> tuple[int | str, ...]:
     """'1' -> (1,), '1.0' -> (1, 0), 2 -> (2,), '' or None -> (), 'logits' -> ('logits',)."""
     if raw is None or raw == "":
@@ -55,10 +62,10 @@ class MappingSection(Section):
 
     student: str
     teacher: str
-    student_index: Annotated[tuple[int | str, ...], Field(default=())]
-    teacher_index: Annotated[tuple[int | str, ...], Field(default=())]
+    student_index: Annotated[OutputIndex, Field(default=())]
+    teacher_index: Annotated[OutputIndex, Field(default=())]
     loss: str | None = None
-    weight: float | None = None
+    weight: Weight | None = None
     matcher: str = "auto"
     teacher_name: str | None = None
 
@@ -125,10 +132,10 @@ class StageSection(TrainingSection):
         list[MappingSection], Field(alias="layer_mappings_for_knowledge_transfer")
     ] = []
     loss_types: list[str] | None = None
-    loss_weights: list[float] | None = None
+    loss_weights: list[Weight] | None = None
     add_origin_loss: bool = False
-    origin_loss_weight: Annotated[float, Field(ge=0)] = 1.0
-    train_steps: Annotated[int, Field(ge=0)] | None = None
+    origin_loss_weight: Weight = 1.0
+    train_steps: Annotated[BoundedInt, Field(ge=0)] | None = None
     epochs: Annotated[float, Field(gt=0)] | None = None
     trainable: list[str] | None = None
 
@@ -222,9 +229,9 @@ class FlashSection(TrainingSection):
         list[list[MappingSection]], Field(alias="layer_mappings_for_knowledge_transfer")
     ]
     loss_types: list[list[str]] | None = None
-    loss_weights: list[list[float]] | None = None
+    loss_weights: list[list[Weight]] | None = None
     add_origin_loss: list[bool] | bool = False
-    train_steps: list[Annotated[int, Field(ge=0)]]
+    train_steps: list[Annotated[BoundedInt, Field(ge=0)]]
 
     @model_validator(mode="after")
     def _per_block(self) -> FlashSection:
@@ -310,7 +317,7 @@ class SeedTrainSection(TrainingSection):
     """Seed 003's one-stage `distillation: {train: {optimizer: ..., criterion: ...}}`."""
 
     criterion: CriterionSection
-    train_steps: Annotated[int, Field(ge=1)] | None = None
+    train_steps: Annotated[BoundedInt, Field(ge=1)] | None = None
     epoch: Annotated[float, Field(gt=0)] | None = None
 
     def stage_section(self) -> StageSection:
@@ -353,9 +360,9 @@ class FlashTemplateSection(TrainingSection):
         list[MappingSection], Field(alias="layer_mappings_for_knowledge_transfer", min_length=1)
     ]
     loss_types: list[str] | None = None
-    loss_weights: list[float] | None = None
+    loss_weights: list[Weight] | None = None
     add_origin_loss: bool = False
-    train_steps: Annotated[int, Field(ge=0)]
+    train_steps: Annotated[BoundedInt, Field(ge=0)]
     depth_key: str = "num_hidden_layers"
 
     @field_validator("block_names")

@@ -16,7 +16,16 @@ from autodistill.distill.distiller import Distiller, FitResult
 from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
-from autodistill.preflight import check_mapping_paths, load_tokenizer, model_location, writable_folder
+from autodistill.preflight import (
+    check_device,
+    check_mapping_paths,
+    check_sequence_length,
+    check_student_values,
+    load_tokenizer,
+    model_config,
+    model_location,
+    writable_folder,
+)
 
 
 @dataclass
@@ -42,12 +51,19 @@ def _teacher(section: TeacherSection) -> nn.Module:
 
 
 def _preflight(config: DistillRunConfig) -> None:
-    """The output folder takes files and the model folders exist, before anything is loaded."""
+    """The output folder takes files, the device exists, the model folders exist and their configs
+    take the inputs and the student's overrides, before any weights are loaded."""
     writable_folder(config.output_dir, key="output_dir")
+    check_device(config.distillation.device, key="distillation.device")
     for i, section in enumerate(config.teacher_list):
+        key = "teacher.model" if config.teacher is not None else f"teachers.{i}.model"
         if section.model is not None:
-            model_location(section.model, key="teacher.model" if config.teacher is not None
-                           else f"teachers.{i}.model")
+            teacher_config = model_config(section.model, key=key)
+            check_sequence_length(teacher_config, config.data.max_length, key="data.max_length",
+                                  whose=f"{key} {section.model!r}'s")
+            if i == 0:  # the student is built from the first teacher's config
+                check_student_values(None, teacher_config, config.student.overrides,
+                                     max_length=config.data.max_length, fixed_key="student.overrides")
     for key, location in (("student.model", config.student.model), ("data.tokenizer", config.data.tokenizer)):
         if location is not None:
             model_location(location, key=key)

@@ -6,6 +6,17 @@ with a set number of intra-op threads, after `warmup` untimed calls, over `repea
 timed calls, on the device the config names. The result is the median (p50) and the
 90th percentile, plus mean and minimum for reference.
 
+A busy machine shows in the spread of the timed calls: another process that takes the CPU
+now and then stretches some calls and not others. The spread is the interquartile range
+over the median, (p75 - p25) / p50: about 0.1-0.3 for a tiny model on a quiet 2-core CPU,
+1 to 15 with busy loops beside it. A measurement whose spread (of any model timed in it)
+is above `max_spread` is taken again, up to `max_attempts` measurements in all, and the
+steadiest one is kept; each result records its `spread` and `attempts`.
+
+A raw time still moves with the machine's load; a ratio of models timed call for call does
+not (much). `at_reference` turns a student's time into that ratio expressed in milliseconds:
+its latency had the teacher run at a reference latency (see autodistill/study/task.py).
+
     spec = LatencySpec(batch_size=1, sequence_length=128, threads=2)
     lat = measure_latency(student, spec)          # a transformers model: dummy token ids
     lat = measure_latency(cnn, spec, example_inputs=(torch.randn(1, 3, 32, 32),))
@@ -15,8 +26,8 @@ timed calls, on the device the config names. The result is the median (p50) and 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +38,9 @@ from autodistill.errors import ConfigError
 
 MIN_REPEATS = 20
 _INPUT_SEED = 0
+MAX_SPREAD = 0.5   # (p75 - p25) / p50 above which a measurement is taken again
+MAX_ATTEMPTS = 3
+Timer = Callable[[], int]  # nanoseconds, like time.perf_counter_ns
 
 
 def _check_int(name: str, value: Any, low: int, rule: str) -> None:
@@ -41,7 +55,9 @@ def _check_int(name: str, value: Any, low: int, rule: str) -> None:
 class LatencySpec:
     """How to time a model: input shape, warm-up, repeats, threads and device.
 
-    `threads=None` keeps torch's current intra-op thread count.
+    `threads=None` keeps torch's current intra-op thread count. A measurement whose spread
+    ((p75 - p25) / p50 of any model in it) is above `max_spread` is taken again, up to
+    `max_attempts` measurements in all (1: measure once, whatever the spread).
     """
 
     batch_size: int = 1
@@ -50,6 +66,8 @@ class LatencySpec:
     repeats: int = 30
     threads: int | None = None
     device: str = "cpu"
+    max_spread: float = MAX_SPREAD
+    max_attempts: int = MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
         _check_int("batch_size", self.batch_size, 1, ">= 1")
@@ -61,6 +79,18 @@ class LatencySpec:
                 f"evaluation.latency.repeats must be an integer >= {MIN_REPEATS} so that the "
                 f"median and p90 mean something, but got repeats={self.repeats!r}; "
                 f"set repeats to {MIN_REPEATS} or more"
+            )
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
+                or self.max_attempts < 1:
+            raise ConfigError(
+                f"LatencySpec.max_attempts must be an integer >= 1 (measurements taken when the "
+                f"spread is high), but got max_attempts={self.max_attempts!r}; set it to 1 or more"
+            )
+        if isinstance(self.max_spread, bool) or not isinstance(self.max_spread, (int, float)) \
+                or not self.max_spread > 0:
+            raise ConfigError(
+                f"LatencySpec.max_spread must be a positive number ((p75 - p25) / p50 of the timed "
+                f"calls), but got max_spread={self.max_spread!r}; set it to e.g. {MAX_SPREAD}"
             )
         if self.threads is not None:
             _check_int("threads", self.threads, 1, ">= 1 (or null for torch's current setting)")
@@ -83,7 +113,8 @@ class Latency:
     """One benchmark's result, in milliseconds per call (one call = one batch).
 
     `sequence_length` is None when the caller supplied `example_inputs`; `threads` is
-    the intra-op thread count in force during the measurement.
+    the intra-op thread count in force during the measurement; `spread` is (p75 - p25) / p50
+    of the kept measurement and `attempts` how many measurements were taken.
     """
 
     p50_ms: float
@@ -95,6 +126,8 @@ class Latency:
     sequence_length: int | None
     device: str
     threads: int
+    spread: float
+    attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,26 +144,33 @@ def model_size_mb(model: nn.Module) -> float:
     return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
-def resolve_latency_device(name: str) -> torch.device:
-    device = torch.device(name)
+def resolve_latency_device(name: str, *, key: str = "evaluation.latency.device") -> torch.device:
+    """The device `name` names, if this machine has it; `key` is the config key that gave it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{key} is {name!r}, which is not a device name; use 'cpu', 'cuda', "
+                          "'cuda:0' or 'mps'") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(
-                f"evaluation.latency.device is {name!r} but CUDA is not available on this "
-                f"machine; set evaluation.latency.device to 'cpu' or run on a machine with a GPU"
+                f"{key} is {name!r} but CUDA is not available on this "
+                f"machine; set {key} to 'cpu' or run on a machine with a GPU"
             )
         index = device.index if device.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
             raise ConfigError(
-                f"evaluation.latency.device is {name!r} but this machine has "
+                f"{key} is {name!r} but this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s); choose an index below that"
             )
         device = torch.device("cuda", index)
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(
-            f"evaluation.latency.device is {name!r} but MPS is not available on this machine; "
-            f"set evaluation.latency.device to 'cpu'"
+            f"{key} is {name!r} but MPS is not available on this machine; "
+            f"set {key} to 'cpu'"
         )
+    elif device.type != "cpu":
+        raise ConfigError(f"{key} is {name!r}; the devices supported are 'cpu', 'cuda', 'cuda:N' and 'mps'")
     return device
 
 
@@ -192,7 +232,7 @@ def _leading_dim(inputs: Any) -> int | None:
 
 def measure_latency(model: nn.Module, spec: LatencySpec | None = None, *,
                     example_inputs: Mapping[str, torch.Tensor] | tuple | torch.Tensor | None = None,
-                    vocab_size: int | None = None) -> Latency:
+                    vocab_size: int | None = None, timer: Timer = time.perf_counter_ns) -> Latency:
     """Time `model` on one fixed batch and return p50/p90/mean/min in ms per call.
 
     Inputs: `example_inputs` when given (a dict of tensors is passed as keyword
@@ -203,28 +243,32 @@ def measure_latency(model: nn.Module, spec: LatencySpec | None = None, *,
 
     The model and inputs go to `spec.device`; the thread count is set to
     `spec.threads` for the measurement; each of `repeats` timed calls is read with
-    `time.perf_counter_ns` (after `torch.cuda.synchronize()` on CUDA). Percentiles use
-    numpy's 'linear' method (interpolation between the closest ranks), so p50 is the
-    ordinary median. Afterwards the thread count, every submodule's training flag and
+    `timer` (`time.perf_counter_ns`; after `torch.cuda.synchronize()` on CUDA). Percentiles
+    use numpy's 'linear' method (interpolation between the closest ranks), so p50 is the
+    ordinary median. A measurement whose spread is above `spec.max_spread` is taken again
+    (module docstring). Afterwards the thread count, every submodule's training flag and
     the model's device are restored.
     """
-    return measure_latencies([model], spec, example_inputs=example_inputs, vocab_size=vocab_size)[0]
+    return measure_latencies([model], spec, example_inputs=example_inputs, vocab_size=vocab_size,
+                             timer=timer)[0]
 
 
 def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = None, *,
                       example_inputs: Mapping[str, torch.Tensor] | tuple | torch.Tensor | None = None,
-                      vocab_size: int | None = None) -> list[Latency]:
+                      vocab_size: int | None = None, timer: Timer = time.perf_counter_ns) -> list[Latency]:
     """Time several models on the same terms, interleaved: each timed round calls every
     model once, so a machine that gets busier or quieter during the measurement slows all
     of them alike and their ratio (a student's speed-up over its teacher) stays fair.
-    Each model gets its own inputs as `measure_latency` describes."""
+    Each model gets its own inputs as `measure_latency` describes. When the spread of any
+    model is above `spec.max_spread`, all of them are timed again (the pairing holds), up
+    to `spec.max_attempts` measurements; the one whose worst spread is lowest is kept."""
     spec = spec or LatencySpec()
     device = resolve_latency_device(spec.device)
     benches = [_Bench(model, spec, device, example_inputs, vocab_size) for model in models]
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda *a, **k: None)
     previous_threads = torch.get_num_threads()
-    timings_ns: list[list[int]] = [[] for _ in benches]
+    kept: list[Latency] = []
     try:
         if spec.threads is not None:
             torch.set_num_threads(spec.threads)
@@ -236,17 +280,37 @@ def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = No
                 for _ in range(spec.warmup):
                     bench.call()
             sync(device)
-            for _ in range(spec.repeats):
-                for bench, timings in zip(benches, timings_ns):
-                    start = time.perf_counter_ns()
-                    bench.call()
-                    sync(device)
-                    timings.append(time.perf_counter_ns() - start)
+            for attempt in range(1, spec.max_attempts + 1):
+                timings_ns: list[list[int]] = [[] for _ in benches]
+                for _ in range(spec.repeats):
+                    for bench, timings in zip(benches, timings_ns):
+                        start = timer()
+                        bench.call()
+                        sync(device)
+                        timings.append(timer() - start)
+                measured = [_summary(timings, bench, spec, device, threads)
+                            for bench, timings in zip(benches, timings_ns)]
+                if not kept or _worst_spread(measured) < _worst_spread(kept):
+                    kept = measured
+                if _worst_spread(measured) <= spec.max_spread:
+                    break
     finally:
         for bench in benches:
             bench.restore()
         torch.set_num_threads(previous_threads)
-    return [_summary(timings, bench, spec, device, threads) for bench, timings in zip(benches, timings_ns)]
+    return [replace(latency, attempts=attempt) for latency in kept]
+
+
+def _worst_spread(latencies: Sequence[Latency]) -> float:
+    return max(latency.spread for latency in latencies)
+
+
+def at_reference(student_ms: float, paired_teacher_ms: float, reference_ms: float) -> float:
+    """A student's latency expressed at the reference teacher latency: `student_ms` x
+    `reference_ms` / `paired_teacher_ms`, the teacher's time measured call for call with the
+    student's. A load that slows both alike cancels; the figure is the student's time had the
+    teacher taken `reference_ms`, so one reference keeps every student's figure comparable."""
+    return student_ms * reference_ms / paired_teacher_ms
 
 
 class _Bench:
@@ -286,9 +350,10 @@ class _Bench:
 def _summary(timings_ns: Sequence[int], bench: _Bench, spec: LatencySpec, device: torch.device,
              threads: int) -> Latency:
     ms = np.asarray(timings_ns, dtype=np.float64) / 1e6
+    p25, p50, p75, p90 = (float(q) for q in np.percentile(ms, [25, 50, 75, 90], method="linear"))
     return Latency(
-        p50_ms=float(np.percentile(ms, 50, method="linear")),
-        p90_ms=float(np.percentile(ms, 90, method="linear")),
+        p50_ms=p50,
+        p90_ms=p90,
         mean_ms=float(ms.mean()),
         min_ms=float(ms.min()),
         repeats=spec.repeats,
@@ -296,4 +361,5 @@ def _summary(timings_ns: Sequence[int], bench: _Bench, spec: LatencySpec, device
         sequence_length=bench.sequence_length,
         device=str(device),
         threads=threads,
+        spread=(p75 - p25) / p50 if p50 > 0 else 0.0,
     )

@@ -14,7 +14,8 @@ from autodistill.models.classes import model_class
 
 
 def student_config(base: PretrainedConfig, overrides: Mapping[str, Any]) -> PretrainedConfig:
-    """A copy of `base` with `overrides` set; a key the config does not have is an error."""
+    """A copy of `base` with `overrides` set; a key the config does not have is an error, and so is
+    a value `check_value` refuses (InvalidArchitecture)."""
     config = copy.deepcopy(base)
     known = set(config.to_dict())
     for key, value in overrides.items():
@@ -23,8 +24,44 @@ def student_config(base: PretrainedConfig, overrides: Mapping[str, Any]) -> Pret
                 f"{type(base).__name__} has no key {key!r}{did_you_mean(key, known)}; "
                 "a student is the teacher's config with existing keys replaced"
             )
+        check_value(base, key, value)
         setattr(config, key, value)
     return config
+
+
+def _is_count(key: str) -> bool:
+    """Sizes and counts (hidden_size, num_attention_heads, num_hidden_layers, ...): at least 1."""
+    return key.startswith("num_") or key.endswith(("_size", "_layers", "_heads", "_embeddings"))
+
+
+def _is_probability(key: str) -> bool:
+    return key.endswith("_prob") or "dropout" in key
+
+
+def check_value(base: PretrainedConfig, key: str, value: Any) -> None:
+    """The builder's rules for one value of one config key, before anything is built: the type the
+    base config holds there (an int key takes 16, not 16.0; a bool key true or false), sizes and
+    counts at least 1, dropout probabilities in [0, 1], epsilons above 0."""
+    held = getattr(base, key, None)
+    where = f"{key} ({type(base).__name__} holds {held!r})"
+    if isinstance(held, bool) and not isinstance(value, bool):
+        raise InvalidArchitecture(f"{where} takes true or false, got {value!r}")
+    if isinstance(held, int) and not isinstance(held, bool) and (
+            not isinstance(value, int) or isinstance(value, bool)):
+        fix = f"; write {int(value)}" if isinstance(value, float) and value.is_integer() else ""
+        raise InvalidArchitecture(f"{where} takes an integer, got {value!r}{fix}")
+    if isinstance(held, float) and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise InvalidArchitecture(f"{where} takes a number, got {value!r}")
+    if isinstance(held, str) and not isinstance(value, str):
+        raise InvalidArchitecture(f"{where} takes a string, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if isinstance(value, int) and _is_count(key) and value < 1:
+        raise InvalidArchitecture(f"{key} is a size or count and must be >= 1, got {value}")
+    if _is_probability(key) and not 0 <= value <= 1:
+        raise InvalidArchitecture(f"{key} is a probability and must be in [0, 1], got {value}")
+    if key.endswith("_eps") and not value > 0:
+        raise InvalidArchitecture(f"{key} must be > 0, got {value}")
 
 
 # the config keys check_architecture reads (autodistill.preflight enumerates their combinations)

@@ -22,6 +22,7 @@ from autodistill.config.callables import import_callable
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig, SearchSection
 from autodistill.errors import ConfigError
+from autodistill.paths import check_name
 from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
@@ -46,12 +47,21 @@ def load_search_config(path: str | Path) -> SearchRunConfig:
 
 def resolve_study(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
                   output_dir: str | None = None) -> tuple[str, str, Path]:
-    """(storage URL, study name, output dir) after command-line overrides."""
-    out = Path(output_dir or config.output_dir)
+    """(storage URL, study name, output dir) after command-line overrides. The name becomes the
+    folder `<output_dir>/trials/<name>/`: one folder name, checked here (autodistill.paths)."""
+    out = Path(output_dir if output_dir is not None else config.output_dir)
     url = storage or config.search.storage or default_storage_url(out)
-    name = study_name or config.search.study_name or (config.model.name if config.model and config.model.name
-                                                     else out.name)
-    return url, name, out
+    fix = "give another --study-name"
+    if study_name is not None:
+        name, key = study_name, "--study-name"
+    elif config.search.study_name is not None:
+        name, key = config.search.study_name, "auto_distillation.search.study_name"
+    elif config.model is not None and config.model.name:
+        name, key = config.model.name, "model.name (the study's name)"
+    else:
+        name, key = out.resolve().name, "output_dir (its folder name is the study's name)"
+        fix = "set auto_distillation.search.study_name or give --study-name"
+    return url, check_name(name, key=key, fix=fix), out
 
 
 def _file_log(output_dir: Path) -> logging.Handler:
@@ -74,13 +84,22 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
 
     preflight.writable_folder(output_dir, key="output_dir")
     space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
+    training, latency = config.auto_distillation, config.auto_distillation.evaluation.latency
+    preflight.check_device(training.device, key="auto_distillation.device")
+    preflight.check_device(latency.device, key="auto_distillation.evaluation.latency.device")
     section = config.teacher
     location = section.location()
     teacher_config = preflight.model_config(
         location, key="teacher.model" if section.model is not None else "teacher.model_package")
+    lengths = {"data.max_length": config.data.max_length,
+               "auto_distillation.evaluation.latency.sequence_length": latency.sequence_length}
+    for key, length in lengths.items():
+        preflight.check_sequence_length(teacher_config, length, key=key, whose="the teacher's")
     student = None
     if "model_builder" not in funcs:
         base = config.student.base_config(teacher_config, num_labels=teacher_config.num_labels)
+        preflight.check_student_values(space, base, config.student.fixed,
+                                       max_length=max(n for n in lengths.values() if n is not None))
         architecture = preflight.first_valid_architecture(space, base, config.student.fixed)
         if architecture is not None:
             student = preflight.meta_model(config.student.model_cls or section.model_cls,
