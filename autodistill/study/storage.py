@@ -10,18 +10,25 @@ every running trial (study/lost_trials.py): `heartbeat_seconds` and `grace_secon
 Optuna's `heartbeat_interval` and `grace_period`, and `on_lost` its stale-trial callback.
 Every call into the database holds back Ctrl-C and SIGTERM until it has ended
 (`InterruptSafeStorage`, interrupts.py).
+
+Only a search creates a database. `load_existing_study` (show, report, export, dashboard)
+opens one that exists and holds Optuna's tables, and never writes: an SQLite file is opened
+read-only (`mode=ro`), tables are never created, and a missing, empty or foreign file is a
+`StorageError`, not a new database.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import optuna
 import sqlalchemy
@@ -33,6 +40,17 @@ from autodistill.errors import StorageError
 
 def default_storage_url(output_dir: str | Path) -> str:
     return f"sqlite:///{Path(output_dir) / 'study.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL (None for any other URL or an in-memory database)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+# the tables every Optuna RDB storage has (Optuna writes them when it creates a database)
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info", "alembic_version"})
 
 
 SCHEMA_ATTEMPTS = 5  # workers creating the tables of a new database at once: the losers retry
@@ -140,9 +158,48 @@ def open_study(storage: optuna.storages.BaseStorage, *, study_name: str, directi
     return study
 
 
-def load_existing_study(url: str, study_name: str | None) -> optuna.Study:
-    """A study to inspect (show, export, dashboard); with one study in the storage the name may be omitted."""
-    storage = open_storage(url)
+def open_existing_storage(url: str, *, writable: bool = False) -> optuna.storages.RDBStorage:
+    """The storage of an existing Optuna database, opened without creating anything: no file,
+    folder or table. SQLite is opened read-only unless `writable` (the dashboard's notes)."""
+    fix = "give the --storage URL (or CONFIG.yaml / --output-dir) of a search's study.db"
+    path = sqlite_path(url)
+    open_url = url
+    if path is not None:
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise StorageError(f"no study database at {str(path)!r} (it {what}); run `autodistill search` "
+                               f"first, or {fix}")
+        if path.stat().st_size == 0:
+            raise StorageError(f"{str(path)!r} is an empty file, not an Optuna study database; {fix}")
+        if not writable:
+            open_url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
+    engine = sqlalchemy.create_engine(open_url, **_engine_kwargs(url))
+    try:
+        with interrupts.deferred():
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+    except sqlalchemy.exc.DatabaseError as exc:  # "file is not a database", a refused connection
+        if path is not None:  # the file exists (checked above): SQLite cannot read it
+            raise StorageError(f"{str(path)!r} is not an Optuna study database "
+                               f"({str(exc.orig).splitlines()[0]}); {fix}") from None
+        raise _unreachable(url, exc) from None
+    except Exception as exc:  # drivers raise many kinds; all mean the same to the user
+        raise _unreachable(url, exc) from None
+    finally:
+        engine.dispose()
+    missing = sorted(OPTUNA_TABLES - tables)
+    if missing:
+        raise StorageError(f"storage {url!r} is not an Optuna study database (no table {', '.join(missing)}); "
+                           f"{fix}")
+    try:
+        return InterruptSafeStorage(open_url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    except Exception as exc:
+        raise _unreachable(url, exc) from None
+
+
+def load_existing_study(url: str, study_name: str | None, *, writable: bool = False) -> optuna.Study:
+    """A study to inspect (show, report, export; the dashboard with `writable`); with one study
+    in the storage the name may be omitted. Nothing is created or written (open_existing_storage)."""
+    storage = open_existing_storage(url, writable=writable)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if study_name is None:
         if len(names) != 1:
@@ -154,3 +211,17 @@ def load_existing_study(url: str, study_name: str | None) -> optuna.Study:
     if study_name not in names:
         raise StorageError(f"storage {url!r} has no study {study_name!r}; it has: {', '.join(names) or 'none'}")
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def check_writable(url: str, *, key: str = "--storage") -> None:
+    """A search can write its SQLite database: the file (if it exists) and its folder (SQLite's
+    journal) take writes. Other storages answer for themselves when the search opens them."""
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        return
+    folder = path.parent
+    for what, where in (("file", path), ("folder", folder)):
+        if not os.access(where, os.W_OK):
+            raise StorageError(f"{key}: the study database {str(path)!r} is read-only (its {what} "
+                               f"{str(where)!r} takes no writes); a search writes its trials there: fix the "
+                               "permissions, or copy the database to a writable place and give that --storage")
