@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -131,16 +133,45 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    import socket
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
     import optuna_dashboard
 
+    class Server(WSGIServer):
+        address_family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *_: object) -> None:  # no line per request on the terminal
+            pass
+
     study, _ = _study(args, writable=True)  # its notes and user attributes are written to the study
+    try:  # bound before anything is printed: a bad host or a port in use is one error line
+        server = make_server(args.host, args.port, optuna_dashboard.wsgi(study._storage),
+                             server_class=Server, handler_class=QuietHandler)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"dashboard cannot listen on --host {args.host} --port {args.port}: {reason}; "
+                          "give a free --port (or a --host of this machine, e.g. 127.0.0.1)") from None
     print(f"optuna-dashboard for study {study.study_name!r} at http://{args.host}:{args.port}/ "
           "(Ctrl-C stops it)", flush=True)
-    try:
-        optuna_dashboard.run_server(study._storage, host=args.host, port=args.port)
-    except KeyboardInterrupt:
-        pass
+    with server:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
     return 0
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 1..65535 (argparse type)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}")
+    return port
 
 
 def _study_options(parser: argparse.ArgumentParser) -> None:
@@ -182,7 +213,12 @@ def _model_location(name: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad arguments are bad input like any other: one line, exit 2 (argparse adds its usage)."""
+    """Bad arguments are bad input like any other: one line, exit 2 (argparse adds its usage).
+    Options are never abbreviated (`--max 3` is not `--max-trials 3`), here or in a subcommand."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"autodistill: error: {self.prog}: {message} (see {self.prog} --help)\n")
@@ -235,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = commands.add_parser("dashboard", help="start optuna-dashboard on the study storage")
     _study_options(dashboard)
     dashboard.add_argument("--host", default="127.0.0.1")
-    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--port", type=_port, default=8080)
     dashboard.set_defaults(run=_dashboard)
 
     distill = commands.add_parser("distill", help="distil one given student from a config file, no search")
@@ -278,12 +314,101 @@ def _quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
 
 
+_DISK_ERRNOS = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space within your quota",
+                errno.EROFS: "give a folder on a writable disk", errno.EACCES: "fix its permissions",
+                errno.EPERM: "fix its permissions"}
+_DATABASE_FIXES = {"disk is full": "free space on the disk of the study storage",
+                   "readonly database": "make the study database and its folder writable",
+                   "unable to open database": "make the study database's folder writable"}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return chain
+
+
+def _environment_problem(exc: BaseException, command: str) -> str | None:
+    """One line for an unexpected exception the machine caused (a full or read-only disk, a
+    permission), naming the fix; None for a fault of autodistill itself."""
+    again = ("; then run the same command again (finished trials are kept)" if command == "search"
+             else "; then run the command again")
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
+            where = f" writing {cause.filename!s}" if cause.filename else ""
+            return f"{cause.strerror or cause}{where}: {_DISK_ERRNOS[cause.errno]}{again}"
+        text = str(cause).splitlines()[0] if str(cause) else ""
+        fix = next((f for key, f in _DATABASE_FIXES.items() if key in text), None)
+        if fix is not None and type(cause).__name__ == "OperationalError":
+            return f"the study storage refused a write ({text.split(') ')[-1]}): {fix}{again}"
+    return None
+
+
+def _output_dir(args: argparse.Namespace) -> Path | None:
+    """The run's output folder, when the command line or its config names one that exists."""
+    folder = getattr(args, "output_dir", None)
+    if folder is None and getattr(args, "config", None):
+        try:
+            from autodistill.config.loader import read_yaml
+
+            data, _ = read_yaml(args.config)
+            folder = data.get("output_dir") if isinstance(data, dict) else None
+        except Exception:  # the config is what failed: no folder from it
+            folder = None
+    return Path(folder) if isinstance(folder, str) and Path(folder).is_dir() else None
+
+
+def _write_trace(args: argparse.Namespace, exc: BaseException) -> Path | None:
+    """Append the full trace to the run's log (`<output_dir>/search.log` for a search,
+    `<output_dir>/autodistill.log` otherwise), else to a file of its own under the temporary
+    folder; the file written, None when no file takes it."""
+    import tempfile
+    import time
+    import traceback
+
+    out = _output_dir(args)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidates = [] if out is None else [out / ("search.log" if args.command == "search" else "autodistill.log")]
+    candidates.append(Path(tempfile.gettempdir()) / "autodistill" / f"{args.command}-{stamp}-{os.getpid()}.log")
+    text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR autodistill: internal error in "
+            f"{args.command_line}\n{''.join(traceback.format_exception(exc))}")
+    for path in candidates:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as log_file:
+                log_file.write(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    """One line for an exception no rule of autodistill names: exit 2 when the machine caused it,
+    else 1 with the full trace in a log file."""
+    problem = _environment_problem(exc, args.command)
+    if problem is not None:
+        print(f"autodistill: error: {problem}", file=sys.stderr)
+        return 2
+    trace = _write_trace(args, exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    where = f"full trace in {trace}" if trace is not None else "no file could take the trace"
+    print(f"autodistill: internal error: {type(exc).__name__}: {first} ({where})", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; every command ends with one line on an error: `autodistill: error: ...`
+    (exit 2: bad input, or a full or read-only disk), `autodistill: internal error: ...` (exit 1,
+    the trace in the log file it names), or the interruption (128 + the signal)."""
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(words)
     args.command_line = shlex.join(["autodistill", *words])  # recorded in studies and model cards
-    _quiet_libraries()
     try:
+        _quiet_libraries()
         with interrupts.handled(sigterm=True):  # SIGTERM stops a search as Ctrl-C does
             return args.run(args)
     except AutodistillError as exc:
@@ -295,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   if args.command == "search" else "")
         print(f"autodistill: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{resume}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    except Exception as exc:
+        return _internal_error(args, exc)
 
 
 if __name__ == "__main__":
