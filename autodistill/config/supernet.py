@@ -1,0 +1,95 @@
+"""`auto_distillation.supernet:` the settings of a weight-sharing search (`search.strategy: supernet`).
+
+    supernet: {epochs: 3, random_subnets: 2, final_trials: 4, proxy_trials: 200}
+
+Training settings left out (`optimizer`, `schedule`, `temperature`, `loss_weights`,
+`max_grad_norm`) are the regular distillation's: `AutoDistillationSection` fills them in
+once, when the config is read, so the supernet's content key sees the values it trains with.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from autodistill.config.distillation import DistillationSection
+from autodistill.config.sections import (
+    BoundedInt,
+    OptimizerSection,
+    ScheduleSection,
+    Seed,
+    Section,
+    Weight,
+)
+
+# the masked update (autodistill.supernet.masked_adamw) is AdamW's: entries no sub-network used
+# in a step keep their value and moments, which a stock optimizer cannot express
+SUPERNET_OPTIMIZERS = ("AdamW",)
+
+
+class SupernetSection(Section):
+    """One elastic network trained once by the sandwich rule, then sliced to score architectures.
+
+    `train_steps` or `epochs` (default 3 epochs) counts optimizer steps; each step trains the
+    largest, the smallest and `random_subnets` sampled sub-networks. `importance_batches`
+    training batches rank the teacher's heads and FFN neurons first. `proxy_trials`
+    architectures are scored by slicing; at most `final_trials` of their Pareto front are
+    trained in full. A checkpoint every `checkpoint_every_steps` lets a killed run resume.
+    """
+
+    train_steps: Annotated[BoundedInt, Field(ge=1)] | None = None
+    epochs: Annotated[float, Field(gt=0, le=1000)] | None = None
+    random_subnets: Annotated[int, Field(ge=0, le=16)] = 2
+    optimizer: OptimizerSection | None = None
+    schedule: ScheduleSection | None = None
+    temperature: Annotated[float, Field(gt=0, le=100)] | None = None
+    loss_weights: tuple[Weight, Weight] | None = None
+    max_grad_norm: Annotated[float, Field(gt=0)] | None = None
+    importance_batches: Annotated[int, Field(ge=1, le=10_000)] = 8
+    checkpoint_every_steps: Annotated[BoundedInt, Field(ge=1)] = 200
+    final_trials: Annotated[int, Field(ge=1, le=10_000)] = 4
+    proxy_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    seed: Seed = 0
+
+    @field_validator("optimizer")
+    @classmethod
+    def _masked(cls, optimizer: OptimizerSection | None) -> OptimizerSection | None:
+        if optimizer is not None and optimizer.name not in SUPERNET_OPTIMIZERS:
+            raise ValueError(f"the supernet trains with a masked AdamW (sub-networks leave other entries "
+                             f"untouched), got optimizer {optimizer.name!r}; set supernet.optimizer.name: AdamW")
+        return optimizer
+
+    @model_validator(mode="after")
+    def _one_length(self) -> SupernetSection:
+        if self.train_steps is not None and self.epochs is not None:
+            raise ValueError("give supernet.train_steps or supernet.epochs, not both")
+        if self.loss_weights is not None and not any(self.loss_weights):
+            raise ValueError(f"supernet.loss_weights [teacher KD, task] must not both be 0, "
+                             f"got {list(self.loss_weights)}")
+        return self
+
+    def steps_for(self, batches_per_epoch: int) -> int:
+        """Optimizer steps: `train_steps`, else `epochs` (default 3) over the loader."""
+        if self.train_steps is not None:
+            return self.train_steps
+        return max(1, round((self.epochs or 3.0) * batches_per_epoch))
+
+    def with_defaults(self, distillation: DistillationSection) -> SupernetSection:
+        """This section with every training setting it leaves out taken from the regular
+        distillation (its optimizer's values under the masked AdamW, schedule, temperature,
+        logit-KD weights, clipping)."""
+        regular = distillation.train.stage_section() if distillation.train is not None \
+            else distillation.regular_distillation
+        stage = regular or distillation
+        optimizer = self.optimizer or stage.optimizer or distillation.optimizer
+        kd_weights = (tuple(regular.loss_weights) if regular is not None and not regular.layer_mappings
+                      and regular.loss_weights else None)
+        update = {
+            "optimizer": None if optimizer is None else optimizer.model_copy(update={"name": "AdamW"}),
+            "schedule": self.schedule or stage.schedule or distillation.schedule,
+            "temperature": self.temperature or stage.temperature or distillation.temperature,
+            "loss_weights": self.loss_weights or kd_weights,
+            "max_grad_norm": self.max_grad_norm or stage.max_grad_norm or distillation.max_grad_norm,
+        }
+        return self.model_copy(update=update)
