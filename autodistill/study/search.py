@@ -17,6 +17,14 @@ worker is training waits for that trial and reuses its result (unless `allow_rep
 A running trial beats a heartbeat; one whose worker died is failed and its architecture
 queued again by the next worker that looks (study/lost_trials.py). Ctrl-C or SIGTERM
 ends the running trial as interrupted and queues its architecture again too.
+
+A trial that raises fails with its reason. One that a rerun would fail again in the same way
+(a config, shape or mapping error, a TypeError or ValueError in a user function:
+`rerun_fails_again`) costs no `max_trials`, so the budget is whole once the cause is fixed;
+others (out of memory, a NaN loss, an OSError) count. Either way `max_consecutive_failures`
+trained attempts failing in a row (repeats and ruled-out architectures between them do not
+break the row) stop the search, and a search that ends with no trial trained and some failed
+stops too: `SearchStopped`, exit 2, the last reason.
 """
 
 from __future__ import annotations
@@ -41,14 +49,16 @@ from torch import nn
 
 from autodistill import interrupts
 from autodistill.advisors import make_advisor
+from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.config.schema import EarlyStoppingSection, SearchSection
-from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
+from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture, NonFiniteLossError
+from autodistill.paths import inside
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
-from autodistill.study.objectives import objective_values, objectives_for
-from autodistill.study.pareto import pareto_front
+from autodistill.study.objectives import LATENCY, PARAMS, SIZE, objective_values, objectives_for
+from autodistill.study.pareto import pareto_front, speedup
 from autodistill.study.storage import open_storage, open_study
 from autodistill.study.worker_lock import claim_lock
 
@@ -60,8 +70,8 @@ EvalFunc = Callable[[nn.Module], Mapping[str, float]]
 SaveFunc = Callable[[nn.Module, Path], None]
 CostFunc = Callable[[nn.Module], Mapping[str, float]]
 
-# constraint name -> the cost key it bounds
-CONSTRAINT_KEYS = {"latency_ms": "latency_p50_ms", "params": "params", "size_mb": "size_mb"}
+# constraint name -> the figure it bounds (the one the objectives and the table show)
+CONSTRAINTS = {"latency_ms": LATENCY, "params": PARAMS, "size_mb": SIZE}
 
 MAX_PROPOSALS_WITHOUT_TRAINING = 50
 # proposals in a row that train nothing (repeats, impossible or screened architectures) before
@@ -246,14 +256,12 @@ class AutoDistillation:
                 if outcome is Outcome.FAILED:
                     failures += 1
                     if failures >= self.config.max_consecutive_failures:
-                        reason = self.study.get_trials(deepcopy=False)[trial.number].user_attrs.get(
-                            attrs.FAILURE_REASON)
                         raise SearchStopped(
                             f"{failures} trials failed in a row (max_consecutive_failures); the last "
-                            f"one: {reason}. Fix the cause and run the same command again: completed "
-                            "trials are kept"
+                            f"one: {self._last_failure()}. Fix the cause and run the same command again: "
+                            "completed trials are kept"
                         )
-                else:
+                elif outcome in (Outcome.TRAINED, Outcome.PRUNED):  # a repeat trains nothing: no reset
                     failures = 0
                 idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
                 if idle and idle % ADVISOR_PATIENCE == 0:
@@ -265,6 +273,10 @@ class AutoDistillation:
                     )
                 bar.n = min(budget, attrs.finished_count(self.study))
                 bar.refresh()
+        trials = self.study.get_trials(deepcopy=False)
+        if not any(map(attrs.trained, trials)) and any(map(attrs.failed, trials)):
+            raise SearchStopped(f"every trial of study {self.study.study_name!r} failed; the last one: "
+                                f"{self._last_failure()}. Fix the cause and run the same command again")
         return self.best_model_arch
 
     # -- workers ---------------------------------------------------------------------------
@@ -344,7 +356,7 @@ class AutoDistillation:
             curve[str(step)] = accuracy
             trial.set_user_attr(attrs.ACCURACY_CURVE, dict(curve))
 
-        rule = StopRule(self.early_stopping, self.study, latency_ms=cost.get("latency_p50_ms"),
+        rule = StopRule(self.early_stopping, self.study, latency_ms=LATENCY.value(cost),
                         teacher_accuracy=self.teacher_accuracy)
         callback = EarlyStopping(evaluate=lambda: checkpoint(model), every=self.early_stopping.eval_every_steps,
                                  rule=rule, on_checkpoint=record_checkpoint)
@@ -359,23 +371,25 @@ class AutoDistillation:
 
     def _broken_budgets(self, cost: Mapping[str, Any]) -> str:
         limits = dict(self.config.constraints)
-        speedup = limits.pop("min_speedup", None)
-        if speedup is not None:
-            # the cost function's paired measurement where it made one, else the study's teacher
-            teacher = cost.get("teacher_latency_p50_ms") or self.teacher_latency_ms
-            if teacher is None:
+        least = limits.pop("min_speedup", None)
+        broken = self._over(cost, limits)
+        if least is not None:
+            # the cost function's paired speed-up where it measured one, else the study's teacher
+            # latency over the student's: the figure the table shows
+            speed = speedup(cost, {LATENCY.key: self.teacher_latency_ms})
+            if speed is None and self.teacher_latency_ms is None:
                 raise ConfigError("search.constraints.min_speedup needs the teacher's latency")
-            latency = cost.get(CONSTRAINT_KEYS["latency_ms"])
-            if latency is not None and latency * speedup > teacher:
-                return "; ".join([f"speed-up {teacher / latency:.3g}x < {speedup:.3g}x "
-                                  f"(latency {latency:.4g} ms, teacher {teacher:.4g} ms)",
-                                  *self._over(cost, limits)])
-        return "; ".join(self._over(cost, limits))
+            latency = LATENCY.value(cost)
+            if speed is not None and speed < least:
+                broken.insert(0, f"speed-up {speed:.3g}x < {least:.3g}x (latency {latency:.4g} ms, "
+                                 f"teacher {latency * speed:.4g} ms)")
+        return "; ".join(broken)
 
     @staticmethod
     def _over(cost: Mapping[str, Any], limits: Mapping[str, float]) -> list[str]:
-        return [f"{name} {cost[CONSTRAINT_KEYS[name]]:.4g} > {limit:.4g}" for name, limit in limits.items()
-                if cost.get(CONSTRAINT_KEYS[name]) is not None and cost[CONSTRAINT_KEYS[name]] > limit]
+        values = {name: CONSTRAINTS[name].value(cost) for name in limits}
+        return [f"{name} {values[name]:.4g} > {limit:.4g}" for name, limit in limits.items()
+                if values[name] is not None and values[name] > limit]
 
     def _space_exhausted(self, trials: list[FrozenTrial]) -> bool:
         """Every architecture of a finite space has been trained, or ruled out before training."""
@@ -408,10 +422,15 @@ class AutoDistillation:
 
     def _failed(self, trial: optuna.Trial, exc: BaseException) -> Outcome:
         reason = f"{type(exc).__name__}: {str(exc) or '(no message)'}"[:2000]
-        attrs.record(trial, {attrs.FAILURE_REASON: reason})
+        attrs.record(trial, {attrs.FAILURE_REASON: reason,
+                             **({attrs.RERUN_FAILS_AGAIN: True} if rerun_fails_again(exc) else {})})
         self.study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s", trial.number, reason)
         return Outcome.FAILED
+
+    def _last_failure(self) -> str | None:
+        failed = [t for t in self.study.get_trials(deepcopy=False) if attrs.failed(t)]
+        return failed[-1].user_attrs[attrs.FAILURE_REASON] if failed else None
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Ctrl-C or SIGTERM: the trial ends failed, marked interrupted (it costs no budget), and
@@ -429,17 +448,38 @@ class AutoDistillation:
         lost_trials.retry_architecture(self.study, ended, max_retries=self.config.max_retries)
 
     def _save(self, number: int, model: nn.Module) -> Path:
-        """Save into a temporary folder, then rename: a kill never leaves a half-written student."""
+        """Save into a temporary folder of this save's own, then rename: a kill never leaves a
+        half-written student, and nothing this trial did not write is deleted or overwritten."""
         # per study: several studies may share an output directory (and its teacher and cache)
-        final = self.output_dir / "trials" / self.study.study_name / f"{number:05d}"
-        tmp = final.with_name(f".{final.name}.tmp")
+        final = inside(self.output_dir, "trials", self.study.study_name, f"{number:05d}", key="study name")
+        if final.exists():  # not this trial's (trial numbers are unique): another study's, or the user's
+            raise FileExistsError(f"{final} exists and was not written by this trial; it is left as it is")
+        remove_dead_temporaries(final.parent)  # the half-written students of killed workers
+        tmp = temporary_path(final)  # this process's and thread's own name: nobody else's folder
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        self.save_func(model, tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        try:
+            self.save_func(model, tmp)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return final
+
+
+# errors of the setup, not of the moment: the same code and config raise them again on a rerun
+SETUP_ERRORS = (TypeError, ValueError, AttributeError, LookupError, NameError, NotImplementedError,
+                ImportError, AssertionError)
+
+
+def rerun_fails_again(exc: BaseException) -> bool:
+    """Whether a trial that raised `exc` would raise it again when run again as it is: a config,
+    shape or mapping error (ConfigError, CaptureError, MappingError) or a programming error in a
+    user function (`SETUP_ERRORS`). Not so: running out of memory, an OSError, a RuntimeError
+    (CUDA), a loss that became NaN (that architecture's training): those are the trial's result."""
+    if isinstance(exc, AutodistillError):
+        return not isinstance(exc, NonFiniteLossError)
+    return isinstance(exc, SETUP_ERRORS)
 
 
 def _settled(trials: list[FrozenTrial]) -> set[str]:

@@ -2,7 +2,8 @@
 
 User attributes (JSON-serialisable, shown by optuna-dashboard):
 `architecture`, `accuracy`, `test_accuracy`, `latency_p50_ms`, `latency_p90_ms`, `params`,
-`size_mb`, `train_seconds`, `student_path`; a failed trial's `failure_reason`; an
+`size_mb`, `train_seconds`, `student_path`; a failed trial's `failure_reason` (and
+`rerun_fails_again` when its cause is in the setup, which costs no budget); an
 architecture no model can have `invalid_reason`; one over a latency/size budget
 `screened_reason`; a repeated architecture `repeat_of`; an early-stopped one `pruned_reason`.
 
@@ -36,29 +37,37 @@ TWIN_OF = "twin_of"            # the running trial of the same architecture this
 RETRY_OF = "retry_of"          # the lost or interrupted trial whose architecture this one retries
 RETRIES = "retries"            # how many times in a row this architecture was lost before
 INTERRUPTED = "interrupted"    # Ctrl-C or SIGTERM during the trial
+RERUN_FAILS_AGAIN = "rerun_fails_again"  # failed for a reason of the setup (study/search.py)
 # what a trial records about itself, never copied into a repeat of it
 OWN_KEYS = frozenset({ARCHITECTURE, ARCHITECTURE_KEY, WORKER, PROPOSED_BY, TWIN_OF, RETRY_OF, RETRIES, INTERRUPTED})
 # the study's own user attributes
 TEACHER = "teacher"                # the teacher's accuracy, latency, params, size (measured once)
 TEACHER_MODEL = "teacher_model"    # where the teacher was loaded from (a folder or a hub name)
 DATA = "data"                      # the data files, split sizes, label names and fingerprint
+BINDING = "binding"                # fingerprints of the data and teacher the study is bound to (binding.py)
 SEARCH_COMMAND = "search_command"  # the last `autodistill search` command run on the study
 # what a trial's cost function measured before training; `speedup` (teacher p50 / student p50,
 # both timed in one interleaved benchmark) and `teacher_latency_p50_ms` where it paired them
-COST_KEYS = ("latency_p50_ms", "latency_p90_ms", "params", "size_mb", "speedup", "teacher_latency_p50_ms")
+COST_KEYS = ("latency_p50_ms", "latency_p90_ms", "params", "size_mb", "speedup", "teacher_latency_p50_ms",
+             "latency_ms", "latency_p90_at_reference_ms", "latency_spread", "latency_attempts")
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
-    """Trained-and-finished trials count; a repeat, a twin or an impossible architecture costs
-    nothing, and a trial lost with its worker or interrupted (no recorded reason) is tried again."""
+    """Trained-and-finished trials count, and so do failed ones; a repeat, a twin or an
+    impossible architecture costs nothing, a trial lost with its worker or interrupted (no
+    recorded reason) is tried again, and one failed for a reason a rerun cannot fix
+    (`RERUN_FAILS_AGAIN`: a config or programming error) leaves the budget for after the fix."""
     attrs = trial.user_attrs
     if trial.state == TrialState.COMPLETE:
         return REPEAT_OF not in attrs
     if trial.state == TrialState.PRUNED:
         return not {INVALID_REASON, SCREENED_REASON, TWIN_OF, REPEAT_OF} & attrs.keys()
-    if trial.state == TrialState.FAIL:
-        return FAILURE_REASON in attrs
-    return False
+    return failed(trial) and RERUN_FAILS_AGAIN not in attrs
+
+
+def failed(trial: FrozenTrial) -> bool:
+    """Failed with a recorded reason (not lost with its worker, nor interrupted)."""
+    return trial.state == TrialState.FAIL and FAILURE_REASON in trial.user_attrs
 
 
 def ruled_out(trial: FrozenTrial) -> bool:
