@@ -17,6 +17,7 @@ FORBIDDEN = {
     "models": ("autodistill.study", "autodistill.cli", "optuna"),
     "data": ("autodistill.distill", "autodistill.study", "autodistill.cli", "optuna"),
     "evaluation": ("autodistill.study", "autodistill.cli", "optuna"),
+    "supernet": ("autodistill.study", "autodistill.cli", "optuna"),
     "study": ("autodistill.cli",),
 }
 

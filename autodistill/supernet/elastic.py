@@ -1,0 +1,213 @@
+"""The elastic supernet: one ordinary model whose front slices are the sub-networks.
+
+A sub-network is an architecture (`hidden_size`, `num_hidden_layers`, `num_attention_heads`,
+`intermediate_size`; a key left out keeps the supernet's value). Its forward runs the
+model's own class, built once per architecture on the meta device with the sliced config,
+through `torch.func.functional_call` on views of the supernet's tensors: gradients reach
+the supernet's entries the sub-network uses and no others, and `extract` (the same tensors,
+copied into a real model of that class) computes exactly what the elastic forward does.
+
+The slices, for BERT (`ElasticBert`): every hidden axis takes the first d entries (the
+embeddings, both LayerNorms of each layer, which then normalise over those d dims, the
+pooler, the classifier's inputs); q/k/v take their first d rows, regrouped into h heads of
+d/h dims (what a stand-alone `BertConfig(hidden_size=d, num_attention_heads=h)` computes); the
+FFN its first f neurons; depth L picks supernet layers by `teacher_layer_for` (evenly
+spread, the rule of `init_from_teacher` and the flash templates). Reordering the teacher by
+importance first (`autodistill.supernet.importance`) makes the first heads and neurons the
+most important ones.
+
+Another model type (DistilBERT, MobileBERT) follows by registering its own class in
+ELASTIC under its `config.model_type`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from transformers import PretrainedConfig
+
+from autodistill.config.stages import teacher_layer_for
+from autodistill.errors import ConfigError, InvalidArchitecture
+from autodistill.registry import Registry
+
+__all__ = ["ELASTIC", "ElasticBert", "ElasticModel", "Slices", "check_supernet_space", "elastic_for"]
+
+Slices = tuple[slice, ...]
+_STRATEGY_FIX = "set search.strategy: per_trial"
+_CACHED_TEMPLATES = 32  # meta-device models kept, one per recently used architecture
+
+
+class ElasticModel(Protocol):
+    """A supernet of one model type: its weights, sub-network forward, extraction, slices."""
+
+    model: nn.Module
+
+    def forward(self, architecture: Mapping[str, Any], **inputs: Any) -> Tensor: ...
+
+    def extract(self, architecture: Mapping[str, Any]) -> nn.Module: ...
+
+    def parameter_slices(self, architecture: Mapping[str, Any]) -> dict[str, Slices]: ...
+
+
+ELASTIC: Registry[type] = Registry("elastic model type")
+
+
+def _front(shape: Sequence[int]) -> Slices:
+    return tuple(slice(0, n) for n in shape)
+
+
+class ElasticBert:
+    """The elastic forward of a BERT-family sequence classifier (`BertForSequenceClassification`)."""
+
+    KEYS: ClassVar[tuple[str, ...]] = ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                       "intermediate_size")
+
+    def __init__(self, model: nn.Module) -> None:
+        for attribute in ("base_model", "classifier"):
+            if not isinstance(getattr(model, attribute, None), nn.Module):
+                raise ConfigError(
+                    f"search.strategy: supernet slices sequence classifiers (a base model and a "
+                    f"'classifier'), but {type(model).__name__} has no {attribute!r}; "
+                    f"use teacher.model_cls: AutoModelForSequenceClassification or {_STRATEGY_FIX}")
+        self.model = model
+        self._base = model.base_model_prefix
+        self._templates: OrderedDict[str, nn.Module] = OrderedDict()
+
+    # -- the architecture's config and slices ---------------------------------------------------
+    def sub_config(self, architecture: Mapping[str, Any]) -> PretrainedConfig:
+        """The supernet's config with the architecture's keys; InvalidArchitecture if it cannot be sliced."""
+        unknown = sorted(set(architecture) - set(self.KEYS))
+        if unknown:
+            raise ConfigError(f"search.search_space: the elastic forward slices only {', '.join(self.KEYS)}, "
+                              f"not {unknown}; remove them or {_STRATEGY_FIX}")
+        base = self.model.config
+        config = copy.deepcopy(base)
+        for key, value in architecture.items():
+            limit = getattr(base, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+                raise InvalidArchitecture(f"{key} {value!r} is outside the supernet (1..{limit})")
+            setattr(config, key, value)
+        if config.hidden_size % config.num_attention_heads:
+            raise InvalidArchitecture(f"hidden_size {config.hidden_size} is not divisible by "
+                                      f"num_attention_heads {config.num_attention_heads}")
+        return config
+
+    def _layer_map(self, config: PretrainedConfig) -> list[int]:
+        total = self.model.config.num_hidden_layers
+        return [teacher_layer_for(i, config.num_hidden_layers, total) for i in range(config.num_hidden_layers)]
+
+    def _sources(self, config: PretrainedConfig, template: nn.Module) -> dict[str, tuple[str, Slices]]:
+        """Per sub-network parameter: the supernet parameter it is a front slice of, and the slice."""
+        prefix = f"{self._base}.encoder.layer."
+        layers = self._layer_map(config)
+        sources = {}
+        for name, tensor in template.named_parameters():
+            source = name
+            if name.startswith(prefix):
+                index, rest = name[len(prefix):].split(".", 1)
+                source = f"{prefix}{layers[int(index)]}.{rest}"
+            sources[name] = (source, _front(tensor.shape))
+        return sources
+
+    def _template(self, architecture: Mapping[str, Any]) -> tuple[nn.Module, dict[str, tuple[str, Slices]]]:
+        key = repr(sorted(architecture.items()))
+        if key in self._templates:
+            self._templates.move_to_end(key)
+            return self._templates[key]
+        config = self.sub_config(architecture)
+        with torch.device("meta"):
+            template = type(self.model)._from_config(config, attn_implementation=config._attn_implementation)
+        entry = (template, self._sources(config, template))
+        self._templates[key] = entry
+        if len(self._templates) > _CACHED_TEMPLATES:
+            self._templates.popitem(last=False)
+        return entry
+
+    def parameter_slices(self, architecture: Mapping[str, Any]) -> dict[str, Slices]:
+        """Each supernet parameter the sub-network reads, and the front slice it reads."""
+        _, sources = self._template(architecture)
+        return dict(sources.values())
+
+    def _tensors(self, sources: Mapping[str, tuple[str, Slices]]) -> dict[str, Tensor]:
+        params = dict(self.model.named_parameters())
+        sliced = {name: params[source][slices] for name, (source, slices) in sources.items()}
+        return {**sliced, **dict(self.model.named_buffers())}
+
+    # -- the two uses ----------------------------------------------------------------------------
+    def forward(self, architecture: Mapping[str, Any], **inputs: Any) -> Tensor:
+        """The sub-network's logits, computed on views of the supernet's weights."""
+        template, sources = self._template(architecture)
+        template.train(self.model.training)
+        output = functional_call(template, self._tensors(sources), args=(), kwargs=inputs)
+        return output.logits
+
+    def extract(self, architecture: Mapping[str, Any]) -> nn.Module:
+        """A stand-alone model of the supernet's class with the sub-network's config and weights
+        (copies: training it leaves the supernet alone), in the supernet's mode and device."""
+        template, sources = self._template(architecture)
+        config = copy.deepcopy(template.config)
+        model = type(self.model)._from_config(config, attn_implementation=config._attn_implementation)
+        saved = model.state_dict().keys()  # parameters and persistent buffers
+        with torch.no_grad():
+            state = {name: tensor.detach().clone() for name, tensor in self._tensors(sources).items()
+                     if name in saved}
+        model.load_state_dict(state, strict=True)
+        device = next(self.model.parameters()).device
+        return model.to(device).train(self.model.training)
+
+    # -- what a search space may ask of it -------------------------------------------------------
+    @classmethod
+    def check_space(cls, config: PretrainedConfig, dimensions: Mapping[str, Sequence[Any]]) -> None:
+        unknown = [key for key in dimensions if key not in cls.KEYS]
+        if unknown:
+            raise ConfigError(
+                f"search.search_space.{unknown[0]}: the supernet's elastic forward slices only "
+                f"{', '.join(cls.KEYS)}; remove {unknown[0]} from the space or {_STRATEGY_FIX}")
+        for key, values in dimensions.items():
+            limit = getattr(config, key)
+            bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+            if bad:
+                raise ConfigError(f"search.search_space.{key}: a supernet slices whole units, so every "
+                                  f"value must be an integer >= 1, got {bad[0]!r}; fix the value")
+            widest = max(values)
+            if widest > limit:
+                raise ConfigError(
+                    f"search.search_space.{key}: {widest} is larger than the teacher's {key} ({limit}), "
+                    f"which is all the supernet can span; keep {key} <= {limit} or {_STRATEGY_FIX}")
+        hidden = dimensions.get("hidden_size", [config.hidden_size])
+        heads = dimensions.get("num_attention_heads", [config.num_attention_heads])
+        if not any(d % h == 0 for d in hidden for h in heads):
+            raise ConfigError(
+                f"search.search_space.num_attention_heads: no value in {list(heads)} divides a hidden_size "
+                f"in {list(hidden)}, so the space has no architecture; add a head count that divides one")
+
+
+ELASTIC.register("bert", ElasticBert)
+
+
+def _model_type(config: Any) -> str:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in ELASTIC:
+        raise ConfigError(
+            f"search.strategy: supernet needs an elastic forward for model type {model_type!r}, and only "
+            f"{', '.join(ELASTIC.names())} have one; {_STRATEGY_FIX} (or register one in "
+            "autodistill.supernet.ELASTIC)")
+    return model_type
+
+
+def elastic_for(model: nn.Module) -> ElasticModel:
+    """The elastic supernet over `model`'s weights (shared, not copied); ConfigError if its type has none."""
+    return ELASTIC.get(_model_type(getattr(model, "config", None)))(model)
+
+
+def check_supernet_space(model_config: PretrainedConfig, dimensions: Mapping[str, Sequence[Any]]) -> None:
+    """ConfigError (the key, the value, the fix) when the space names a key the elastic forward
+    does not slice or a value beyond the teacher's shape (wider, more heads, layers or neurons).
+    Reads only the config: no weights are needed."""
+    ELASTIC.get(_model_type(model_config)).check_space(model_config, dimensions)

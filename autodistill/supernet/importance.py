@@ -1,0 +1,134 @@
+"""Reorder a teacher's attention heads and FFN neurons by importance, leaving its function unchanged.
+
+DynaBERT's criterion (Hou et al., 2020, after Michel et al., 2019, "Are sixteen heads really
+better than one?"): a mask variable of ones multiplies each head's output and each FFN
+neuron's activation; the importance of a head or neuron is |dL/dmask| (the first-order change
+of the task loss when it is removed), summed over a few labelled training batches. Each
+layer's heads and neurons are then permuted in place, most important first:
+
+- a head is a block of `head_dim` rows of query, key and value (weights and biases) and the
+  same block of columns of `attention.output.dense.weight`;
+- an FFN neuron is a row of `intermediate.dense` (weight and bias) and a column of
+  `output.dense.weight`.
+
+Both permutations commute with the rest of the layer (softmax attention is per head, the
+activation per neuron), so the model computes the same function: `init_from_teacher` and the
+supernet's front slices then take the most important heads and neurons instead of the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from autodistill.distill.adaptor import DataAdaptor
+from autodistill.errors import ConfigError
+from autodistill.losses.logits import extract_own_loss
+
+__all__ = ["ImportanceReport", "reorder_by_importance"]
+
+
+@dataclass(frozen=True)
+class ImportanceReport:
+    """Per layer: the importance of each head and neuron (in the original order), and the
+    original index now at each position (`head_order[l][0]` is layer l's most important head)."""
+
+    head_importance: tuple[tuple[float, ...], ...]
+    neuron_importance: tuple[tuple[float, ...], ...]
+    head_order: tuple[tuple[int, ...], ...]
+    neuron_order: tuple[tuple[int, ...], ...]
+    batches: int
+
+
+def _layers(model: nn.Module) -> nn.ModuleList:
+    layers = getattr(getattr(getattr(model, "base_model", None), "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ConfigError(
+            f"importance ordering needs a BERT-family layout (<base>.encoder.layer.<i>), but "
+            f"{type(model).__name__} has none; set student.importance_order: false")
+    return layers
+
+
+def _scale_output(mask: Tensor, repeat: int) -> Callable[..., object]:
+    """A forward hook multiplying the output's last axis by `mask`, each entry over `repeat` dims."""
+    def hook(module: nn.Module, args: tuple[object, ...], output: object) -> object:
+        scale = mask.repeat_interleave(repeat)
+        if isinstance(output, tuple):
+            return (output[0] * scale, *output[1:])
+        return output * scale
+    return hook
+
+
+def _importance(model: nn.Module, layers: nn.ModuleList, batches: Iterable[Mapping[str, Tensor]],
+                heads: int, head_dim: int) -> tuple[Tensor, Tensor, int]:
+    device = next(model.parameters()).device
+    neurons = layers[0].intermediate.dense.out_features
+    head_masks = [torch.ones(heads, device=device, requires_grad=True) for _ in layers]
+    neuron_masks = [torch.ones(neurons, device=device, requires_grad=True) for _ in layers]
+    head_score = torch.zeros(len(layers), heads, device=device)
+    neuron_score = torch.zeros(len(layers), neurons, device=device)
+    handles = []
+    for layer, head_mask, neuron_mask in zip(layers, head_masks, neuron_masks):
+        handles.append(layer.attention.self.register_forward_hook(_scale_output(head_mask, head_dim)))
+        handles.append(layer.intermediate.register_forward_hook(_scale_output(neuron_mask, 1)))
+    adaptor, count = DataAdaptor(), 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            if adaptor.labels(batch) is None:
+                raise ConfigError("importance ordering ranks heads by the task loss, but a batch has no "
+                                  "'labels'; give labelled training batches")
+            inputs = adaptor.student_inputs({k: v.to(device) for k, v in batch.items()}, with_labels=True)
+            loss = extract_own_loss(model(*inputs.args, **inputs.kwargs))
+            if loss is None:
+                raise ConfigError(f"importance ordering needs the model's own task loss, but "
+                                  f"{type(model).__name__} returned none for labelled inputs")
+            grads = torch.autograd.grad(loss, [*head_masks, *neuron_masks])
+            head_score += torch.stack(grads[:len(layers)]).abs()
+            neuron_score += torch.stack(grads[len(layers):]).abs()
+            count += 1
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if count == 0:
+        raise ConfigError("importance ordering got no batches; set supernet.importance_batches >= 1")
+    return head_score, neuron_score, count
+
+
+def _permute_rows(linear: nn.Linear, order: Tensor) -> None:
+    linear.weight.copy_(linear.weight[order])
+    if linear.bias is not None:
+        linear.bias.copy_(linear.bias[order])
+
+
+def reorder_by_importance(model: nn.Module, batches: Iterable[Mapping[str, Tensor]]) -> ImportanceReport:
+    """Measure head and FFN-neuron importance on `batches` (labelled), then permute each layer's
+    heads and neurons in place, most important first; the model's outputs do not change."""
+    layers = _layers(model)
+    heads = int(model.config.num_attention_heads)
+    head_dim = layers[0].attention.self.query.out_features // heads
+    head_score, neuron_score, count = _importance(model, layers, batches, heads, head_dim)
+    head_orders, neuron_orders = [], []
+    with torch.no_grad():
+        for layer, h_score, n_score in zip(layers, head_score, neuron_score):
+            head_order = torch.argsort(h_score, descending=True, stable=True)
+            neuron_order = torch.argsort(n_score, descending=True, stable=True)
+            rows = (head_order[:, None] * head_dim + torch.arange(head_dim, device=head_order.device)).reshape(-1)
+            for projection in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value):
+                _permute_rows(projection, rows)
+            out = layer.attention.output.dense
+            out.weight.copy_(out.weight[:, rows])
+            _permute_rows(layer.intermediate.dense, neuron_order)
+            down = layer.output.dense
+            down.weight.copy_(down.weight[:, neuron_order])
+            head_orders.append(tuple(head_order.tolist()))
+            neuron_orders.append(tuple(neuron_order.tolist()))
+    return ImportanceReport(
+        head_importance=tuple(tuple(s.tolist()) for s in head_score.cpu()),
+        neuron_importance=tuple(tuple(s.tolist()) for s in neuron_score.cpu()),
+        head_order=tuple(head_orders), neuron_order=tuple(neuron_orders), batches=count)

@@ -1,0 +1,54 @@
+"""The supernet of a search: the finished one from the store, else trained (or resumed) and saved."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from autodistill.config.supernet import SupernetSection
+from autodistill.distill.teacher_cache import TeacherCache
+from autodistill.space import SearchSpace
+from autodistill.supernet.elastic import ElasticModel, check_supernet_space, elastic_for
+from autodistill.supernet.importance import reorder_by_importance
+from autodistill.supernet.sandwich import corners
+from autodistill.supernet.store import SupernetStore
+from autodistill.supernet.training import train_supernet
+
+__all__ = ["load_or_train_supernet"]
+
+log = logging.getLogger(__name__)
+
+
+def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpace, section: SupernetSection,
+                           root: Path, key: str, importance_batches: Iterable[Mapping[str, Tensor]],
+                           teacher_cache: TeacherCache | None = None, quiet: bool = False,
+                           on_step: Callable[[int], None] | None = None) -> ElasticModel:
+    """The finished supernet under `root/key` if there is one (a second run, a resumed study and
+    every worker reuse it); else resume from its checkpoint or start: copy the teacher, reorder
+    it by importance, cut it to the space's largest point, train it by the sandwich rule, save.
+    The teacher itself is left unchanged. `on_step(step)` as in `train_supernet`."""
+    grid = space.grid()
+    check_supernet_space(teacher.config, grid)
+    store = SupernetStore(root, key)
+    if store.finished():
+        log.info("reusing the supernet in %s", store.final)
+        return elastic_for(store.load(teacher))
+    supernet = copy.deepcopy(teacher)
+    record: dict[str, Any] = {}
+    if not store.has_checkpoint():  # a checkpoint's weights replace all of these
+        importance = reorder_by_importance(supernet, importance_batches)
+        record["importance"] = {"head_order": importance.head_order, "batches": importance.batches}
+    largest, _ = corners(grid, supernet.config)
+    elastic = elastic_for(elastic_for(supernet).extract(largest).requires_grad_(True))
+    del supernet
+    report = train_supernet(elastic, teacher=teacher, loader=loader, space=space, section=section,
+                            teacher_cache=teacher_cache, store=store, quiet=quiet, on_step=on_step)
+    store.save(elastic.model, {**record, "steps": report.steps, "resumed_from": report.resumed_from,
+                               "seconds": report.seconds, "last_losses": report.last_losses(),
+                               "largest": largest, "settings": section.model_dump(mode="json")})
+    return elastic

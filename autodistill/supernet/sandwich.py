@@ -1,0 +1,65 @@
+"""The sub-networks of one sandwich step: the space's largest, its smallest, and a few random ones.
+
+Once-for-All's sandwich rule (Yu & Huang's slimmable networks, then Cai et al., 2020): training
+the two ends of the space every step bounds every sub-network in between, and the random ones
+cover the middle. Corners are taken per dimension (the widest hidden size with the most heads
+that divide it, etc.); the random draws are seeded by (seed, step), so a resumed run draws
+what the interrupted one would have.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from transformers import PretrainedConfig
+
+from autodistill.errors import ConfigError
+
+__all__ = ["SubNetwork", "corners", "sandwich"]
+
+Grid = Mapping[str, list[Any]]  # every value of every dimension (SearchSpace.grid())
+SubNetwork = tuple[str, dict[str, Any]]  # ("largest" | "smallest" | "random", architecture)
+_DRAWS = 100  # random draws tried before a step gives up on a valid random sub-network
+
+
+def _valid(architecture: Mapping[str, Any], config: PretrainedConfig) -> bool:
+    hidden = architecture.get("hidden_size", config.hidden_size)
+    heads = architecture.get("num_attention_heads", config.num_attention_heads)
+    return hidden % heads == 0
+
+
+def corners(grid: Grid, config: PretrainedConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(largest, smallest) architecture of the space (`SearchSpace.grid()`) whose hidden size its
+    head count divides."""
+    ends = []
+    for pick in (max, min):
+        architecture = {name: pick(values) for name, values in grid.items()}
+        hidden = grid.get("hidden_size", [config.hidden_size])
+        heads = grid.get("num_attention_heads", [config.num_attention_heads])
+        pairs = [(d, h) for d in hidden for h in heads if d % h == 0]
+        if not pairs:
+            raise ConfigError("search.search_space: no num_attention_heads value divides a hidden_size "
+                              "value, so the supernet has no sub-network; add a head count that divides one")
+        d, h = pick(pairs)
+        for name, value in (("hidden_size", d), ("num_attention_heads", h)):
+            if name in grid:
+                architecture[name] = value
+        ends.append(architecture)
+    return ends[0], ends[1]
+
+
+def sandwich(grid: Grid, config: PretrainedConfig, *, seed: int, step: int, random_subnets: int,
+             ends: tuple[dict[str, Any], dict[str, Any]]) -> list[SubNetwork]:
+    """The step's sub-networks: largest, smallest, then `random_subnets` valid random draws
+    (each dimension's value drawn uniformly from its grid)."""
+    rng = random.Random(seed * 1_000_003 + step)
+    subnets: list[SubNetwork] = [("largest", ends[0]), ("smallest", ends[1])]
+    for _ in range(random_subnets):
+        for _ in range(_DRAWS):
+            drawn = {name: rng.choice(values) for name, values in grid.items()}
+            if _valid(drawn, config):
+                subnets.append(("random", drawn))
+                break
+    return subnets
