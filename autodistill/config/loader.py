@@ -6,6 +6,11 @@
 YAML is read with `yaml.safe_load` semantics (no tags that run code). A pydantic
 validation error becomes one `ConfigError` whose message starts with
 `file:line:column: dotted.key:`; unknown keys get the nearest valid key.
+
+Two things YAML allows are refused before any key is checked: a key written twice in one
+mapping (YAML keeps the last silently; the error names both lines), and aliases that expand
+the document past `MAX_NODES` values (an "alias bomb": a few lines of `&a [*b, *b, ...]` reach
+gigabytes). Anchors, aliases and `<<` merge keys that reuse a part of the file are fine.
 """
 
 from __future__ import annotations
@@ -25,6 +30,50 @@ from autodistill.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 Location = tuple[str | int, ...]
+
+MAX_NODES = 100_000  # values in the document once every alias is expanded
+
+
+def _at(source: Path, node: yaml.Node) -> str:
+    return f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _check_nodes(source: Path, root: yaml.Node) -> None:
+    """Refuse duplicate keys (naming both lines) and alias expansion past MAX_NODES, in one pass
+    over the distinct nodes (an alias is the node it names: each is sized once)."""
+    sizes: dict[int, int] = {}
+    pending: set[int] = set()
+
+    def size(node: yaml.Node, at: Location) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in pending:
+            raise ConfigError(f"{_at(source, node)}: {'.'.join(map(str, at)) or '(top level)'}: an alias "
+                              "refers to the node that holds it; write the value out")
+        pending.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], yaml.Node] = {}
+            for key, value in node.value:
+                name = (key.tag, key.value) if isinstance(key, yaml.ScalarNode) else None
+                if name is not None and name[1] != "<<" and name in first:
+                    dotted = ".".join(map(str, (*at, key.value)))
+                    raise ConfigError(f"{_at(source, key)}: {dotted}: duplicate key (first at line "
+                                      f"{first[name].start_mark.line + 1}); keep one of them")
+                if name is not None:
+                    first[name] = key
+                total += size(key, at) + size(value, (*at, key.value if name else "?"))
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, (*at, i)) for i, item in enumerate(node.value))
+        if total > MAX_NODES:
+            raise ConfigError(f"{_at(source, node)}: {'.'.join(map(str, at)) or '(top level)'}: aliases "
+                              f"expand this value to more than {MAX_NODES:,} values; write out what you "
+                              "mean to repeat, or use fewer aliases")
+        pending.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root, ())
 
 
 def _index_lines(node: yaml.Node, at: Location, out: dict[Location, tuple[int, int]]) -> None:
@@ -58,6 +107,8 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[Location, tuple[int, int]]]:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                _check_nodes(p, node)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
