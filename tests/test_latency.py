@@ -17,7 +17,8 @@ from autodistill.evaluation import (
     model_size_mb,
 )
 
-FAST = {"warmup": 2, "repeats": 20}
+# measured once: these tests count calls (the repeat-on-spread rule has its own tests, with a fake timer)
+FAST = {"warmup": 2, "repeats": 20, "max_attempts": 1}
 
 
 def bert(hidden: int = 16, layers: int = 1, heads: int = 2) -> BertForSequenceClassification:
@@ -41,7 +42,8 @@ def test_transformers_model_gives_ordered_percentiles_and_records_the_spec():
     assert (lat.repeats, lat.batch_size, lat.sequence_length) == (20, 2, 16)
     assert (lat.device, lat.threads) == ("cpu", 1)
     assert set(lat.to_dict()) == {"p50_ms", "p90_ms", "mean_ms", "min_ms", "repeats",
-                                  "batch_size", "sequence_length", "device", "threads"}
+                                  "batch_size", "sequence_length", "device", "threads",
+                                  "spread", "attempts"}
 
 
 def test_dummy_inputs_are_fixed_within_vocab_and_include_token_types():

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial
 
 from autodistill.export.onnx import OnnxCheck
 from autodistill.report.summary import markdown_table
+from autodistill.study.objectives import LATENCY, LATENCY_P90
 from autodistill.study.pareto import retention, speedup
 from autodistill.study.trials import ARCHITECTURE
 
@@ -73,8 +74,8 @@ def metrics_rows(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> list[l
     return [
         ["validation accuracy", _number(attrs.get("accuracy")), _number(teacher.get("accuracy"))],
         ["test accuracy", _number(attrs.get("test_accuracy")), _number(teacher.get("test_accuracy"))],
-        ["latency p50 (ms)", _number(attrs.get("latency_p50_ms")), _number(teacher.get("latency_p50_ms"))],
-        ["latency p90 (ms)", _number(attrs.get("latency_p90_ms")), _number(teacher.get("latency_p90_ms"))],
+        ["latency p50 (ms)", _number(LATENCY.value(attrs)), _number(LATENCY.value(teacher))],
+        ["latency p90 (ms)", _number(LATENCY_P90.value(attrs)), _number(LATENCY_P90.value(teacher))],
         ["parameters", _number(attrs.get("params")), _number(teacher.get("params"))],
         ["size (MB)", _number(attrs.get("size_mb")), _number(teacher.get("size_mb"))],
         ["speed-up vs the teacher", _times(speedup(attrs, teacher)), _times(1.0 if has_teacher else None)],
@@ -118,7 +119,9 @@ def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
         "## Metrics",
         ("Measured by the search: accuracy on the validation split (which chose the architecture) "
          "and on the test split (reported only); latency as a benchmark (median and 90th "
-         "percentile of timed calls). Speed-up and retention are against the teacher."),
+         "percentile of timed calls, timed call for call with the teacher and expressed at the "
+         "teacher's latency in the teacher column, so a busy machine does not move it). Speed-up "
+         "and retention are against the teacher."),
         markdown_table(["metric", "student", "teacher"], metrics_rows(attrs, facts.teacher)),
         "## Teacher",
         f"`{facts.teacher_model}`" if facts.teacher_model else "Not recorded.",

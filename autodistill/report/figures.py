@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
-from autodistill.study.objectives import BUILTIN_METRICS
+from autodistill.study.objectives import builtin_metric
 from autodistill.study.pareto import pareto_front, teacher_metric
 from autodistill.study.trials import REPEAT_OF
 
@@ -47,8 +47,8 @@ class Objectives:
 
     def label(self, i: int) -> str:
         """'latency (ms, lower is better)': the unit where a built-in metric has one."""
-        key = BUILTIN_METRICS.get(self.names[i], (self.names[i],))[0]
-        unit = "ms, " if key.endswith("_ms") else "MB, " if key.endswith("_mb") else ""
+        metric = builtin_metric(self.names[i])
+        unit = f"{metric.unit}, " if metric is not None and metric.unit else ""
         better = "higher" if self.directions[i] == "maximize" else "lower"
         return f"{self.names[i]} ({unit}{better} is better)"
 

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from autodistill.config.schema import EarlyStoppingSection
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.errors import AutodistillError
+from autodistill.study.objectives import LATENCY
 from autodistill.study.trials import ACCURACY_CURVE, REPEAT_OF
 
 
@@ -53,7 +54,7 @@ class StopRule:
                 attrs = other.user_attrs
                 curve: Mapping[str, Any] = attrs.get(ACCURACY_CURVE) or {}
                 theirs = curve.get(str(step))
-                faster = attrs.get("latency_p50_ms")
+                faster = LATENCY.value(attrs)
                 if REPEAT_OF in attrs or theirs is None or faster is None:
                     continue
                 if faster <= self.latency_ms and theirs >= accuracy + s.margin:

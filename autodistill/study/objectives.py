@@ -1,35 +1,73 @@
 """Search objectives: metric names, their directions, and where their values come from.
 
 Several metrics make a true multi-objective study: the result is a Pareto front,
-never a weighted sum. Built-in metrics know their direction; a metric from a user's
-eval function needs `higher_is_better`.
+never a weighted sum. Built-in metrics (`METRICS`) know their direction, unit and the user
+attribute that holds them; a metric from a user's eval function needs `higher_is_better`.
+
+Every reader of a figure (objective values, screening, the Pareto table, pareto.json,
+`show`, the report, the model card) takes it through its `Metric`, so they all see one
+number. The latency objective is the student's latency at the study's reference teacher
+latency (`latency_ms`, autodistill/study/task.py), not its raw median (`latency_p50_ms`,
+kept as an attribute): a trial timed while another process loads the machine keeps its
+place on the front. Studies recorded before that, and user cost or eval functions, hold
+latency as `latency_p50_ms`; the metric reads that where `latency_ms` is absent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from autodistill.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class Metric:
+    """A figure a trial (or the teacher's row) records: the key that holds it, which way is
+    better, its unit, and the keys it is read from where that key is absent (older studies,
+    user functions)."""
+
+    name: str
+    key: str
+    higher_is_better: bool | None
+    unit: str = ""                   # "ms", "MB" or "" (a count, a fraction)
+    aliases: tuple[str, ...] = ()    # other names a config may give it
+    fallback_keys: tuple[str, ...] = ()
+
+    def value(self, record: Mapping[str, Any]) -> Any:
+        """The figure in `record` (a trial's user attributes, a cost or eval result, the
+        teacher's row), or None when it holds none."""
+        for key in (self.key, *self.fallback_keys):
+            if record.get(key) is not None:
+                return record[key]
+        return None
+
+
+ACCURACY = Metric("accuracy", "accuracy", True)
+LATENCY = Metric("latency", "latency_ms", False, "ms", aliases=("latency_ms",),
+                 fallback_keys=("latency_p50_ms",))
+LATENCY_P90 = Metric("latency_p90", "latency_p90_at_reference_ms", False, "ms",
+                     fallback_keys=("latency_p90_ms",))
+PARAMS = Metric("params", "params", False)
+SIZE = Metric("size_mb", "size_mb", False, "MB", aliases=("model_size",))
+METRICS: tuple[Metric, ...] = (ACCURACY, LATENCY, LATENCY_P90, PARAMS, SIZE)
+
+
+def builtin_metric(name: str) -> Metric | None:
+    """The built-in metric a config names (by its name or an alias), or None."""
+    return next((m for m in METRICS if name == m.name or name in m.aliases), None)
+
+
+@dataclass(frozen=True)
 class Objective:
     name: str          # as the user wrote it and the dashboard shows it
-    key: str           # the key of the eval function's result that holds the value
+    metric: Metric     # where its value comes from
     direction: str     # "maximize" | "minimize"
 
-
-# metric -> (result key, higher is better)
-BUILTIN_METRICS: dict[str, tuple[str, bool]] = {
-    "accuracy": ("accuracy", True),
-    "latency": ("latency_p50_ms", False),
-    "latency_ms": ("latency_p50_ms", False),
-    "latency_p90": ("latency_p90_ms", False),
-    "params": ("params", False),
-    "size_mb": ("size_mb", False),
-    "model_size": ("size_mb", False),
-}
+    @property
+    def key(self) -> str:
+        return self.metric.key
 
 
 def objectives_for(metrics: Sequence[str], higher_is_better: Sequence[bool] | None) -> list[Objective]:
@@ -44,14 +82,15 @@ def objectives_for(metrics: Sequence[str], higher_is_better: Sequence[bool] | No
         raise ConfigError(f"search.metrics names a metric twice: {list(metrics)}")
     out = []
     for i, name in enumerate(metrics):
-        key, default = BUILTIN_METRICS.get(name, (name, None))
-        up = higher_is_better[i] if higher_is_better is not None else default
+        metric = builtin_metric(name) or Metric(name, name, None)
+        up = higher_is_better[i] if higher_is_better is not None else metric.higher_is_better
         if up is None:
+            names = ", ".join(n for m in METRICS for n in (m.name, *m.aliases))
             raise ConfigError(
                 f"metric {name!r} has no direction; give search.higher_is_better (one true/false "
-                f"per metric). Metrics with a known direction: {', '.join(BUILTIN_METRICS)}"
+                f"per metric). Metrics with a known direction: {names}"
             )
-        out.append(Objective(name, key, "maximize" if up else "minimize"))
+        out.append(Objective(name, metric, "maximize" if up else "minimize"))
     return out
 
 
@@ -59,10 +98,18 @@ def objective_values(objectives: Sequence[Objective], result: Mapping[str, float
     """The values to tell the study, in objective order; a missing key names what was returned."""
     values = []
     for o in objectives:
-        if o.key not in result:
+        value = o.metric.value(result)
+        if value is None:
             raise ConfigError(
                 f"the eval function returned no {o.key!r} for metric {o.name!r}; it returned "
                 f"{sorted(result)}"
             )
-        values.append(float(result[o.key]))
+        values.append(float(value))
     return values
+
+
+def metric_value(record: Mapping[str, Any], name: str) -> Any:
+    """A record's value of a metric named as a config names it: a built-in metric through its
+    `Metric`, any other by its own key."""
+    metric = builtin_metric(name)
+    return metric.value(record) if metric is not None else record.get(name)

@@ -19,12 +19,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.atomic_file import write_atomically
 from autodistill.errors import ConfigError
+from autodistill.study.objectives import ACCURACY, LATENCY, metric_value
 
 DIRECTIONS = ("maximize", "minimize")
-# teacher mappings use the user-attribute names; tables may name the metric either way
-_TEACHER_ALIASES = {"latency_ms": "latency_p50_ms", "latency": "latency_p50_ms",
-                    "latency_p50_ms": "latency_ms", "latency_p90": "latency_p90_ms",
-                    "model_size": "size_mb"}
 
 
 def _direction(value: Any) -> str:
@@ -127,13 +124,14 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
 
 def speedup(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
     """A trial's own `speedup` (teacher and student timed in one interleaved benchmark) where
-    its cost function measured one, else the teacher's latency over the student's."""
-    return attrs.get("speedup") or _ratio(teacher.get("latency_p50_ms"), attrs.get("latency_p50_ms"))
+    its cost function measured one, else the teacher's latency over the student's (`LATENCY`:
+    the same figures the table shows, so for a paired trial both give one number)."""
+    return attrs.get("speedup") or _ratio(LATENCY.value(teacher), LATENCY.value(attrs))
 
 
 def retention(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
     """The student's validation accuracy over the teacher's."""
-    return _ratio(attrs.get("accuracy"), teacher.get("accuracy"))
+    return _ratio(ACCURACY.value(attrs), ACCURACY.value(teacher))
 
 
 def front_rows(study: optuna.Study, *, teacher: Mapping[str, Any] | None = None
@@ -142,15 +140,14 @@ def front_rows(study: optuna.Study, *, teacher: Mapping[str, Any] | None = None
 
     Speed-up is the trial's own `speedup` (teacher and student timed in one interleaved
     benchmark) where its cost function measured one, else the study's teacher latency /
-    the student's latency; retention is student accuracy /
-    teacher accuracy (teacher keys `latency_p50_ms` and `accuracy`); None where a
-    number is missing.
+    the student's latency; retention is student accuracy / teacher accuracy; both figures
+    read through their `Metric` (objectives.py); None where a number is missing.
     """
     teacher = teacher or {}
     rows = []
     for trial in pareto_front(study):
         attrs = trial.user_attrs
-        acc, lat = attrs.get("accuracy"), attrs.get("latency_p50_ms")
+        acc, lat = ACCURACY.value(attrs), LATENCY.value(attrs)
         rows.append(FrontRow(
             number=trial.number,
             values=tuple(float(v) for v in trial.values),
@@ -196,10 +193,10 @@ def _fmt_retention(value: float | None) -> str:
 
 
 def teacher_metric(teacher: Mapping[str, Any], name: str) -> Any:
-    """The teacher's value of a metric, by the objective's name or its user-attribute name."""
-    if name in teacher:
-        return teacher[name]
-    return teacher.get(_TEACHER_ALIASES.get(name, name))
+    """The teacher's value of a metric named as the objective is (through its `Metric`, as the
+    students' values are), or by a key of the teacher's row."""
+    value = metric_value(teacher, name)
+    return teacher.get(name) if value is None else value
 
 
 def table_cells(rows: Sequence[FrontRow], *, metric_names: Sequence[str],

@@ -21,23 +21,23 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.errors import ConfigError
+from autodistill.study.objectives import ACCURACY, LATENCY, PARAMS, Metric
 from autodistill.study.pareto import retention
 from autodistill.study.trials import REPEAT_OF, teacher_reference
 
-ACCURACY, LATENCY, PARAMS = "accuracy", "latency_p50_ms", "params"
 
-
-def _or(attrs: Mapping[str, Any], key: str, missing: float) -> float:
-    value = attrs.get(key)
+def _or(attrs: Mapping[str, Any], metric: Metric, missing: float) -> float:
+    value = metric.value(attrs)
     return missing if value is None else float(value)
 
 
-# goal -> (the user attribute it ranks by, its sort key: the lowest key wins, ties broken by
-# the rest; a figure a trial lacks counts as the worst)
-GOALS: dict[str, tuple[str, Callable[[Mapping[str, Any]], tuple[float, ...]]]] = {
-    "fastest": (LATENCY, lambda a: (a[LATENCY], -_or(a, ACCURACY, 0.0), _or(a, PARAMS, math.inf))),
-    "most-accurate": (ACCURACY, lambda a: (-a[ACCURACY], _or(a, LATENCY, math.inf), _or(a, PARAMS, math.inf))),
-    "smallest": (PARAMS, lambda a: (a[PARAMS], -_or(a, ACCURACY, 0.0), _or(a, LATENCY, math.inf))),
+# goal -> (the figure it ranks by, its sort key: the lowest key wins, ties broken by the
+# rest; a figure a trial lacks counts as the worst)
+GOALS: dict[str, tuple[Metric, Callable[[Mapping[str, Any]], tuple[float, ...]]]] = {
+    "fastest": (LATENCY, lambda a: (_or(a, LATENCY, math.inf), -_or(a, ACCURACY, 0.0), _or(a, PARAMS, math.inf))),
+    "most-accurate": (ACCURACY, lambda a: (-_or(a, ACCURACY, 0.0), _or(a, LATENCY, math.inf),
+                                           _or(a, PARAMS, math.inf))),
+    "smallest": (PARAMS, lambda a: (_or(a, PARAMS, math.inf), -_or(a, ACCURACY, 0.0), _or(a, LATENCY, math.inf))),
 }
 
 
@@ -94,9 +94,9 @@ def _closest(candidates: list[FrozenTrial], rule: SelectionRule, teacher: Mappin
     notes = []
     if rule.min_retention is not None and (found := best(lambda t: retention(t.user_attrs, teacher), True)):
         notes.append(f"the highest retention is {100 * found[0]:.1f}% (trial {found[1]})")
-    if rule.min_accuracy is not None and (found := best(lambda t: t.user_attrs.get(ACCURACY), True)):
+    if rule.min_accuracy is not None and (found := best(lambda t: ACCURACY.value(t.user_attrs), True)):
         notes.append(f"the highest accuracy is {found[0]:.4g} (trial {found[1]})")
-    if rule.max_latency_ms is not None and (found := best(lambda t: t.user_attrs.get(LATENCY), False)):
+    if rule.max_latency_ms is not None and (found := best(lambda t: LATENCY.value(t.user_attrs), False)):
         notes.append(f"the lowest latency is {found[0]:.4g} ms (trial {found[1]})")
     return "; ".join(notes)
 
@@ -106,16 +106,16 @@ def _meets(attrs: Mapping[str, Any], rule: SelectionRule, teacher: Mapping[str, 
         kept = retention(attrs, teacher)
         if kept is None or kept < rule.min_retention:
             return False
-    if rule.min_accuracy is not None and (attrs.get(ACCURACY) is None or attrs[ACCURACY] < rule.min_accuracy):
+    accuracy, latency = ACCURACY.value(attrs), LATENCY.value(attrs)
+    if rule.min_accuracy is not None and (accuracy is None or accuracy < rule.min_accuracy):
         return False
-    return rule.max_latency_ms is None or (attrs.get(LATENCY) is not None
-                                           and attrs[LATENCY] <= rule.max_latency_ms)
+    return rule.max_latency_ms is None or (latency is not None and latency <= rule.max_latency_ms)
 
 
 def select_trial(study: optuna.Study, rule: SelectionRule) -> FrozenTrial:
     """The trial the rule picks; a ConfigError saying what the study offers when none qualifies."""
     teacher = teacher_reference(study) or {}
-    if rule.min_retention is not None and teacher.get(ACCURACY) is None:
+    if rule.min_retention is not None and ACCURACY.value(teacher) is None:
         raise ConfigError(
             f"--min-retention needs the teacher's accuracy, which study {study.study_name!r} does "
             "not record; use --min-accuracy instead"
@@ -123,11 +123,11 @@ def select_trial(study: optuna.Study, rule: SelectionRule) -> FrozenTrial:
     candidates = _candidates(study)
     if not candidates:
         raise ConfigError(f"study {study.study_name!r} has no completed trial yet; run the search first")
-    attr, sort_key = GOALS[rule.goal]
-    ranked = [t for t in candidates if t.user_attrs.get(attr) is not None]
+    metric, sort_key = GOALS[rule.goal]
+    ranked = [t for t in candidates if metric.value(t.user_attrs) is not None]
     if not ranked:
         raise ConfigError(
-            f"--best {rule.goal} ranks by the trials' {attr!r}, which no completed trial of study "
+            f"--best {rule.goal} ranks by the trials' {metric.key!r}, which no completed trial of study "
             f"{study.study_name!r} records; choose another rule or --trial N"
         )
     chosen = [t for t in ranked if _meets(t.user_attrs, rule, teacher)]

@@ -22,10 +22,11 @@ from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
 from autodistill.distill.teacher_cache import TeacherCache, teacher_fingerprint
-from autodistill.errors import InvalidArchitecture
+from autodistill.errors import AutodistillError, InvalidArchitecture
 from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import (
     LatencySpec,
+    at_reference,
     count_parameters,
     measure_latencies,
     measure_latency,
@@ -87,6 +88,8 @@ class DistillationTask:
         self.student_cls = config.student.model_cls or section.model_cls
         self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
         self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
+        # the study's teacher latency (its teacher row): every student's latency is expressed at it
+        self.reference_latency_ms: float | None = None
 
     def _fine_tune(self, location: str, num_labels: int) -> tuple[str, bool]:
         section, data = self.config.teacher, self.config.data
@@ -192,17 +195,35 @@ class DistillationTask:
 
         The teacher is timed in the same benchmark, call for call with the student, and the
         student's `speedup` is the ratio of the two: a machine that is busier in one trial
-        than in another changes both latencies alike, not the speed-up.
+        than in another changes both latencies alike, not the speed-up. The latency the
+        study ranks by (`latency_ms`, p90 `latency_p90_at_reference_ms`) is the student's
+        time at the study's reference teacher latency, `reference_latency_ms` (the teacher
+        row): its p50 x reference / the paired teacher p50, i.e. the reference over the
+        speed-up. The raw medians stay as `latency_p50_ms`, `latency_p90_ms` and
+        `teacher_latency_p50_ms`; `latency_spread` and `latency_attempts` say how steady the
+        measurement was (evaluation/latency.py).
         """
+        if self.reference_latency_ms is None:
+            raise AutodistillError(
+                "DistillationTask.cost needs the study's reference teacher latency: set "
+                "task.reference_latency_ms from the study's teacher row (run_search does)")
         student, teacher = measure_latencies([model, self.teacher], self.latency_spec)
-        return {"latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
+        return {"latency_ms": at_reference(student.p50_ms, teacher.p50_ms, self.reference_latency_ms),
+                "latency_p90_at_reference_ms": at_reference(student.p90_ms, teacher.p50_ms,
+                                                            self.reference_latency_ms),
+                "latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
                 "teacher_latency_p50_ms": teacher.p50_ms, "speedup": teacher.p50_ms / student.p50_ms,
+                "latency_spread": max(student.spread, teacher.spread), "latency_attempts": student.attempts,
                 "params": count_parameters(model), "size_mb": model_size_mb(model)}
 
     def teacher_cost(self) -> dict[str, float]:
-        """The teacher's own latency, parameters and size (the reference row of the study)."""
+        """The teacher's own latency, parameters and size: the reference row of the study,
+        measured once when the study starts (taken again while its spread is high). Its
+        `latency_ms` is the reference every student's latency is expressed at."""
         latency = measure_latency(self.teacher, self.latency_spec)
-        return {"latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
+        return {"latency_ms": latency.p50_ms, "latency_p90_at_reference_ms": latency.p90_ms,
+                "latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
+                "latency_spread": latency.spread, "latency_attempts": latency.attempts,
                 "params": count_parameters(self.teacher), "size_mb": model_size_mb(self.teacher)}
 
     def save(self, student: nn.Module, directory: Path) -> None:
