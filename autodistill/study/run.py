@@ -25,6 +25,7 @@ from autodistill.errors import ConfigError
 from autodistill.paths import check_name
 from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
+from autodistill.study.objectives import ACCURACY, LATENCY
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
 from autodistill.study.search import AutoDistillation
 from autodistill.study.storage import default_storage_url
@@ -181,8 +182,10 @@ def _with_teacher_figures(agent: AutoDistillation, task: Any, measured: dict[str
         teacher = dict(measured) or {**task.teacher_cost(), **task.evaluate(task.teacher)}
         agent.study.set_user_attr(TEACHER_ATTR, teacher)
     measured.update(teacher)
-    agent.teacher_accuracy = teacher.get("accuracy")
-    agent.teacher_latency_ms = teacher.get("latency_p50_ms")
+    agent.teacher_accuracy = ACCURACY.value(teacher)
+    # the reference every student's latency is expressed at (a study recorded before
+    # `latency_ms` existed has its raw teacher median, as its students' figures are raw)
+    task.reference_latency_ms = agent.teacher_latency_ms = LATENCY.value(teacher)
 
 
 def report(study: optuna.Study, output_dir: Path) -> SearchReport:
