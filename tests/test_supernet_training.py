@@ -1,0 +1,166 @@
+"""Sandwich training: the masked update, the supernet store's reuse and resume, its bad inputs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import tiny_bert, toy_batches
+from torch.utils.data import Dataset
+
+from autodistill.config.supernet import SupernetSection
+from autodistill.data import make_loader
+from autodistill.errors import ConfigError
+from autodistill.space import SearchSpace
+from autodistill.supernet import SupernetStore, elastic_for, load_or_train_supernet, train_supernet
+from autodistill.supernet import loading as loading_module
+from autodistill.supernet.sandwich import corners, sandwich
+
+SPACE = SearchSpace.from_mapping({"hidden_size": [8, 16, 32], "num_hidden_layers": {"low": 1, "high": 4},
+                                  "num_attention_heads": [2, 4], "intermediate_size": [16, 64]})
+
+
+class _Examples(Dataset):
+    """The toy batches as single examples, so a seeded loader shuffles them each epoch."""
+
+    def __init__(self, n_batches: int = 3) -> None:
+        batches = toy_batches(n_batches, batch_size=8, seed=4)
+        self.items = [{k: v[i] for k, v in b.items()} for b in batches for i in range(8)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.items[index]
+
+
+def _teacher(dropout: float = 0.0):
+    teacher = tiny_bert(hidden=32, layers=4, heads=4, seed=2)
+    teacher.config.hidden_dropout_prob = dropout  # the supernet is built from this config
+    return teacher.eval()
+
+
+def _section(**values) -> SupernetSection:
+    defaults = {"train_steps": 6, "random_subnets": 1, "checkpoint_every_steps": 2, "importance_batches": 2,
+                "optimizer": {"name": "AdamW", "learning_rate": 1e-3, "weight_decay": 0.1}, "temperature": 2.0}
+    return SupernetSection.model_validate({**defaults, **values})
+
+
+def test_a_sandwich_step_changes_only_the_entries_its_subnetworks_use(tmp_path):
+    teacher = _teacher()
+    narrow = SearchSpace.from_mapping({"hidden_size": [8, 16], "num_hidden_layers": [1, 2],
+                                       "num_attention_heads": [2], "intermediate_size": [8, 16]})
+    elastic = elastic_for(copy.deepcopy(teacher))  # wider than the space: the largest uses part of it
+    before = {n: p.detach().clone() for n, p in elastic.model.named_parameters()}
+    section = _section(train_steps=1)
+    train_supernet(elastic, teacher=teacher, loader=toy_batches(2), space=narrow, section=section,
+                   store=SupernetStore(tmp_path, "k"), quiet=True)
+    grid = narrow.grid()
+    subnets = sandwich(grid, elastic.model.config, seed=section.seed, step=1,
+                       random_subnets=section.random_subnets, ends=corners(grid, elastic.model.config))
+    used = {}
+    for _, architecture in subnets:
+        for name, slices in elastic.parameter_slices(architecture).items():
+            used.setdefault(name, torch.zeros_like(before[name], dtype=torch.bool))[slices] = True
+    moved_inside = 0
+    for name, param in elastic.model.named_parameters():
+        mask = used.get(name, torch.zeros_like(param, dtype=torch.bool))
+        assert torch.equal(param[~mask], before[name][~mask]), f"{name} moved outside its sub-networks"
+        moved_inside += int((param[mask] != before[name][mask]).sum())
+    assert moved_inside > 1000
+    assert "bert.encoder.layer.0.attention.self.query.weight" not in used  # depth 1..2 of 4: layers 1, 3
+
+
+def _weights(elastic) -> dict[str, torch.Tensor]:
+    return {n: t.detach().clone() for n, t in elastic.model.state_dict().items()}
+
+
+def _train(root, teacher, section, **kwargs):
+    return load_or_train_supernet(teacher, loader=make_loader(_Examples(), batch_size=8, shuffle=True, seed=0),
+                                  space=SPACE, section=section, root=root, key="abc",
+                                  importance_batches=toy_batches(2, seed=7), quiet=True, **kwargs)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_stopped_run_resumes_at_its_checkpoint_and_ends_with_the_uninterrupted_weights(tmp_path):
+    teacher, section = _teacher(dropout=0.1), _section()  # dropout: the RNG state must resume too
+    whole = _weights(_train(tmp_path / "whole", teacher, section))
+
+    def stop_at_3(step: int) -> None:
+        if step == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        _train(tmp_path / "cut", teacher, section, on_step=stop_at_3)
+    store = SupernetStore(tmp_path / "cut", "abc")
+    assert not store.finished() and store.latest_checkpoint()["step"] == 2
+    steps = []
+    resumed = _weights(_train(tmp_path / "cut", teacher, section, on_step=steps.append))
+    assert steps == [3, 4, 5, 6]
+    assert resumed.keys() == whole.keys()
+    for name in whole:
+        assert torch.equal(resumed[name], whole[name]), name
+    assert store.finished() and not store.has_checkpoint()
+
+
+def test_a_second_call_reuses_the_finished_supernet(tmp_path, monkeypatch):
+    teacher, section = _teacher(), _section(train_steps=2)
+    first = _train(tmp_path, teacher, section)
+    assert first.model.config.hidden_size == 32 and first.model.config.num_hidden_layers == 4
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the finished supernet was trained again")
+
+    monkeypatch.setattr(loading_module, "train_supernet", no_training)
+    monkeypatch.setattr(loading_module, "reorder_by_importance", no_training)
+    second = _train(tmp_path, teacher, section)
+    for name, tensor in _weights(first).items():
+        assert torch.equal(_weights(second)[name], tensor), name
+    architecture = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16}
+    batch = toy_batches(1)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(second.extract(architecture)(input_ids=batch["input_ids"]).logits,
+                                   first.forward(architecture, input_ids=batch["input_ids"]), atol=1e-5, rtol=0)
+
+
+def test_the_supernet_is_cut_to_the_spaces_largest_point_and_the_teacher_is_untouched(tmp_path):
+    teacher, section = _teacher(), _section(train_steps=1)
+    original = {n: p.detach().clone() for n, p in teacher.named_parameters()}
+    small = SearchSpace.from_mapping({"hidden_size": [8, 16], "num_hidden_layers": [1, 2]})
+    elastic = load_or_train_supernet(teacher, loader=toy_batches(2), space=small, section=section, root=tmp_path,
+                                     key="small", importance_batches=toy_batches(1), quiet=True)
+    assert (elastic.model.config.hidden_size, elastic.model.config.num_hidden_layers) == (16, 2)
+    assert all(torch.equal(p, original[n]) for n, p in teacher.named_parameters())
+
+
+def test_a_checkpoint_of_another_supernet_is_refused(tmp_path):
+    SupernetStore(tmp_path, "other").save_checkpoint({"step": 1})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "other" / "checkpoint.pt").rename(tmp_path / "mine" / "checkpoint.pt")
+    with pytest.raises(ConfigError, match=r"written for supernet 'other', not 'mine'.*delete it"):
+        SupernetStore(tmp_path, "mine").latest_checkpoint()
+
+
+def test_a_space_wider_than_the_teacher_fails_before_anything_is_written(tmp_path):
+    wide = SearchSpace.from_mapping({"hidden_size": [16, 64]})
+    with pytest.raises(ConfigError, match="hidden_size: 64 is larger"):
+        load_or_train_supernet(_teacher(), loader=toy_batches(1), space=wide, section=_section(), root=tmp_path,
+                               key="k", importance_batches=toy_batches(1), quiet=True)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"final_trials": 0}, "final_trials"),
+    ({"random_subnets": -1}, "random_subnets"),
+    ({"train_steps": 3, "epochs": 1.0}, "not both"),
+    ({"optimizer": {"name": "SGD"}}, "masked AdamW"),
+    ({"loss_weights": [0, 0]}, "must not both be 0"),
+    ({"temperature": float("inf")}, "temperature"),
+])
+def test_supernet_section_rejects_bad_values(values, message):
+    with pytest.raises(ValueError, match=message):
+        SupernetSection.model_validate(values)
