@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.study import StudyDirection
 
-from autodistill.advisors import ADVISORS, PrunedAsPending, make_advisor
+from autodistill.advisors import _AskTellGridSampler, ADVISORS, PrunedAsPending, make_advisor
 from autodistill.advisors.skopt_sampler import SkoptSampler, import_skopt, scalarise
 from autodistill.errors import ConfigError
 from autodistill.space import Architecture, SearchSpace
@@ -20,7 +20,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SPACE = SearchSpace.from_mapping(
     {
-        "kind": [128, "wide", 0.5, True],
+        # one categorical of each value type (a categorical's choices are all of one type)
+        "width": [128, 256], "act": ["wide", "narrow"], "ratio": [0.5, 1.0], "flag": [True, False],
         "layers": {"low": 1, "high": 6},
         "lr": {"low": 1e-5, "high": 1e-2, "log": True},
     }
@@ -28,7 +29,8 @@ SPACE = SearchSpace.from_mapping(
 # a grid needs a step on every float range
 GRID_SPACE = SearchSpace.from_mapping(
     {
-        "kind": [128, "wide", 0.5, True],
+        # one categorical of each value type (a categorical's choices are all of one type)
+        "width": [128, 256], "act": ["wide", "narrow"], "ratio": [0.5, 1.0], "flag": [True, False],
         "layers": {"low": 1, "high": 6},
         "dropout": {"low": 0.0, "high": 0.5, "step": 0.1},
     }
@@ -88,8 +90,9 @@ def test_names_are_case_insensitive_and_map_to_the_expected_sampler(name, sample
         assert isinstance(advisor, PrunedAsPending)
         advisor = advisor.sampler
     assert isinstance(advisor, sampler_type)
-    # nothing more specific than expected, except grid's ask/tell variant
-    assert type(advisor) is sampler_type or sampler_type is optuna.samplers.GridSampler
+    # nothing more specific than expected, except grid's ask/tell variant (a GridSampler subclass)
+    expected = _AskTellGridSampler if sampler_type is optuna.samplers.GridSampler else sampler_type
+    assert type(advisor) is expected
 
 
 def test_grid_advisor_runs_the_whole_grid_under_ask_and_tell():
@@ -167,7 +170,7 @@ def test_skopt_missing_is_an_import_error_naming_the_pip_package(monkeypatch):
 def test_skopt_proposes_every_kind_of_dimension_itself_after_n_initial_points():
     space = SearchSpace.from_mapping(
         {
-            "kind": [128, "wide", 0.5, True],
+            "width": [128, 256], "act": ["wide", "narrow"], "ratio": [0.5, 1.0], "flag": [True, False],
             "inter": {"low": 64, "high": 384, "step": 64},
             "heads": {"low": 1, "high": 16, "log": True},
             "blocks": {"low": 0.0, "high": 5.0, "step": 1.0},
