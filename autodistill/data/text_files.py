@@ -2,6 +2,10 @@
 
 Every error names the file and, where there is one, the line and the column, so a
 user can go straight to the value that broke the rule.
+
+One text may hold at most `MAX_TEXT_CHARACTERS`: only its first `data.max_length` tokens are
+read, and the tokenizer needs about 140 bytes of memory per character of a text (a 50 MB text
+took 7 GB), so a longer one is refused with its line rather than exhausting the machine.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from pathlib import Path
 
 from autodistill.data.examples import LabelledTexts
 from autodistill.errors import ConfigError, did_you_mean
+
+MAX_TEXT_CHARACTERS = 1_000_000
+_TOO_LONG_FIX = ("only the first data.max_length tokens are read: shorten it, or split it into "
+                 "several rows")
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ def _decode(path: Path) -> str:
 def _read_csv(path: Path, content: str, text_column: str, label_column: str) -> list[_Row]:
     """Rows of a CSV (.csv) or tab-separated (.tsv) file with a header line."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    if csv.field_size_limit() < MAX_TEXT_CHARACTERS:  # the csv module's default is 131,072
+        csv.field_size_limit(MAX_TEXT_CHARACTERS)
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     header: list[str] | None = None
     rows = []
@@ -86,6 +96,9 @@ def _read_csv(path: Path, content: str, text_column: str, label_column: str) -> 
         except StopIteration:
             break
         except csv.Error as err:
+            if "field larger than field limit" in str(err):
+                raise ConfigError(f"{path}, line {line}: a field is longer than {MAX_TEXT_CHARACTERS:,} "
+                                  f"characters, the most one text may hold; {_TOO_LONG_FIX}") from None
             raise ConfigError(f"{path}, line {line}: malformed CSV ({err})") from err
         if not fields:
             continue  # blank line
@@ -151,6 +164,9 @@ def _row(path: Path, line: int, record: dict, text_column: str, label_column: st
     text = record[text_column]
     if not isinstance(text, str):
         raise ConfigError(f"{where}: the text must be a string, got {text!r}")
+    if len(text) > MAX_TEXT_CHARACTERS:
+        raise ConfigError(f"{where}: the text has {len(text):,} characters, more than the "
+                          f"{MAX_TEXT_CHARACTERS:,} one text may hold; {_TOO_LONG_FIX}")
     if not text.strip():
         raise ConfigError(f"{where}: the text is empty; remove the row or fill in its text")
     where = f"{path}, line {line}, column '{label_column}'"
