@@ -1,0 +1,205 @@
+"""Benchmark the supernet strategy (issue 13) on the built-in example (configs/quickstart.yaml).
+
+    .venv/bin/python scripts/bench_supernet.py rank                 # Kendall tau and throughput, 12 architectures
+    .venv/bin/python scripts/bench_supernet.py compare --seeds 0 1 2 # hypervolume at equal wall time
+    .venv/bin/python scripts/bench_supernet.py rank --architectures 4 --limit 200 --supernet-steps 20 \\
+        --regular-steps 10 --flash-steps 2                          # a smoke run, a few minutes
+
+`rank`: the supernet is trained (or found: it is stored under `<output-dir>/supernet/<key>/`
+like a search's, so `--output-dir runs/quickstart` shares it and the fine-tuned teacher with
+`make search`), then N architectures spread evenly over the valid points of the space
+(sorted by parameter count) are each (a) scored as a proxy trial is: sliced out of the
+supernet, validation accuracy, paired latency; and (b) trained in full as a final trial is:
+from its supernet weights, flash + regular distillation as configured, validation accuracy.
+Prints both accuracies per architecture, Kendall tau between them, and the throughput:
+architectures scored per minute by proxy against trained per minute at full fidelity.
+
+`compare`: per seed, a `strategy: supernet` search (its wall time plus the supernet's one-off
+training time, which every seed is charged in full) against a `per_trial` BO search given the
+same wall time (run as `autodistill search` and stopped with Ctrl-C at that time: finished
+trials are kept). Prints the hypervolume of each final front (validation accuracy against
+latency as a fraction of the paired teacher's, scripts/bench_search.py's `HV paired`).
+Asserts nothing; prints figures for README.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from scipy.stats import kendalltau
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_search import _f, figures  # noqa: E402  (bench_search's hypervolume, reused)
+
+from autodistill.config.schema import SearchRunConfig  # noqa: E402
+from autodistill.errors import InvalidArchitecture  # noqa: E402
+from autodistill.space import Architecture, SearchSpace  # noqa: E402
+from autodistill.study.run import load_search_config, run_search  # noqa: E402
+from autodistill.study.supernet_search import space_dimensions  # noqa: E402
+from autodistill.study.task import DistillationTask  # noqa: E402
+from autodistill.study.trials import TEACHER  # noqa: E402
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    p.add_argument("part", choices=["rank", "compare"])
+    p.add_argument("--config", default="configs/quickstart.yaml")
+    p.add_argument("--output-dir", default="runs/quickstart",
+                   help="where the fine-tuned teacher and the supernet are found or stored")
+    p.add_argument("--architectures", type=int, default=12, help="rank: how many architectures")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: advisor seeds")
+    p.add_argument("--limit", type=int, help="use only the first N examples of the corpus (smoke runs)")
+    p.add_argument("--supernet-steps", type=int, help="supernet.train_steps (default: the config's)")
+    p.add_argument("--proxy-trials", type=int, help="supernet.proxy_trials (default: the config's)")
+    p.add_argument("--regular-steps", type=int, help="regular_distillation.train_steps (default: epochs)")
+    p.add_argument("--flash-steps", type=int, help="flash_distillation.train_steps per block")
+    p.add_argument("--ref-accuracy", type=float, default=0.0,
+                   help="compare: the hypervolume's reference accuracy (as bench_search's)")
+    return p.parse_args(argv)
+
+
+def with_overrides(config: SearchRunConfig, args: argparse.Namespace) -> SearchRunConfig:
+    """The config with the command line's smaller budgets, validated again as a whole."""
+    raw: dict[str, Any] = config.model_dump(mode="json", exclude_unset=True)
+    section = raw.setdefault("auto_distillation", {})
+    supernet = section.setdefault("supernet", {})
+    if args.supernet_steps is not None:
+        supernet.update(train_steps=args.supernet_steps, epochs=None)
+    if args.proxy_trials is not None:
+        supernet["proxy_trials"] = args.proxy_trials
+    if args.regular_steps is not None:
+        section.setdefault("regular_distillation", {}).update(train_steps=args.regular_steps, epochs=None)
+    if args.flash_steps is not None:
+        section.setdefault("flash_distillation", {})["train_steps"] = args.flash_steps
+    if args.limit is not None:
+        raw.setdefault("data", {})["limit"] = args.limit
+    raw["output_dir"] = args.output_dir
+    return SearchRunConfig.model_validate(raw)
+
+
+def spread_architectures(task: DistillationTask, space: SearchSpace, count: int) -> list[Architecture]:
+    """`count` valid architectures evenly spaced over the space's valid points by parameter count."""
+    names = space.names()
+    valid = []
+    for values in itertools.product(*(space.grid()[n] for n in names)):
+        architecture = Architecture(dict(zip(names, values)))
+        try:
+            model = task.build(architecture)
+        except InvalidArchitecture:
+            continue
+        valid.append((sum(p.numel() for p in model.parameters()), architecture.key(), architecture))
+    valid.sort(key=lambda v: v[:2])
+    step = (len(valid) - 1) / max(1, count - 1)
+    return [valid[round(i * step)][2] for i in range(min(count, len(valid)))]
+
+
+def rank(args: argparse.Namespace) -> int:
+    from autodistill.supernet import load_or_train_supernet
+
+    config = with_overrides(load_search_config(args.config), args)
+    task = DistillationTask(config, output_dir=Path(args.output_dir), quiet=True)
+    section = config.auto_distillation.supernet
+    space = SearchSpace.from_mapping(config.auto_distillation.search.search_space, source="search.search_space")
+    started = time.perf_counter()
+    elastic = load_or_train_supernet(
+        task.teacher, loader=task.train_loader, space=space, section=section,
+        root=Path(args.output_dir) / "supernet",
+        key=task.supernet_key(space_dimensions(space), section.model_dump(mode="json")),
+        importance_batches=task.importance_batches(section.importance_batches),
+        teacher_cache=task.teacher_cache, quiet=False)
+    supernet_seconds = time.perf_counter() - started
+    print(f"supernet: {supernet_seconds:.1f} s (0 when it was found); teacher {task.teacher_location}")
+    rows = []
+    print(f"{'architecture':<40} {'proxy acc':>9} {'full acc':>9} {'proxy s':>8} {'full s':>8}")
+    for architecture in spread_architectures(task, space, args.architectures):
+        t0 = time.perf_counter()
+        sliced = task.extract(elastic, architecture)
+        proxy = task.validation_score(sliced)["accuracy"]
+        task.cost(sliced)
+        t1 = time.perf_counter()
+        student = task.train(task.build_from(elastic, architecture))
+        full = task.validation_accuracy(student)
+        task.cost(student)
+        t2 = time.perf_counter()
+        rows.append((architecture, proxy, full, t1 - t0, t2 - t1))
+        print(f"{str(dict(architecture)):<40} {proxy:>9.4f} {full:>9.4f} {t1 - t0:>8.2f} {t2 - t1:>8.1f}", flush=True)
+    tau, p_value = kendalltau([r[1] for r in rows], [r[2] for r in rows])
+    proxy_rate = 60 * len(rows) / sum(r[3] for r in rows)
+    full_rate = 60 * len(rows) / sum(r[4] for r in rows)
+    print(f"\nKendall tau (proxy vs full-fidelity validation accuracy, {len(rows)} architectures): "
+          f"{tau:.3f} (p = {p_value:.3g})")
+    print(f"throughput: {proxy_rate:.1f} architectures/min by proxy, {full_rate:.2f}/min trained in full "
+          f"({proxy_rate / full_rate:.0f}x); supernet training {supernet_seconds:.0f} s "
+          f"= {supernet_seconds * full_rate / 60:.1f} full trials")
+    return 0
+
+
+def _search_yaml(config: SearchRunConfig, path: Path, *, strategy: str, seed: int, max_trials: int) -> Path:
+    raw = config.model_dump(mode="json", exclude_unset=True)
+    search = raw["auto_distillation"]["search"]
+    search.update(strategy=strategy, seed=seed, max_trials=max_trials, search_algorithm="BO")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def compare(args: argparse.Namespace) -> int:
+    config = with_overrides(load_search_config(args.config), args)
+    root = Path(args.output_dir)
+    storage = f"sqlite:///{root / 'bench_supernet.db'}"
+    results = []
+    for seed in args.seeds:
+        name = f"supernet-s{seed}"
+        started = time.perf_counter()
+        ours_yaml = _search_yaml(config, root / f"{name}.yaml", strategy="supernet", seed=seed,
+                                 max_trials=config.auto_distillation.search.max_trials)
+        report = run_search(load_search_config(ours_yaml), storage=storage, study_name=name, quiet=True)
+        wall = time.perf_counter() - started
+        # every seed is charged the supernet's training in full (the first one trained it)
+        records = sorted((root / "supernet").glob("*/final/supernet.json"), key=lambda p: p.stat().st_mtime)
+        supernet_seconds = float(json.loads(records[-1].read_text()).get("seconds") or 0.0) if records else 0.0
+        budget = wall + (supernet_seconds if seed != args.seeds[0] else 0.0)
+        per_trial = _search_yaml(config, root / f"per_trial-s{seed}.yaml", strategy="per_trial", seed=seed,
+                                 max_trials=1000)
+        process = subprocess.Popen([sys.executable, "-m", "autodistill.cli", "search", str(per_trial),
+                                    "--storage", storage, "--study-name", f"per_trial-s{seed}", "--quiet"])
+        try:
+            process.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=600)
+        teacher = report.study.user_attrs[TEACHER]
+        ours = figures(report.study, ref_accuracy=args.ref_accuracy, ref_latency=teacher.get("latency_p50_ms"))
+        theirs = figures(optuna.load_study(study_name=f"per_trial-s{seed}", storage=storage),
+                         ref_accuracy=args.ref_accuracy, ref_latency=teacher.get("latency_p50_ms"))
+        results.append((seed, budget, ours, theirs))
+        print(f"seed {seed}: {budget:.0f} s each; HV paired supernet {_f(ours.hv_paired)} vs per_trial "
+              f"{_f(theirs.hv_paired)}", flush=True)
+    print("\n| seed | wall time (s) | HV supernet | HV per_trial BO |\n| --- | --- | --- | --- |")
+    for seed, budget, ours, theirs in results:
+        print(f"| {seed} | {budget:.0f} | {_f(ours.hv_paired)} | {_f(theirs.hv_paired)} |")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return rank(args) if args.part == "rank" else compare(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""`search.strategy: supernet`: one supernet trained, proxy trials scored by slicing it in a study of
+their own, the proxy front trained in full from its supernet weights in the study itself."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from autodistill.cli import main
+from autodistill.study import supernet_search
+from autodistill.study.supernet_search import FIDELITY, PROXY_TRIAL, choose_finals
+from autodistill.study.task import DistillationTask
+from autodistill.study.trials import STUDENT_PATH
+from test_search import write_config
+
+SUPERNET = ("  search:\n", "  supernet: {train_steps: 6, checkpoint_every_steps: 3, proxy_trials: 10, "
+                          "final_trials: 2, importance_batches: 2}\n  search:\n")
+STRATEGY = ("    max_trials: 4\n", "    max_trials: 4\n    strategy: supernet\n")
+
+
+def _config(workspace, out, **replace):
+    return write_config(workspace, out, **dict([SUPERNET, STRATEGY]), **replace)
+
+
+def _study(out, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+@pytest.fixture(scope="module")
+def supernet_searched(workspace, tmp_path_factory):
+    """A supernet search, watched: what each final trial started from; then the same command again."""
+    out = tmp_path_factory.mktemp("supernet") / "run"
+    config = _config(workspace, out)
+    starts: dict[str, tuple[dict, dict]] = {}
+    original = DistillationTask.build_from
+
+    def build_from(self, elastic, architecture):
+        student = original(self, elastic, architecture)
+        starts[repr(dict(architecture))] = (
+            {k: v.clone() for k, v in student.state_dict().items()},
+            elastic.extract(architecture).state_dict())
+        return student
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(DistillationTask, "build_from", build_from)
+    try:
+        assert main(["search", str(config), "--quiet"]) == 0
+        first = (len(_study(out, "tiny").trials), len(_study(out, "tiny-proxy").trials))
+        from autodistill.supernet import loading
+
+        calls = []
+        patch.setattr(loading, "train_supernet", lambda *a, **k: calls.append(1))
+        assert main(["search", str(config), "--quiet"]) == 0
+        again = (len(_study(out, "tiny").trials), len(_study(out, "tiny-proxy").trials))
+    finally:
+        patch.undo()
+    return SimpleNamespace(out=out, starts=starts, first=first, again=again, retrained=calls)
+
+
+def test_proxy_trials_are_scored_without_training_in_a_study_of_their_own(supernet_searched):
+    proxy = _study(supernet_searched.out, "tiny-proxy")
+    complete = proxy.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) >= 2
+    assert all(t.user_attrs[FIDELITY] == "proxy" and STUDENT_PATH not in t.user_attrs for t in complete)
+    assert all("latency_p50_ms" in t.user_attrs and 0 <= t.values[0] <= 1 for t in complete)
+    assert proxy.user_attrs[FIDELITY] == "proxy"
+    assert not (supernet_searched.out / "trials" / "tiny-proxy").exists()
+
+
+def test_final_trials_are_the_proxy_front_trained_from_supernet_weights(supernet_searched):
+    out = supernet_searched.out
+    proxy, final = _study(out, "tiny-proxy"), _study(out, "tiny")
+    trained = final.get_trials(states=(TrialState.COMPLETE,))
+    assert 1 <= len(trained) <= 2
+    front = {t.number: t for t in proxy.best_trials}
+    for t in trained:
+        assert t.user_attrs[FIDELITY] == "full"
+        assert t.params == front[t.user_attrs[PROXY_TRIAL]].params
+        assert (out / "trials" / "tiny" / f"{t.number:05d}").is_dir()
+        started, sliced = supernet_searched.starts[repr(dict(t.params))]
+        assert started.keys() == sliced.keys()
+        assert all(torch.equal(started[k], sliced[k]) for k in sliced)
+    assert final.user_attrs[supernet_search.PROXY_STUDY] == "tiny-proxy"
+
+
+def test_the_pareto_front_and_show_hold_full_fidelity_trials_only(supernet_searched, capsys):
+    import json
+
+    rows = json.loads((supernet_searched.out / "pareto.json").read_text())["front"]
+    final = _study(supernet_searched.out, "tiny")
+    numbers = {t.number for t in final.get_trials(states=(TrialState.COMPLETE,))}
+    assert rows and {r["number"] for r in rows} <= numbers
+    assert main(["show", "--output-dir", str(supernet_searched.out), "--study-name", "tiny", "--json"]) == 0
+    assert {r["number"] for r in json.loads(capsys.readouterr().out)} <= numbers
+
+
+def test_a_second_run_reuses_the_supernet_and_adds_no_trial(supernet_searched):
+    assert supernet_searched.again == supernet_searched.first
+    assert supernet_searched.retrained == []
+
+
+def test_final_trials_spread_over_the_front():
+    front = list(range(7))
+    assert choose_finals(front, 3) == [0, 3, 6]
+    assert choose_finals(front, 1) == [0]
+    assert choose_finals(front, 9) == front
+
+
+@pytest.mark.parametrize("replace, words", [
+    ({"      hidden_size: [8, 16, 24]\n": "      hidden_size: [8, 64]\n"}, "hidden_size"),
+    ({"    search_algorithm: random\n": "    search_algorithm: random\n    model_builder: test_search:_builder\n"},
+     "search.model_builder"),
+])
+def test_what_a_supernet_cannot_span_is_one_line_before_any_work(workspace, tmp_path, capsys, replace, words):
+    out = tmp_path / "run"
+    assert main(["search", str(_config(workspace, out, **replace)), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err
+    assert not (out / "supernet").exists() and not (out / "study.db").exists()
