@@ -57,3 +57,28 @@ def test_batches_without_labels_are_a_config_error():
     batch = {k: v for k, v in toy_batches(1)[0].items() if k != "labels"}
     with pytest.raises(ConfigError, match="labels"):
         reorder_by_importance(teacher, [batch])
+
+
+def test_student_importance_order_initialises_students_from_an_ordered_copy(workspace, tmp_path):
+    from test_search import write_config
+
+    from autodistill.study.run import load_search_config
+    from autodistill.study.task import DistillationTask
+
+    extra = "student: {init_from_teacher: true, importance_order: true}"
+    task = DistillationTask(load_search_config(write_config(workspace, tmp_path / "run", extra)), quiet=True)
+    assert task.init_teacher is not task.teacher
+    batch = task.importance_batches(1)[0]
+    torch.testing.assert_close(_logits(task.init_teacher, batch), _logits(task.teacher, batch), atol=1e-5, rtol=0)
+    student = task.build({"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1})
+    copied = student.bert.encoder.layer[0].attention.self.query.weight
+    source = task.init_teacher.bert.encoder.layer[1].attention.self.query.weight  # 1 of 2 layers: the last
+    torch.testing.assert_close(copied, source[:8, :8])
+    assert not torch.equal(source, task.teacher.bert.encoder.layer[1].attention.self.query.weight)
+
+
+def test_importance_order_without_init_from_teacher_is_a_config_error():
+    from autodistill.config.schema import StudentBuilderSection
+
+    with pytest.raises(ValueError, match="set student.init_from_teacher: true"):
+        StudentBuilderSection(importance_order=True)

@@ -266,6 +266,13 @@ class StudentBuilderSection(Section):
     importance_order: bool = False
 
     @model_validator(mode="after")
+    def _order_is_for_init(self) -> StudentBuilderSection:
+        if self.importance_order and not self.init_from_teacher:
+            raise ValueError("importance_order reorders the teacher for init_from_teacher, which is off; "
+                             "set student.init_from_teacher: true or remove importance_order")
+        return self
+
+    @model_validator(mode="after")
     def _init_needs_same_family(self) -> StudentBuilderSection:
         if self.init_from_teacher and self.model_type is not None:
             raise ValueError("init_from_teacher copies the teacher's layers into a student of the "

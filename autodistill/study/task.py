@@ -7,6 +7,7 @@ A trial then only builds, distils, evaluates and saves its own student.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import weakref
@@ -38,6 +39,7 @@ from autodistill.models import build_student, load_pretrained
 from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.builders import check_architecture, student_config
+from autodistill.supernet.importance import reorder_by_importance
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,14 @@ class DistillationTask:
         self.student_cls = config.student.model_cls or section.model_cls
         self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
         self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
+        # what init_from_teacher copies: with student.importance_order, a copy of the teacher whose
+        # heads and FFN neurons are reordered most important first (same function; the teacher
+        # itself, its cache and fingerprint stay as they are)
+        self.init_teacher = self.teacher
+        if config.student.importance_order:
+            self.init_teacher = copy.deepcopy(self.teacher)
+            reorder_by_importance(self.init_teacher,
+                                  self.importance_batches(config.auto_distillation.supernet.importance_batches))
         # the study's teacher latency (its teacher row): every student's latency is expressed at it
         self.reference_latency_ms: float | None = None
 
@@ -119,7 +129,7 @@ class DistillationTask:
         """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
         student = self._fresh(architecture)
         if self.config.student.init_from_teacher:
-            report = init_from_teacher(student, self.teacher)
+            report = init_from_teacher(student, self.init_teacher)
             log.info("student initialised from teacher layers %s (%d tensors sliced, %d left fresh)",
                      list(report.layer_map), len(report.sliced), len(report.skipped))
         return student
