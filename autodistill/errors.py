@@ -69,3 +69,7 @@ class StorageError(AutodistillError):
 
 class ExportError(AutodistillError):
     """A student cannot be exported as asked (e.g. its ONNX graph computes other outputs)."""
+
+
+class DiskSpaceError(AutodistillError):
+    """A file does not fit on its disk (checked before writing, or the disk filled up)."""

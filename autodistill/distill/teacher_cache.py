@@ -11,16 +11,22 @@ Keys are content hashes: the directory is keyed by the teacher's weights and the
 tensors, each file by its module path and output index, so a changed teacher or dataset
 never reads a stale cache. A feature file is written under a temporary name and renamed
 when complete, with its marker written after; a file without its marker (a killed build)
-is rebuilt. Use it only for a teacher in eval mode on fixed inputs: with augmentation or
+is rebuilt, and the temporaries of a build killed with -9 are removed by the next. Before a
+build writes, the space its files need is checked against the disk's free space and allocated
+(memory-mapped writes to a full disk would kill the process with SIGBUS): a full disk is one
+`DiskSpaceError` and the next run, with space, builds the cache. Use it only for a teacher in eval mode on fixed inputs: with augmentation or
 teacher dropout the outputs differ per step, and the teacher must run live.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import math
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +36,19 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
+from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import OutputIndex, Stage
 from autodistill.distill.adaptor import DataAdaptor, to_device
-from autodistill.errors import ConfigError
+from autodistill.errors import ConfigError, DiskSpaceError
 from autodistill.losses.logits import extract_logits
 
 log = logging.getLogger(__name__)
 
 Feature = tuple[str, OutputIndex]
 LOGITS: Feature = ("<logits>", ())
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_HEADER_BYTES = 4096  # an upper bound on a .npy header
 
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
@@ -117,13 +126,48 @@ class TeacherCache:
         if missing:
             self._build(missing)
 
+    def _no_space(self, needed: int, free: int) -> DiskSpaceError:
+        return DiskSpaceError(
+            f"teacher cache: its files need {needed / 2**20:,.1f} MiB in {self.directory}, but the disk "
+            f"has {free / 2**20:,.1f} MiB free; free space there (or give another output_dir, or set "
+            "auto_distillation.teacher_cache: false) and run again")
+
+    def _allocate(self, tmp: dict[Feature, Path], first: dict[Feature, torch.Tensor], n: int
+                  ) -> dict[Feature, np.memmap]:
+        """The features' memory-mapped files, sized by the first batch, checked against the free
+        space and allocated on the disk before anything is written into them."""
+        dtypes = {f: np.dtype(np.float32) if f == LOGITS else self.feature_dtype for f in first}
+        shapes = {f: (n, *value.shape[1:]) for f, value in first.items()}
+        needed = sum(math.prod(shapes[f]) * dtypes[f].itemsize + _HEADER_BYTES for f in first)
+        free = shutil.disk_usage(self.directory).free
+        if needed > free:
+            raise self._no_space(needed, free)
+        arrays = {}
+        try:
+            for f in first:
+                arrays[f] = np.lib.format.open_memmap(tmp[f], mode="w+", dtype=dtypes[f], shape=shapes[f])
+                fd = os.open(tmp[f], os.O_RDWR)
+                try:
+                    os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a disk that cannot allocate
+                        raise
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            if exc.errno in _NO_SPACE:
+                raise self._no_space(needed, shutil.disk_usage(self.directory).free) from None
+            raise
+        return arrays
+
     def _build(self, features: list[Feature]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        remove_dead_temporaries(self.directory)  # the files of a build killed with -9
         paths = [f[0] for f in features if f != LOGITS]
         device = next(self.teacher.parameters()).device
         was_training = self.teacher.training
         self.teacher.eval()
-        tmp = {f: self._stem(f).with_name(f"{self._stem(f).name}.{os.getpid()}.tmp.npy") for f in features}
+        tmp = {f: temporary_path(self._stem(f).with_suffix(".npy"), suffix=".npy") for f in features}
         arrays: dict[Feature, np.memmap] = {}
         n = len(self.dataset)
         try:
@@ -133,13 +177,11 @@ class TeacherCache:
                     batch = to_device(default_collate([self.dataset[i] for i in rows]), device)
                     inputs = self.adaptor.teacher_inputs(batch)
                     capture.run(self.teacher, *inputs.args, **inputs.kwargs)
-                    for f in features:
-                        value = (extract_logits(capture.output, role="teacher") if f == LOGITS
-                                 else capture.get(*f))
-                        if f not in arrays:
-                            dtype = np.float32 if f == LOGITS else self.feature_dtype
-                            arrays[f] = np.lib.format.open_memmap(
-                                tmp[f], mode="w+", dtype=dtype, shape=(n, *value.shape[1:]))
+                    values = {f: extract_logits(capture.output, role="teacher") if f == LOGITS
+                              else capture.get(*f) for f in features}
+                    if not arrays:
+                        arrays = self._allocate(tmp, values, n)
+                    for f, value in values.items():
                         arrays[f][start:start + len(rows)] = value.float().cpu().numpy()
             for f, array in arrays.items():
                 array.flush()
@@ -149,8 +191,14 @@ class TeacherCache:
                     {"path": f[0], "index": list(f[1]), "shape": list(array.shape),
                      "dtype": str(array.dtype)}))
                 self.built.append(f)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            needed = sum(a.nbytes for a in arrays.values())
+            raise self._no_space(needed, shutil.disk_usage(self.directory).free) from None
         finally:
             self.teacher.train(was_training)
+            arrays.clear()  # the memory maps are closed before their files are removed
             for path in tmp.values():
                 path.unlink(missing_ok=True)
         for f in features:
