@@ -108,6 +108,15 @@ def objective_values(objectives: Sequence[Objective], result: Mapping[str, float
     return values
 
 
+def trial_result(cost: Mapping[str, Any], evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's figures: the cost function's and the eval function's. Where the eval function
+    gives a built-in metric under any of its keys, its figure replaces the cost function's
+    (every key of that metric is dropped from the cost), so the objective and the table agree."""
+    given = [m for m in METRICS if any(key in evaluation for key in (m.key, *m.fallback_keys))]
+    replaced = {key for m in given for key in (m.key, *m.fallback_keys)}
+    return {**{k: v for k, v in cost.items() if k not in replaced}, **evaluation}
+
+
 def metric_value(record: Mapping[str, Any], name: str) -> Any:
     """A record's value of a metric named as a config names it: a built-in metric through its
     `Metric`, any other by its own key."""

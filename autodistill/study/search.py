@@ -57,7 +57,7 @@ from autodistill.space import Architecture, SearchSpace
 from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
-from autodistill.study.objectives import LATENCY, PARAMS, SIZE, objective_values, objectives_for
+from autodistill.study.objectives import LATENCY, PARAMS, SIZE, objective_values, objectives_for, trial_result
 from autodistill.study.pareto import pareto_front, speedup
 from autodistill.study.storage import open_storage, open_study
 from autodistill.study.worker_lock import claim_lock
@@ -212,7 +212,7 @@ class AutoDistillation:
                                     f"screened out before training: {broken}")
             model = self._train(trial, model, cost)
             train_seconds = time.perf_counter() - started
-            result = {**cost, **self.eval_func(model)}
+            result = trial_result(cost, self.eval_func(model))
             values = objective_values(self.objectives, result)
             saved = {attrs.STUDENT_PATH: str(self._save(trial.number, model))} if self.save_students else {}
             attrs.record(trial, {**result, "train_seconds": train_seconds, **saved})
