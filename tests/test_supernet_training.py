@@ -164,3 +164,31 @@ def test_a_space_wider_than_the_teacher_fails_before_anything_is_written(tmp_pat
 def test_supernet_section_rejects_bad_values(values, message):
     with pytest.raises(ValueError, match=message):
         SupernetSection.model_validate(values)
+
+
+def test_masked_adamw_is_adamw_on_the_entries_it_moves():
+    from autodistill.config.plan import OptimizerSpec
+    from autodistill.supernet import MaskedAdamW
+
+    torch.manual_seed(0)
+    masked, plain = torch.nn.Linear(5, 4), torch.nn.Linear(5, 4)
+    plain.load_state_dict(masked.state_dict())
+    optimizer = MaskedAdamW(list(masked.named_parameters()), OptimizerSpec(learning_rate=1e-2, weight_decay=0.1))
+    reference = torch.optim.AdamW([{"params": [plain.weight], "weight_decay": 0.1},
+                                   {"params": [plain.bias], "weight_decay": 0.0}], lr=1e-2)
+    rows = torch.zeros(4, 5, dtype=torch.bool)
+    rows[:2] = True
+    for step in range(4):
+        x = torch.randn(3, 5)
+        for model in (masked, plain):
+            model.zero_grad()
+            model(x).pow(2).sum().backward()
+        frozen = masked.weight[2:].detach().clone()
+        partial = step == 3  # the last step moves the first two rows only
+        optimizer.step({masked.weight: rows if partial else torch.ones_like(rows),
+                        masked.bias: torch.ones(4, dtype=torch.bool)})
+        if not partial:
+            reference.step()
+            torch.testing.assert_close(masked.weight, plain.weight, atol=1e-6, rtol=0)
+    assert torch.equal(masked.weight[2:], frozen)
+    assert torch.equal(optimizer.state[masked.weight]["step"][2:], torch.full((2, 5), 3.0))

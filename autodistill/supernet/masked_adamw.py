@@ -43,11 +43,23 @@ class MaskedAdamW(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 steps, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
                 grad = p.grad
+                if bool(mask.all()):  # the common case (the largest sub-network reads it all): in place
+                    steps.add_(1)
+                    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    p.sub_(group["lr"] * self._update(p, group, steps, exp_avg, exp_avg_sq))
+                    continue
                 steps.add_(mask)
                 exp_avg.copy_(torch.where(mask, exp_avg * beta1 + grad * (1 - beta1), exp_avg))
                 exp_avg_sq.copy_(torch.where(mask, exp_avg_sq * beta2 + grad * grad * (1 - beta2), exp_avg_sq))
-                counted = steps.clamp_min(1)
-                m_hat = exp_avg / (1 - beta1 ** counted)
-                v_hat = exp_avg_sq / (1 - beta2 ** counted)
-                update = m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * p
+                update = self._update(p, group, steps, exp_avg, exp_avg_sq)
                 p.sub_(torch.where(mask, group["lr"] * update, torch.zeros_like(p)))
+
+    @staticmethod
+    def _update(p: Tensor, group: dict, steps: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor) -> Tensor:
+        """AdamW's step direction per entry, bias-corrected by the entry's own step count."""
+        beta1, beta2 = group["betas"]
+        counted = steps.clamp_min(1)
+        m_hat = exp_avg / (1 - beta1 ** counted)
+        v_hat = exp_avg_sq / (1 - beta2 ** counted)
+        return m_hat / (v_hat.sqrt() + group["eps"]) + group["weight_decay"] * p
