@@ -15,7 +15,10 @@ value and the fix.
 - `first_valid_architecture`: some architecture of the search space can be built.
 - `check_mapping_paths`: every layer mapping and flash block names a module of the teacher and of
   a student (both built on the meta device: no weights, no memory).
-- `check_existing_study`: a study of the same name has the same objectives and search space.
+- `check_existing_study`: a study of the same name has the same objectives, search space, data
+  and teacher (`check_study_binding`); a new study finds no students of an earlier one in its folder.
+- `check_distill_output`: `distill`'s output folder is new, empty or its own earlier run, and no
+  model folder it reads.
 """
 
 from __future__ import annotations
@@ -54,6 +57,22 @@ def writable_folder(path: str | Path, *, key: str) -> None:
     except OSError as exc:
         raise ConfigError(f"{key} {str(folder)!r} is not a writable folder: cannot create a file in "
                           f"{str(existing)!r} ({exc.strerror or exc}); fix its permissions or {fix}") from None
+
+
+def check_distill_output(path: str | Path, *, reads: Mapping[str, str], own_file: str) -> None:
+    """`distill`'s output folder is none of the model folders it reads (`reads`: key -> location),
+    and is new, empty, or an earlier run of its own (it holds `own_file`)."""
+    folder = Path(path)
+    fix = "give a new or empty output_dir (or --output-dir)"
+    for key, location in reads.items():
+        source = Path(location).expanduser()
+        if source.is_dir() and source.resolve() == folder.resolve():
+            raise ConfigError(f"output_dir {str(folder)!r} is the {key} folder {location!r}, which `distill` "
+                              f"reads: the student would overwrite its config.json and weights; {fix}")
+    if folder.is_dir() and not (folder / own_file).is_file() and any(folder.iterdir()):
+        raise ConfigError(f"output_dir {str(folder)!r} is not empty and holds no earlier `autodistill distill` "
+                          f"run (no {own_file}): the student's files would be mixed with or overwrite "
+                          f"what is there; {fix}")
 
 
 def model_location(location: str, *, key: str) -> None:
@@ -236,16 +255,37 @@ def check_mapping_paths(section: Any, *, teacher: Any | None, student: Any | Non
                 raise ConfigError(f"{where}.{names}: {exc}") from None
 
 
-def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any], space: Any) -> None:
-    """A study of this name, if the storage has one, has these objectives and a compatible space.
+def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any], space: Any,
+                         binding: Mapping[str, Any] | None = None, students: Path | None = None) -> None:
+    """A study of this name, if the storage has one, has these objectives, a compatible space and
+    the same data and teacher (`binding`, study/binding.py); if it has none, `students` (its folder
+    of saved students) holds nothing of an earlier study of that name.
 
-    Read-only: the study is loaded and compared, never changed."""
+    Read-only: an existing database is checked to be Optuna's and the study loaded and compared,
+    never changed; a missing SQLite file is created, as the search will."""
     import optuna
 
-    from autodistill.study.storage import open_storage, open_study
+    from autodistill.study.storage import open_existing_storage, open_storage, open_study, sqlite_path
 
-    storage = open_storage(url)
+    # first: students saved before the study is found absent are an earlier study's, never this one's
+    had_students = students is not None and students.is_dir() and any(students.iterdir())
+
+    def refuse_earlier_students() -> None:
+        if had_students:
+            raise ConfigError(
+                f"study {study_name!r} is not in storage {url!r}, but {str(students)!r} holds students saved "
+                "by an earlier study of that name (its database deleted or elsewhere); they are not "
+                "overwritten: give a new --study-name, or the earlier study's --storage")
+
+    path = sqlite_path(url)
+    if path is not None and not path.is_dir() and (not path.exists() or path.stat().st_size == 0):
+        refuse_earlier_students()  # no database yet, so no study: nothing is created before this
+        open_storage(url)  # a bad URL fails here (creating the database, as the search will)
+        return
+    # an existing SQLite file must be Optuna's: a foreign one is refused, never written into
+    storage = open_existing_storage(url, writable=True) if path is not None else open_storage(url)
     if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        refuse_earlier_students()
         return
     study = open_study(storage, study_name=study_name, directions=[o.direction for o in objectives],
                        metric_names=[o.name for o in objectives], sampler=None)
@@ -264,6 +304,25 @@ def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any]
                     f"{_describe(old)}; this config gives {_describe(new)}. A study keeps its search "
                     "space: restore it, or give another --study-name for the new space") from None
             seen.add(name)
+    if binding is not None:
+        check_study_binding(study, binding)
+
+
+def check_study_binding(study: Any, binding: Mapping[str, Any]) -> None:
+    """The study (an optuna.Study) was searched with this data and teacher, where it recorded them
+    (a study from before bindings were recorded is bound by this run)."""
+    from autodistill.study.binding import binding_differences
+    from autodistill.study.trials import BINDING
+
+    recorded = study.user_attrs.get(BINDING)
+    differences = binding_differences(recorded, dict(binding)) if recorded else []
+    if differences:
+        kinds = {d.split(".", 1)[0] for d in differences}
+        what = " and ".join(w for k, w in (("teacher", "another teacher"), ("data", "other data")) if k in kinds)
+        raise ConfigError(
+            f"{differences[0].split(' ', 1)[0]}: study {study.study_name!r} was searched with "
+            f"{what}: {', '.join(differences)}; one study compares students of one teacher on one "
+            "dataset: give a new --study-name (or restore the data and teacher it was searched with)")
 
 
 def _describe(distribution: Any) -> str:

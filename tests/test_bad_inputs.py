@@ -96,8 +96,8 @@ distillation:
     train_steps: [1]
   regular_distillation:
     train_steps: 1
-output_dir: {out}
-"""
+output_dir: {out}-distilled
+"""  # a new folder: `distill` refuses one holding other files (the search run's)
 
 ARCH_SPACE = ("      hidden_size: [8, 16]\n      num_hidden_layers: {low: 1, high: 2}\n"
               "      num_attention_heads: [2, 4]\n")

@@ -18,6 +18,7 @@ from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
 from autodistill.preflight import (
     check_device,
+    check_distill_output,
     check_mapping_paths,
     check_sequence_length,
     check_student_values,
@@ -26,6 +27,9 @@ from autodistill.preflight import (
     model_location,
     writable_folder,
 )
+
+
+SUMMARY = "distillation.json"  # written last: a folder holding it is an earlier run of `distill`
 
 
 @dataclass
@@ -52,9 +56,11 @@ def _teacher(section: TeacherSection) -> nn.Module:
 
 def _preflight(config: DistillRunConfig) -> None:
     """The output folder takes files, the device exists, the model folders exist and their configs
-    take the inputs and the student's overrides, before any weights are loaded."""
+    take the inputs and the student's overrides, and the output folder is no model folder the
+    run reads and holds nothing but an earlier run of its own: all before any weights are loaded."""
     writable_folder(config.output_dir, key="output_dir")
     check_device(config.distillation.device, key="distillation.device")
+    reads = {}
     for i, section in enumerate(config.teacher_list):
         key = "teacher.model" if config.teacher is not None else f"teachers.{i}.model"
         if section.model is not None:
@@ -64,9 +70,12 @@ def _preflight(config: DistillRunConfig) -> None:
             if i == 0:  # the student is built from the first teacher's config
                 check_student_values(None, teacher_config, config.student.overrides,
                                      max_length=config.data.max_length, fixed_key="student.overrides")
+            reads[key] = section.model
     for key, location in (("student.model", config.student.model), ("data.tokenizer", config.data.tokenizer)):
         if location is not None:
             model_location(location, key=key)
+            reads[key] = location
+    check_distill_output(config.output_dir, reads=reads, own_file=SUMMARY)
 
 
 def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> DistillRunResult:
@@ -118,5 +127,5 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
         "student_parameters": sum(p.numel() for p in student.parameters()),
         "teacher_parameters": sum(p.numel() for p in first.parameters()),
     }
-    (out / "distillation.json").write_text(json.dumps(summary, indent=2))
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2))
     return result

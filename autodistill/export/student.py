@@ -23,6 +23,7 @@ from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.errors import ConfigError
 from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
 from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
+from autodistill.paths import same_or_inside
 from autodistill.study.trials import (
     DATA,
     REPEAT_OF,
@@ -116,6 +117,9 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
     if not trial.user_attrs.get(STUDENT_PATH) or not source.is_dir():
         raise ConfigError(f"trial {trial.number}'s student folder {str(source)!r} is missing; "
                           "was the search's output directory moved?")
+    if same_or_inside(out, source):
+        raise ConfigError(f"--out {str(out)!r} is inside trial {trial.number}'s student folder {str(source)!r}, "
+                          "which it copies; choose a folder outside the search's output")
     if onnx:
         require_onnx()
     attrs = study.user_attrs

@@ -22,14 +22,15 @@ from autodistill.config.callables import import_callable
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig, SearchSection
 from autodistill.errors import ConfigError
-from autodistill.paths import check_name
+from autodistill.paths import check_name, inside
 from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
 from autodistill.study.objectives import ACCURACY, LATENCY
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
 from autodistill.study.search import AutoDistillation
-from autodistill.study.storage import default_storage_url
-from autodistill.study.trials import DATA, SEARCH_COMMAND, TEACHER_MODEL, teacher_reference
+from autodistill.study.binding import study_binding
+from autodistill.study.storage import check_writable, default_storage_url
+from autodistill.study.trials import BINDING, DATA, SEARCH_COMMAND, TEACHER_MODEL, teacher_reference
 from autodistill.study.trials import TEACHER as TEACHER_ATTR
 
 
@@ -76,9 +77,10 @@ def _file_log(output_dir: Path) -> logging.Handler:
 
 
 def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, study_name: str,
-               output_dir: Path, funcs: dict[str, Any]) -> None:
+               output_dir: Path, funcs: dict[str, Any]) -> dict[str, Any]:
     """What can be checked without the teacher's weights or the data fails here: before the log,
-    the teacher (and its fine-tuning) and the study are touched (autodistill.preflight)."""
+    the teacher (and its fine-tuning) and the study are touched (autodistill.preflight). The
+    study's binding (its data and teacher fingerprints, study/binding.py) is returned."""
     from autodistill import preflight
     from autodistill.models.builders import student_config
     from autodistill.study.objectives import objectives_for
@@ -110,9 +112,14 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
                                       teacher=preflight.meta_model(section.model_cls, teacher_config))
     if search.strategy == "supernet":
         _preflight_supernet(search, space, teacher_config, funcs)
-    # last: opening the storage may create it; a bad URL or another study of this name fails here
+    # last: opening the storage may create it; a bad URL, a read-only database, another study of
+    # this name, or one searched with other data or another teacher fails here
+    binding = study_binding(config)
+    check_writable(url)
     preflight.check_existing_study(url, study_name, space=space,
-                                   objectives=objectives_for(search.metrics, search.higher_is_better))
+                                   objectives=objectives_for(search.metrics, search.higher_is_better),
+                                   binding=binding, students=inside(output_dir, "trials", study_name))
+    return binding
 
 
 def _preflight_supernet(search: SearchSection, space: SearchSpace, teacher_config: Any,
@@ -142,7 +149,7 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
     search = search.overridden(max_trials=max_trials, search_algorithm=search_algorithm)
     funcs = {key: import_callable(spec, key=f"search.{key}") for key in
              ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
-    _preflight(config, search, url=url, study_name=name, output_dir=out, funcs=funcs)
+    binding = _preflight(config, search, url=url, study_name=name, output_dir=out, funcs=funcs)
     handler = _file_log(out)
     try:
         task = DistillationTask(config, output_dir=out, quiet=quiet)
@@ -151,7 +158,7 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
                               for name, d in space.distributions().items()})
         teacher: dict[str, Any] = {}
-        study_attrs = {DATA: task.splits.description, TEACHER_MODEL: task.teacher_location,
+        study_attrs = {DATA: task.splits.description, TEACHER_MODEL: task.teacher_location, BINDING: binding,
                        **({SEARCH_COMMAND: command} if command else {})}
         if search.strategy == "supernet":
             from autodistill.study.supernet_search import run_supernet_search
