@@ -192,3 +192,9 @@ def test_masked_adamw_is_adamw_on_the_entries_it_moves():
             torch.testing.assert_close(masked.weight, plain.weight, atol=1e-6, rtol=0)
     assert torch.equal(masked.weight[2:], frozen)
     assert torch.equal(optimizer.state[masked.weight]["step"][2:], torch.full((2, 5), 3.0))
+
+
+def test_the_key_settings_leave_out_the_search_budgets():
+    base = _section()
+    assert base.key_settings() == _section(proxy_trials=7, final_trials=2, checkpoint_every_steps=9).key_settings()
+    assert base.key_settings() != _section(random_subnets=3).key_settings()

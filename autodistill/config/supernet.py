@@ -69,6 +69,11 @@ class SupernetSection(Section):
                              f"got {list(self.loss_weights)}")
         return self
 
+    def key_settings(self) -> dict[str, object]:
+        """The settings the supernet's weights depend on (for its content key): all but the search's
+        budgets and the checkpoint interval, so changing `proxy_trials` or `final_trials` reuses it."""
+        return self.model_dump(mode="json", exclude={"proxy_trials", "final_trials", "checkpoint_every_steps"})
+
     def steps_for(self, batches_per_epoch: int) -> int:
         """Optimizer steps: `train_steps`, else `epochs` (default 3) over the loader."""
         if self.train_steps is not None:

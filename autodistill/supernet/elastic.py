@@ -152,14 +152,17 @@ class ElasticBert:
         (copies: training it leaves the supernet alone), in the supernet's mode and device."""
         template, sources = self._template(architecture)
         config = copy.deepcopy(template.config)
-        model = type(self.model)._from_config(config, attn_implementation=config._attn_implementation)
-        saved = model.state_dict().keys()  # parameters and persistent buffers
+        with torch.device("meta"):  # no initialisation to throw away: every tensor is assigned below
+            model = type(self.model)._from_config(config, attn_implementation=config._attn_implementation)
         with torch.no_grad():
-            state = {name: tensor.detach().clone() for name, tensor in self._tensors(sources).items()
-                     if name in saved}
-        model.load_state_dict(state, strict=True)
-        device = next(self.model.parameters()).device
-        return model.to(device).train(self.model.training)
+            tensors = {name: tensor.detach().clone() for name, tensor in self._tensors(sources).items()}
+        saved = model.state_dict().keys()  # parameters and persistent buffers
+        model.load_state_dict({k: v for k, v in tensors.items() if k in saved}, strict=True, assign=True)
+        for name, tensor in tensors.items():
+            if name not in saved:  # non-persistent buffers (position ids)
+                module, _, leaf = name.rpartition(".")
+                setattr(model.get_submodule(module), leaf, tensor)
+        return model.train(self.model.training)
 
     # -- what a search space may ask of it -------------------------------------------------------
     @classmethod

@@ -146,6 +146,8 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
         torch.set_rng_state(checkpoint["rng"])
+        if checkpoint.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
         start, history = int(checkpoint["step"]), list(checkpoint["history"])
         log.info("supernet: resuming at step %d of %d from %s", start, total, store.checkpoint_path)
     else:
@@ -179,7 +181,9 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
             if step % section.checkpoint_every_steps == 0 and step < total:
                 store.save_checkpoint({"step": step, "total_steps": total, "model": model.state_dict(),
                                        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                                       "rng": torch.get_rng_state(), "history": history})
+                                       "rng": torch.get_rng_state(), "history": history,
+                                       "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+                                       else None})
                 log.info("supernet step %d/%d: %s", step, total, _format(history[-1]))
             if on_step is not None:
                 on_step(step)
