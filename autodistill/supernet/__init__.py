@@ -10,6 +10,9 @@ API additions to the brief's (nothing renamed): `train_supernet(..., on_step=Non
 run there); `ElasticModel.parameter_slices` returns {supernet parameter name: front slices};
 `SupernetStore.load(template)` takes any model of the supernet's class; the checkpoint is the
 file `<root>/<key>/checkpoint.pt`, the finished supernet the folder `<root>/<key>/final/`.
+For the key's `settings`, pass `SupernetSection.key_settings()` (not `model_dump()`): it leaves
+out `proxy_trials`, `final_trials` and `checkpoint_every_steps`, which do not change the weights,
+so raising the proxy budget reuses the trained supernet.
 """
 
 from autodistill.supernet.elastic import ELASTIC, ElasticBert, ElasticModel, check_supernet_space, elastic_for
