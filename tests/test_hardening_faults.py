@@ -76,6 +76,18 @@ ROWS = [
     Row("text-too-long-csv", ("distill", "{config}"), r"long\.csv, line 3: a field is longer than 1,000,000 "
         r"characters, the most one text may hold; .*shorten it",
         replace=(("train_file: {root}/train.csv", "train_file: {tmp}/long.csv"),), distill=True),
+    Row("classes-differ-from-the-teachers", ("search", "{config}"), r"data\.train_file: the data has 3 classes "
+        r"\['mid', 'neg', 'pos'\] but teacher '.*/teacher' was saved with 2 \(num_labels in its config\.json\); "
+        r"give data with the teacher's classes, or fine-tune it",
+        replace=(("train_file: {root}/train.csv", "train_file: {tmp}/three.csv"),)),
+    Row("classes-differ-from-the-teachers-distill", ("distill", "{config}"), r"data\.train_file: the data has "
+        r"3 classes .* was saved with 2", replace=(("train_file: {root}/train.csv", "train_file: {tmp}/three.csv"),),
+        distill=True),
+    Row("hidden-size-not-divisible-by-heads-distill", ("distill", "{config}"), r"hidden_size 16 is not "
+        r"divisible by num_attention_heads 3", replace=(("num_attention_heads: 2", "num_attention_heads: 3"),),
+        distill=True),
+    Row("zero-heads-distill", ("distill", "{config}"), r"student\.overrides\.num_attention_heads: .*must be >= 1, "
+        r"got 0", replace=(("num_attention_heads: 2", "num_attention_heads: 0"),), distill=True),
     Row("abbreviated-option", ("search", "{config}", "--max", "3"), r"unrecognized arguments: --max 3"),
     Row("export-out-under-a-file", ("export", "--output-dir", "{out}", "--trial", "1", "--out",
                                     "{tmp}/a_file/student"),
@@ -100,6 +112,12 @@ def _long_texts(folder: Path) -> None:
     (folder / "long.jsonl").write_text(f'{{"text": "good film", "label": "pos"}}\n'
                                        f'{{"text": "{text}", "label": "neg"}}\n')
     (folder / "long.csv").write_text(f'text,label\ngood film,pos\n"{text}",neg\n')
+
+
+def _three_classes(folder: Path, workspace: Path) -> None:
+    """three.csv: the workspace's training texts with a third class."""
+    lines = (workspace / "train.csv").read_text().splitlines()
+    (folder / "three.csv").write_text("\n".join([lines[0], "good film,mid", *lines[1:]]) + "\n")
 
 
 def _with_student(out: Path) -> None:
@@ -149,6 +167,7 @@ def test_bad_input_class(row, workspace, tmp_path, capsys, busy_port, no_trainin
     out = _existing_run(tmp_path, other_objectives=False)
     _with_student(out)
     _long_texts(tmp_path)
+    _three_classes(tmp_path, workspace)
     text = row.text or (DISTILL_YAML if row.distill else SEARCH_YAML)
     for old, new in row.replace:
         assert old in text, f"{row.id}: {old!r} is not in the config"

@@ -79,3 +79,13 @@ class LabelledTexts:
             [self.label_names, self.labels, self.texts], ensure_ascii=False, separators=(",", ":")
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def check_teacher_classes(data: LabelledTexts, teacher_classes: int, *, teacher: str) -> None:
+    """A teacher used as saved (not fine-tuned here) predicts the data's classes: as many of them."""
+    if teacher_classes != len(data.label_names):
+        raise ConfigError(
+            f"data.train_file: the data has {len(data.label_names)} classes {list(data.label_names)} but "
+            f"{teacher} was saved with {teacher_classes} (num_labels in its config.json); give data with "
+            "the teacher's classes, or fine-tune it on this data (teacher.fine_tune: {epochs: 1}, search only)"
+        )

@@ -12,6 +12,7 @@ from torch import nn
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import DistillRunConfig, TeacherSection
 from autodistill.data import TokenizedDataset, make_loader, read_text_file
+from autodistill.data.examples import check_teacher_classes
 from autodistill.distill.distiller import Distiller, FitResult
 from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
@@ -100,6 +101,8 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
                                key="data.tokenizer" if data.tokenizer else "teacher.model")
     train = read_text_file(data.train_file, text_column=data.text_column,
                            label_column=data.label_column, label_names=data.label_names)
+    for name, teacher in teachers.items():
+        check_teacher_classes(train, teacher.config.num_labels, teacher=f"teacher {name!r}")
     train_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)
     loader = make_loader(train_set, batch_size=data.batch_size, shuffle=True,
                          seed=config.distillation.seed)

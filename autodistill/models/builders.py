@@ -86,5 +86,6 @@ def build_student(base: PretrainedConfig, overrides: Mapping[str, Any], *, model
                   attn_implementation: str | None = None) -> nn.Module:
     """A freshly initialised `model_cls` for the teacher's config with `overrides`."""
     config = student_config(base, overrides)
+    check_architecture(config)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     return model_class(model_cls).from_config(config, **kwargs)

@@ -19,6 +19,7 @@ from torch import nn
 
 from autodistill.config.schema import SearchRunConfig
 from autodistill.data import TokenizedDataset, make_loader
+from autodistill.data.examples import check_teacher_classes
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
@@ -62,6 +63,11 @@ class DistillationTask:
                                           max_length=config.data.max_length)
         num_labels = section.num_labels or len(self.splits.train.label_names)
         self.teacher_reused = False
+        if section.fine_tune is None:  # its head must fit the data as it is
+            from autodistill.preflight import model_config
+
+            check_teacher_classes(self.splits.train, model_config(location, key="teacher.model").num_labels,
+                                  teacher=f"teacher {location!r}")
         if section.fine_tune is not None:
             location, self.teacher_reused = self._fine_tune(location, num_labels)
         self.teacher_location = location
