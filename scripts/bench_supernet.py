@@ -50,6 +50,7 @@ from bench_search import _f, figures  # noqa: E402  (bench_search's hypervolume,
 from autodistill.config.schema import SearchRunConfig  # noqa: E402
 from autodistill.errors import InvalidArchitecture  # noqa: E402
 from autodistill.space import Architecture, SearchSpace  # noqa: E402
+from autodistill.study.objectives import LATENCY  # noqa: E402
 from autodistill.study.run import load_search_config, run_search  # noqa: E402
 from autodistill.study.supernet_search import space_dimensions  # noqa: E402
 from autodistill.study.task import DistillationTask  # noqa: E402
@@ -114,13 +115,14 @@ def rank(args: argparse.Namespace) -> int:
 
     config = with_overrides(load_search_config(args.config), args)
     task = DistillationTask(config, output_dir=Path(args.output_dir), quiet=True)
+    task.reference_latency_ms = LATENCY.value(task.teacher_cost())  # as run_search sets it
     section = config.auto_distillation.supernet
     space = SearchSpace.from_mapping(config.auto_distillation.search.search_space, source="search.search_space")
     started = time.perf_counter()
     elastic = load_or_train_supernet(
         task.teacher, loader=task.train_loader, space=space, section=section,
         root=Path(args.output_dir) / "supernet",
-        key=task.supernet_key(space_dimensions(space), section.model_dump(mode="json")),
+        key=task.supernet_key(space_dimensions(space), section.key_settings()),
         importance_batches=task.importance_batches(section.importance_batches),
         teacher_cache=task.teacher_cache, quiet=False)
     supernet_seconds = time.perf_counter() - started

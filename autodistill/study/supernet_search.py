@@ -125,7 +125,7 @@ def run_supernet_search(task: Any, config: SearchRunConfig, search: SearchSectio
     space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
     elastic = load_or_train_supernet(
         task.teacher, loader=task.train_loader, space=space, section=section, root=output_dir / "supernet",
-        key=task.supernet_key(space_dimensions(space), section.model_dump(mode="json")),
+        key=task.supernet_key(space_dimensions(space), section.key_settings()),
         importance_batches=task.importance_batches(section.importance_batches),
         teacher_cache=task.teacher_cache, quiet=task.quiet)
     runner = SupernetSearch(config, search, storage_url, study_name, output_dir, study_attrs, progress)
