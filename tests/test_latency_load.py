@@ -17,7 +17,7 @@ from torch import nn
 from autodistill.cli import main
 from autodistill.config.schema import SearchSection
 from autodistill.errors import ConfigError
-from autodistill.evaluation.latency import LatencySpec, at_reference, measure_latencies
+from autodistill.evaluation.latency import LatencySpec, measure_latencies, paired_ratio
 from autodistill.study.objectives import LATENCY, LATENCY_P90, objective_values, objectives_for, trial_result
 from autodistill.study.pareto import format_table, front_rows, pareto_front, speedup
 from autodistill.study.search import AutoDistillation
@@ -98,17 +98,24 @@ def test_bad_repeat_settings_name_the_field_and_value(field, value):
 
 # --- normalisation -----------------------------------------------------------------------
 
-def test_a_load_that_slows_student_and_teacher_alike_leaves_the_figure_unchanged():
+def test_a_load_that_slows_student_and_teacher_alike_leaves_the_ratio_unchanged():
     quiet = _measure(_interleaved([2.0] * 20, [20.0] * 20), models=2)
     busy = _measure(_interleaved([6.0] * 20, [60.0] * 20), models=2)   # three times slower
-    figures = [at_reference(student.p50_ms, teacher.p50_ms, 25.0) for student, teacher in (quiet, busy)]
-    assert figures == [pytest.approx(2.5), pytest.approx(2.5)]   # 25 ms / the 10x speed-up
+    assert [paired_ratio(*pair) for pair in (quiet, busy)] == [pytest.approx(0.1), pytest.approx(0.1)]
+
+
+def test_a_load_that_cuts_most_long_calls_leaves_the_ratio_where_the_whole_calls_put_it():
+    """Busy loops cut 16 of the student's 20 calls (3 -> 30 ms) and none of the short teacher's:
+    the medians' ratio reads 30, the ratio of the calls left whole 3."""
+    student, teacher = _measure(_interleaved([3.0] * 4 + [30.0] * 16, [1.0] * 20), models=2)
+    assert student.p50_ms / teacher.p50_ms == pytest.approx(30.0)
+    assert paired_ratio(student, teacher) == pytest.approx(3.0)
 
 
 def test_the_latency_metric_reads_the_figure_at_the_reference_and_old_studies_raw():
-    new = {"latency_ms": 2.5, "latency_p50_ms": 111.9, "latency_p90_at_reference_ms": 3.0, "latency_p90_ms": 140.0}
+    new = {"latency_ms": 2.5, "latency_p50_ms": 111.9, "latency_p90_ms": 140.0}
     old = {"latency_p50_ms": 1.6, "latency_p90_ms": 2.0}
-    assert (LATENCY.value(new), LATENCY_P90.value(new)) == (2.5, 3.0)
+    assert (LATENCY.value(new), LATENCY_P90.value(new)) == (2.5, 140.0)   # a tail stays as measured
     assert (LATENCY.value(old), LATENCY_P90.value(old)) == (1.6, 2.0)
     assert LATENCY.value({}) is None
     objectives = objectives_for(["accuracy", "latency"], None)
@@ -141,9 +148,9 @@ def test_table_rows_and_speedups_take_the_figure_at_the_reference():
     figure puts it; the teacher row is the reference, and row speed-ups equal reference / latency."""
     teacher = {"accuracy": 0.9, "latency_ms": 17.0, "latency_p50_ms": 17.0}
     loaded = {"hidden": 32, "accuracy": 0.88, "latency_p50_ms": 111.9, "teacher_latency_p50_ms": 640.0,
-              "speedup": 640.0 / 111.9, "latency_ms": at_reference(111.9, 640.0, 17.0)}
+              "speedup": 640.0 / 111.9, "latency_ms": 17.0 * 111.9 / 640.0}
     quiet = {"hidden": 8, "accuracy": 0.80, "latency_p50_ms": 1.6, "teacher_latency_p50_ms": 17.0,
-             "speedup": 17.0 / 1.6, "latency_ms": at_reference(1.6, 17.0, 17.0)}
+             "speedup": 17.0 / 1.6, "latency_ms": 1.6}
     study = _study([loaded, quiet], teacher)
     rows = front_rows(study, teacher=teacher)
     assert [r.number for r in rows] == [0, 1]   # both on the front: the loaded one is not 111.9 ms
@@ -174,7 +181,7 @@ def _agent(tmp_path, constraints, cost, teacher_latency_ms=17.0):
 
 
 LOADED_COST = {"latency_p50_ms": 111.9, "teacher_latency_p50_ms": 640.0, "speedup": 640.0 / 111.9,
-               "latency_ms": at_reference(111.9, 640.0, 17.0), "params": 10}
+               "latency_ms": 17.0 * 111.9 / 640.0, "params": 10}
 
 
 def test_screening_takes_the_figure_at_the_reference_not_the_raw_time(tmp_path):

@@ -118,10 +118,10 @@ def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
            if architecture else "Not recorded."),
         "## Metrics",
         ("Measured by the search: accuracy on the validation split (which chose the architecture) "
-         "and on the test split (reported only); latency as a benchmark (median and 90th "
-         "percentile of timed calls, timed call for call with the teacher and expressed at the "
-         "teacher's latency in the teacher column, so a busy machine does not move it). Speed-up "
-         "and retention are against the teacher."),
+         "and on the test split (reported only); latency as a benchmark, timed call for call "
+         "with the teacher: p50 is the student's time at the teacher's latency in the teacher "
+         "column (the teacher's over the speed-up, so a busy machine does not move it), p90 the "
+         "tail as measured. Speed-up and retention are against the teacher."),
         markdown_table(["metric", "student", "teacher"], metrics_rows(attrs, facts.teacher)),
         "## Teacher",
         f"`{facts.teacher_model}`" if facts.teacher_model else "Not recorded.",

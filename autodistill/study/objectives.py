@@ -47,8 +47,7 @@ class Metric:
 ACCURACY = Metric("accuracy", "accuracy", True)
 LATENCY = Metric("latency", "latency_ms", False, "ms", aliases=("latency_ms",),
                  fallback_keys=("latency_p50_ms",))
-LATENCY_P90 = Metric("latency_p90", "latency_p90_at_reference_ms", False, "ms",
-                     fallback_keys=("latency_p90_ms",))
+LATENCY_P90 = Metric("latency_p90", "latency_p90_ms", False, "ms")  # a tail: load shows in it, by nature
 PARAMS = Metric("params", "params", False)
 SIZE = Metric("size_mb", "size_mb", False, "MB", aliases=("model_size",))
 METRICS: tuple[Metric, ...] = (ACCURACY, LATENCY, LATENCY_P90, PARAMS, SIZE)

@@ -28,11 +28,11 @@ from autodistill.errors import AutodistillError, InvalidArchitecture
 from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import (
     LatencySpec,
-    at_reference,
     count_parameters,
     measure_latencies,
     measure_latency,
     model_size_mb,
+    paired_ratio,
     resolve_latency_device,
 )
 from autodistill.losses.matchers import FeatureMatchers
@@ -210,13 +210,13 @@ class DistillationTask:
         depends on trained weights, so the search measures them before training.
 
         The teacher is timed in the same benchmark, call for call with the student, and the
-        student's `speedup` is the ratio of the two: a machine that is busier in one trial
-        than in another changes both latencies alike, not the speed-up. The latency the
-        study ranks by (`latency_ms`, p90 `latency_p90_at_reference_ms`) is the student's
-        time at the study's reference teacher latency, `reference_latency_ms` (the teacher
-        row): its p50 x reference / the paired teacher p50, i.e. the reference over the
-        speed-up. The raw medians stay as `latency_p50_ms`, `latency_p90_ms` and
-        `teacher_latency_p50_ms`; `latency_spread` and `latency_attempts` say how steady the
+        student's `speedup` is the ratio of the two (`paired_ratio`: of their p10s, the calls a
+        busy machine left whole). The latency the study ranks by, `latency_ms`, is the
+        student's time at the study's reference teacher latency, `reference_latency_ms` (the
+        teacher row): the reference over the speed-up, so a trial timed while another process
+        loads the machine keeps its place. The raw figures stay as `latency_p50_ms`,
+        `latency_p90_ms`, `latency_p10_ms` and the teacher's `teacher_latency_p50_ms` and
+        `teacher_latency_p10_ms`; `latency_spread` and `latency_attempts` say how steady the
         measurement was (evaluation/latency.py).
         """
         if self.reference_latency_ms is None:
@@ -224,21 +224,21 @@ class DistillationTask:
                 "DistillationTask.cost needs the study's reference teacher latency: set "
                 "task.reference_latency_ms from the study's teacher row (run_search does)")
         student, teacher = measure_latencies([model, self.teacher], self.latency_spec)
-        return {"latency_ms": at_reference(student.p50_ms, teacher.p50_ms, self.reference_latency_ms),
-                "latency_p90_at_reference_ms": at_reference(student.p90_ms, teacher.p50_ms,
-                                                            self.reference_latency_ms),
+        ratio = paired_ratio(student, teacher)
+        return {"latency_ms": ratio * self.reference_latency_ms, "speedup": 1 / ratio,
                 "latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
-                "teacher_latency_p50_ms": teacher.p50_ms, "speedup": teacher.p50_ms / student.p50_ms,
+                "latency_p10_ms": student.p10_ms, "teacher_latency_p50_ms": teacher.p50_ms,
+                "teacher_latency_p10_ms": teacher.p10_ms,
                 "latency_spread": max(student.spread, teacher.spread), "latency_attempts": student.attempts,
                 "params": count_parameters(model), "size_mb": model_size_mb(model)}
 
     def teacher_cost(self) -> dict[str, float]:
         """The teacher's own latency, parameters and size: the reference row of the study,
         measured once when the study starts (taken again while its spread is high). Its
-        `latency_ms` is the reference every student's latency is expressed at."""
+        `latency_ms`, the median, is the reference every student's latency is expressed at."""
         latency = measure_latency(self.teacher, self.latency_spec)
-        return {"latency_ms": latency.p50_ms, "latency_p90_at_reference_ms": latency.p90_ms,
-                "latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
+        return {"latency_ms": latency.p50_ms, "latency_p50_ms": latency.p50_ms,
+                "latency_p90_ms": latency.p90_ms, "latency_p10_ms": latency.p10_ms,
                 "latency_spread": latency.spread, "latency_attempts": latency.attempts,
                 "params": count_parameters(self.teacher), "size_mb": model_size_mb(self.teacher)}
 
