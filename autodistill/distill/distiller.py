@@ -34,12 +34,13 @@ from autodistill.distill.callbacks import (
 )
 from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule
-from autodistill.distill.probe import PlanProbe
+from autodistill.distill.probe import PlanProbe, paths_per_teacher
 from autodistill.distill.progress import Progress
 from autodistill.distill.teacher_cache import Feature, TeacherCache, features_for
 from autodistill.errors import ConfigError, MappingError, NonFiniteLossError
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
+from autodistill.modes import model_modes
 
 
 @dataclass
@@ -62,6 +63,21 @@ class FitResult:
     @property
     def losses(self) -> list[float]:
         return [loss for s in self.stages for loss in s.losses]
+
+
+@dataclass
+class _StageRun:
+    """A stage's set-up: built once before its first step, used by every step."""
+
+    stage: Stage
+    loss_fn: StageLoss
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    student_capture: FeatureCapture
+    teacher_captures: list[FeatureCapture | None]
+    cached: list[Feature] | None
+    last_learning_rate: float = 0.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,60 +192,26 @@ class Distiller:
 
     def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], batches: Iterator[Any],
                    state: DistillationState, control: DistillationControl) -> StageRecord:
-        loss_fn = StageLoss(stage, mappings, self.matchers, self.teacher_weights)
-        truncate = self.plan.truncate_forward and not stage.needs_model_output
-        teacher_paths: list[list[str]] = [[] for _ in self.teachers]
-        for r in mappings:
-            teacher_paths[r.teacher].append(r.mapping.teacher)
-        active = [(bool(p) or (stage.logit_kd is not None and stage.needs_teacher))
-                  and self.teacher_cache is None for p in teacher_paths]
-        cached = features_for([stage]) if self.teacher_cache is not None and stage.needs_teacher else None
-        matcher_keys = dict.fromkeys(r.matcher_key for r in mappings if r.matcher_key)
+        """Set the stage up once (its parameters, optimiser, schedule, captures), then step."""
         record = StageRecord(stage.name, state.total_steps)
-        accumulation = stage.gradient_accumulation_steps
-
+        matcher_keys = dict.fromkeys(r.matcher_key for r in mappings if r.matcher_key)
         with train_only(self.student, stage.trainable) as named:
             named = named + [(f"matchers.{k}.{n}", p) for k in matcher_keys
                              for n, p in self.matchers[k].named_parameters()]
             if not named:
                 raise MappingError(f"stage '{stage.name}' has no trainable parameters")
-            params = [p for _, p in named]
-            optimizer = build_optimizer(named, stage.optimizer, self.device)
-            schedule = build_schedule(optimizer, stage.schedule, state.total_steps)
-            student_capture = FeatureCapture(self.student, [r.mapping.student for r in mappings],
-                                             role="student", stop_when_complete=truncate)
-            teacher_captures = [
-                FeatureCapture(t, paths, role=f"teacher '{n}'", stop_when_complete=truncate)
-                if on else None
-                for t, paths, n, on in zip(self.teachers, teacher_paths, self.teacher_names, active)
-            ]
+            run = self._set_up(stage, mappings, named, state.total_steps)
             progress = Progress(stage.name, state.total_steps, quiet=self.quiet)
             started = time.perf_counter()
-            with student_capture, ExitStack() as stack:
-                for capture in teacher_captures:
+            with ExitStack() as captures, model_modes(eval=self.teachers, train=[self.student]):
+                for capture in (run.student_capture, *run.teacher_captures):
                     if capture is not None:
-                        stack.enter_context(capture)
+                        captures.enter_context(capture)
                 for step in range(state.total_steps):
-                    total = 0.0
-                    for _ in range(accumulation):
-                        batch = to_device(next(batches), self.device)
-                        loss, terms = self._loss(stage, loss_fn, batch, student_capture,
-                                                 self._teacher_outputs(batch, teacher_captures, cached))
-                        (loss / accumulation).backward()
-                        total += float(loss.detach()) / accumulation
-                    if not np.isfinite(total):
-                        optimizer.zero_grad(set_to_none=True)
-                        raise NonFiniteLossError(stage.name, step, total,
-                                                 {k: float(v.detach()) for k, v in terms.items()})
-                    if stage.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(params, stage.max_grad_norm)
-                    optimizer.step()
-                    state.learning_rate = schedule.get_last_lr()[0]  # the rate this step used
-                    schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    total, terms = self._step(run, batches, step)
                     record.losses.append(total)
                     state.step, state.global_step, state.loss = step + 1, state.global_step + 1, total
-                    state.terms = {k: float(v.detach()) for k, v in terms.items()}
+                    state.terms, state.learning_rate = terms, run.last_learning_rate
                     progress.update(total)
                     self.callbacks.fire("on_step_end", state, control)
                     if control.should_stop:
@@ -237,6 +219,49 @@ class Distiller:
             record.seconds = time.perf_counter() - started
             progress.close()
         return record
+
+    def _set_up(self, stage: Stage, mappings: list[ResolvedMapping], named: list[tuple[str, nn.Parameter]],
+                total_steps: int) -> _StageRun:
+        """What a stage builds once, before its first step."""
+        truncate = self.plan.truncate_forward and not stage.needs_model_output
+        teacher_paths = paths_per_teacher(((r.teacher, r.mapping.teacher) for r in mappings), len(self.teachers))
+        live = self.teacher_cache is None
+        active = [live and (bool(p) or (stage.logit_kd is not None and stage.needs_teacher)) for p in teacher_paths]
+        optimizer = build_optimizer(named, stage.optimizer, self.device)
+        return _StageRun(
+            stage=stage,
+            loss_fn=StageLoss(stage, mappings, self.matchers, self.teacher_weights),
+            params=[p for _, p in named],
+            optimizer=optimizer,
+            schedule=build_schedule(optimizer, stage.schedule, total_steps),
+            student_capture=FeatureCapture(self.student, [r.mapping.student for r in mappings],
+                                           role="student", stop_when_complete=truncate),
+            teacher_captures=[
+                FeatureCapture(t, paths, role=f"teacher '{n}'", stop_when_complete=truncate) if on else None
+                for t, paths, n, on in zip(self.teachers, teacher_paths, self.teacher_names, active)],
+            cached=features_for([stage]) if not live and stage.needs_teacher else None)
+
+    def _step(self, run: _StageRun, batches: Iterator[Any], step: int) -> tuple[float, dict[str, float]]:
+        """One optimiser step (over `gradient_accumulation_steps` batches): its loss and loss terms."""
+        stage, accumulation = run.stage, run.stage.gradient_accumulation_steps
+        total = 0.0
+        for _ in range(accumulation):
+            batch = to_device(next(batches), self.device)
+            loss, terms = self._loss(stage, run.loss_fn, batch, run.student_capture,
+                                     self._teacher_outputs(batch, run.teacher_captures, run.cached))
+            (loss / accumulation).backward()
+            total += float(loss.detach()) / accumulation
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        if not np.isfinite(total):
+            run.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(stage.name, step, total, values)
+        if stage.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(run.params, stage.max_grad_norm)
+        run.optimizer.step()
+        run.last_learning_rate = run.schedule.get_last_lr()[0]  # the rate this step used
+        run.schedule.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        return total, values
 
     def _teacher_outputs(self, batch: Any, captures: list[FeatureCapture | None],
                          cached: list[Feature] | None) -> list[Any]:

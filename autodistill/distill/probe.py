@@ -10,7 +10,7 @@ stage's loss once. Every problem is raised here, naming the stage and mapping.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from autodistill.errors import AutodistillError, ConfigError, MappingError
 from autodistill.losses.logits import extract_logits, extract_own_loss
 from autodistill.losses.matchers import FeatureMatchers, choose_matcher, matcher_key
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
+from autodistill.modes import model_modes
 
 
 def is_distribution(x: torch.Tensor) -> bool:
@@ -44,6 +45,14 @@ def teachers_for(mapping: LayerMapping, names: Sequence[str], stage: Stage) -> l
     return [list(names).index(mapping.teacher_name)]
 
 
+def paths_per_teacher(pairs: Iterable[tuple[int, str]], n_teachers: int) -> list[list[str]]:
+    """The module paths each teacher's capture hooks, from (teacher index, path) pairs, in order."""
+    paths: list[list[str]] = [[] for _ in range(n_teachers)]
+    for i, path in pairs:
+        paths[i].append(path)
+    return paths
+
+
 class PlanProbe:
     """Resolves all stages of a plan once; `resolved[i]` are stage i's checked mappings."""
 
@@ -59,11 +68,8 @@ class PlanProbe:
         stages = self.plan.stages
         plan_targets = [[(m, teachers_for(m, self.names, s)) for m in s.mappings] for s in stages]
         student_paths = [m.student for s in stages for m in s.mappings]
-        teacher_paths: list[list[str]] = [[] for _ in self.teachers]
-        for targets in plan_targets:
-            for m, ids in targets:
-                for i in ids:
-                    teacher_paths[i].append(m.teacher)
+        teacher_paths = paths_per_teacher(((i, m.teacher) for targets in plan_targets
+                                           for m, ids in targets for i in ids), len(self.teachers))
 
         for stage in stages:
             select_parameters(self.student, stage.trainable)  # every block names real parameters
@@ -80,10 +86,8 @@ class PlanProbe:
                 "false and loss_weights: [1, 0]"
             )
 
-        was_training = self.student.training
-        self.student.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), model_modes(eval=[self.student, *self.teachers]):
                 student = self._forward(self.student, student_paths, "student",
                                         self.adaptor.student_inputs(batch, with_labels=True))
                 teachers = [
@@ -100,8 +104,6 @@ class PlanProbe:
             raise
         except Exception as exc:  # a user loss or model that fails on the probe batch
             raise MappingError(f"the probe batch failed before training: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self.student.train(was_training)
         return self.resolved
 
     @staticmethod

@@ -10,6 +10,7 @@ from torch import nn
 
 from autodistill.distill.adaptor import DataAdaptor, to_device
 from autodistill.errors import MappingError
+from autodistill.modes import model_modes
 from autodistill.losses.logits import extract_logits
 
 
@@ -18,10 +19,8 @@ def accuracy(model: nn.Module, loader: Iterable[Any], *, adaptor: DataAdaptor | 
              device: torch.device | str = "cpu") -> float:
     """Share of examples whose arg-max logit equals the label."""
     adaptor = adaptor or DataAdaptor()
-    was_training = model.training
-    model.eval()
     hits = total = 0
-    try:
+    with model_modes(eval=[model]):
         for batch in loader:
             batch = to_device(batch, torch.device(device))
             labels = adaptor.labels(batch)
@@ -31,6 +30,4 @@ def accuracy(model: nn.Module, loader: Iterable[Any], *, adaptor: DataAdaptor | 
             logits = extract_logits(model(*inputs.args, **inputs.kwargs))
             hits += int((logits.argmax(-1) == labels).sum())
             total += labels.numel()
-    finally:
-        model.train(was_training)
     return hits / total if total else float("nan")
