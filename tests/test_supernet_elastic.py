@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 from conftest import tiny_bert, toy_batches
-from transformers import BertForSequenceClassification, DistilBertConfig
+from transformers import BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification
 
 from autodistill.errors import ConfigError, InvalidArchitecture
 from autodistill.supernet import check_supernet_space, elastic_for
@@ -126,11 +126,36 @@ def test_check_supernet_space_accepts_a_space_inside_the_teacher():
 
 
 def test_a_model_type_without_an_elastic_forward_is_a_config_error():
-    with torch.device("meta"):
-        from transformers import DistilBertForSequenceClassification
+    from transformers import AlbertConfig, AlbertForSequenceClassification
 
-        model = DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_heads=2, n_layers=1, hidden_dim=64))
-    with pytest.raises(ConfigError, match=r"model type 'distilbert'.*set search\.strategy: per_trial"):
+    with torch.device("meta"):  # ALBERT shares one layer's weights across depth: no front slices
+        model = AlbertForSequenceClassification(AlbertConfig(hidden_size=32, num_attention_heads=2,
+                                                             num_hidden_layers=1, intermediate_size=64))
+    with pytest.raises(ConfigError, match=r"model type 'albert'.*only bert, distilbert.*search\.strategy: per_trial"):
         elastic_for(model)
     with pytest.raises(ConfigError, match="search.strategy"):
-        check_supernet_space(model.config, {"dim": [16]})
+        check_supernet_space(model.config, {"hidden_size": [16]})
+
+
+def tiny_distilbert() -> DistilBertForSequenceClassification:
+    torch.manual_seed(4)
+    config = DistilBertConfig(vocab_size=60, dim=32, n_heads=4, n_layers=3, hidden_dim=64, num_labels=3,
+                              max_position_embeddings=32, dropout=0.0, attention_dropout=0.0,
+                              seq_classif_dropout=0.0)
+    return DistilBertForSequenceClassification._from_config(config, attn_implementation="eager").eval()
+
+
+def test_distilbert_extraction_is_exact_too():
+    supernet = tiny_distilbert()
+    elastic, inputs = elastic_for(supernet), _inputs()
+    for architecture in [{"dim": 16, "n_heads": 2, "n_layers": 1, "hidden_dim": 24},
+                         {"dim": 24, "n_heads": 4, "n_layers": 2, "hidden_dim": 64},
+                         {"dim": 32, "n_heads": 1, "n_layers": 3, "hidden_dim": 8}]:
+        with torch.no_grad():
+            student = elastic.extract(architecture)
+            assert type(student) is DistilBertForSequenceClassification
+            assert student.config.dim == architecture["dim"]
+            torch.testing.assert_close(student(**inputs).logits, elastic.forward(architecture, **inputs),
+                                       atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match=r"search\.search_space\.hidden_size: .*slices only dim, n_layers"):
+        check_supernet_space(supernet.config, {"hidden_size": [16]})

@@ -28,6 +28,17 @@ def test_reordering_preserves_the_teachers_logits():
     assert any(list(o) != list(range(64)) for o in report.neuron_order)  # something moved
 
 
+def test_reordering_preserves_a_distilberts_logits():
+    from test_supernet_elastic import tiny_distilbert
+
+    teacher = tiny_distilbert()
+    probe = toy_batches(1, batch_size=16, seed=9)[0]
+    before = _logits(teacher, probe)
+    report = reorder_by_importance(teacher, toy_batches(2, seed=2))
+    torch.testing.assert_close(_logits(teacher, probe), before, atol=1e-5, rtol=0)
+    assert any(list(o) != list(range(4)) for o in report.head_order)
+
+
 def test_heads_and_neurons_end_most_important_first():
     teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=5).eval()
     batches = toy_batches(4, seed=2)

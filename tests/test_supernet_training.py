@@ -57,8 +57,9 @@ def test_a_sandwich_step_changes_only_the_entries_its_subnetworks_use(tmp_path):
     train_supernet(elastic, teacher=teacher, loader=toy_batches(2), space=narrow, section=section,
                    store=SupernetStore(tmp_path, "k"), quiet=True)
     grid = narrow.grid()
-    subnets = sandwich(grid, elastic.model.config, seed=section.seed, step=1,
-                       random_subnets=section.random_subnets, ends=corners(grid, elastic.model.config))
+    config, layout = elastic.model.config, elastic.layout
+    subnets = sandwich(grid, config, layout, seed=section.seed, step=1, random_subnets=section.random_subnets,
+                       ends=corners(grid, config, layout))
     used = {}
     for _, architecture in subnets:
         for name, slices in elastic.parameter_slices(architecture).items():
@@ -221,3 +222,15 @@ def test_sandwich_training_teaches_every_subnetwork_not_only_the_largest(tmp_pat
                    space=SPACE, section=section, store=SupernetStore(tmp_path, "k"), quiet=True)
     trained = [accuracy(a) for a in architectures]
     assert min(trained) >= 0.9, trained
+
+
+def test_a_distilbert_supernet_trains_and_extracts(tmp_path):
+    from test_supernet_elastic import tiny_distilbert
+
+    teacher = tiny_distilbert()
+    space = SearchSpace.from_mapping({"dim": [16, 32], "n_layers": [1, 3], "n_heads": [2, 4]})
+    elastic = load_or_train_supernet(teacher, loader=toy_batches(2), space=space, section=_section(train_steps=2),
+                                     root=tmp_path, key="d", importance_batches=toy_batches(1), quiet=True)
+    student = elastic.extract({"dim": 16, "n_layers": 1, "n_heads": 2})
+    assert (student.config.dim, student.config.n_layers) == (16, 1)
+    assert SupernetStore(tmp_path, "d").finished()

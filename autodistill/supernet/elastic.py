@@ -1,7 +1,7 @@
 """The elastic supernet: one ordinary model whose front slices are the sub-networks.
 
-A sub-network is an architecture (`hidden_size`, `num_hidden_layers`, `num_attention_heads`,
-`intermediate_size`; a key left out keeps the supernet's value). Its forward runs the
+A sub-network is an architecture (for BERT `hidden_size`, `num_hidden_layers`,
+`num_attention_heads`, `intermediate_size`; a key left out keeps the supernet's value). Its forward runs the
 model's own class, built once per architecture on the meta device with the sliced config,
 through `torch.func.functional_call` on views of the supernet's tensors: gradients reach
 the supernet's entries the sub-network uses and no others, and `extract` (the same tensors,
@@ -16,8 +16,10 @@ spread, the rule of `init_from_teacher` and the flash templates). Reordering the
 importance first (`autodistill.supernet.importance`) makes the first heads and neurons the
 most important ones.
 
-Another model type (DistilBERT, MobileBERT) follows by registering its own class in
-ELASTIC under its `config.model_type`.
+A model type is a `Layout` (its config keys for the four dimensions, where its layers and their
+projections are) on `FrontSlices`; BERT and DistilBERT are registered in ELASTIC under their
+`config.model_type`. A type whose sub-networks are not front slices of its tensors (MobileBERT's
+bottlenecks tie several widths together) needs its own class with the same three methods.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -36,17 +39,51 @@ from autodistill.config.stages import teacher_layer_for
 from autodistill.errors import ConfigError, InvalidArchitecture
 from autodistill.registry import Registry
 
-__all__ = ["ELASTIC", "ElasticBert", "ElasticModel", "Slices", "check_supernet_space", "elastic_for"]
+__all__ = ["BERT", "DISTILBERT", "ELASTIC", "ElasticBert", "ElasticDistilBert", "ElasticModel", "FrontSlices",
+           "Layout", "Slices", "check_supernet_space", "elastic_for", "layout_for"]
 
 Slices = tuple[slice, ...]
 _STRATEGY_FIX = "set search.strategy: per_trial"
 _CACHED_TEMPLATES = 32  # meta-device models kept, one per recently used architecture
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a model type keeps what a supernet slices: the config keys of the four dimensions,
+    the layer list (under the base model) and, inside a layer, the attention's q/k/v and output
+    projections and the FFN's two projections (paths of nn.Linear modules)."""
+
+    hidden: str
+    depth: str
+    heads: str
+    ffn: str
+    layers: str
+    query: str
+    key: str
+    value: str
+    attention_out: str
+    ffn_in: str
+    ffn_out: str
+
+    @property
+    def keys(self) -> tuple[str, str, str, str]:
+        return (self.hidden, self.depth, self.heads, self.ffn)
+
+
+BERT = Layout(hidden="hidden_size", depth="num_hidden_layers", heads="num_attention_heads",
+              ffn="intermediate_size", layers="encoder.layer", query="attention.self.query",
+              key="attention.self.key", value="attention.self.value", attention_out="attention.output.dense",
+              ffn_in="intermediate.dense", ffn_out="output.dense")
+DISTILBERT = Layout(hidden="dim", depth="n_layers", heads="n_heads", ffn="hidden_dim", layers="transformer.layer",
+                    query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
+                    attention_out="attention.out_lin", ffn_in="ffn.lin1", ffn_out="ffn.lin2")
+
+
 class ElasticModel(Protocol):
     """A supernet of one model type: its weights, sub-network forward, extraction, slices."""
 
     model: nn.Module
+    layout: Layout
 
     def forward(self, architecture: Mapping[str, Any], **inputs: Any) -> Tensor: ...
 
@@ -62,11 +99,11 @@ def _front(shape: Sequence[int]) -> Slices:
     return tuple(slice(0, n) for n in shape)
 
 
-class ElasticBert:
-    """The elastic forward of a BERT-family sequence classifier (`BertForSequenceClassification`)."""
+class FrontSlices:
+    """The elastic forward of a sequence classifier whose sub-networks are front slices of its
+    tensors (see the module docstring); `layout` names its keys and modules."""
 
-    KEYS: ClassVar[tuple[str, ...]] = ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                       "intermediate_size")
+    layout: ClassVar[Layout]
 
     def __init__(self, model: nn.Module) -> None:
         for attribute in ("base_model", "classifier"):
@@ -82,9 +119,9 @@ class ElasticBert:
     # -- the architecture's config and slices ---------------------------------------------------
     def sub_config(self, architecture: Mapping[str, Any]) -> PretrainedConfig:
         """The supernet's config with the architecture's keys; InvalidArchitecture if it cannot be sliced."""
-        unknown = sorted(set(architecture) - set(self.KEYS))
+        unknown = sorted(set(architecture) - set(self.layout.keys))
         if unknown:
-            raise ConfigError(f"search.search_space: the elastic forward slices only {', '.join(self.KEYS)}, "
+            raise ConfigError(f"search.search_space: the elastic forward slices only {', '.join(self.layout.keys)}, "
                               f"not {unknown}; remove them or {_STRATEGY_FIX}")
         base = self.model.config
         config = copy.deepcopy(base)
@@ -93,18 +130,18 @@ class ElasticBert:
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
                 raise InvalidArchitecture(f"{key} {value!r} is outside the supernet (1..{limit})")
             setattr(config, key, value)
-        if config.hidden_size % config.num_attention_heads:
-            raise InvalidArchitecture(f"hidden_size {config.hidden_size} is not divisible by "
-                                      f"num_attention_heads {config.num_attention_heads}")
+        hidden, heads = getattr(config, self.layout.hidden), getattr(config, self.layout.heads)
+        if hidden % heads:
+            raise InvalidArchitecture(f"{self.layout.hidden} {hidden} is not divisible by {self.layout.heads} {heads}")
         return config
 
     def _layer_map(self, config: PretrainedConfig) -> list[int]:
-        total = self.model.config.num_hidden_layers
-        return [teacher_layer_for(i, config.num_hidden_layers, total) for i in range(config.num_hidden_layers)]
+        depth, total = getattr(config, self.layout.depth), getattr(self.model.config, self.layout.depth)
+        return [teacher_layer_for(i, depth, total) for i in range(depth)]
 
     def _sources(self, config: PretrainedConfig, template: nn.Module) -> dict[str, tuple[str, Slices]]:
         """Per sub-network parameter: the supernet parameter it is a front slice of, and the slice."""
-        prefix = f"{self._base}.encoder.layer."
+        prefix = f"{self._base}.{self.layout.layers}."
         layers = self._layer_map(config)
         sources = {}
         for name, tensor in template.named_parameters():
@@ -167,11 +204,12 @@ class ElasticBert:
     # -- what a search space may ask of it -------------------------------------------------------
     @classmethod
     def check_space(cls, config: PretrainedConfig, dimensions: Mapping[str, Sequence[Any]]) -> None:
-        unknown = [key for key in dimensions if key not in cls.KEYS]
+        keys = cls.layout.keys
+        unknown = [key for key in dimensions if key not in keys]
         if unknown:
             raise ConfigError(
                 f"search.search_space.{unknown[0]}: the supernet's elastic forward slices only "
-                f"{', '.join(cls.KEYS)}; remove {unknown[0]} from the space or {_STRATEGY_FIX}")
+                f"{', '.join(keys)}; remove {unknown[0]} from the space or {_STRATEGY_FIX}")
         for key, values in dimensions.items():
             limit = getattr(config, key)
             bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 1]
@@ -183,15 +221,37 @@ class ElasticBert:
                 raise ConfigError(
                     f"search.search_space.{key}: {widest} is larger than the teacher's {key} ({limit}), "
                     f"which is all the supernet can span; keep {key} <= {limit} or {_STRATEGY_FIX}")
-        hidden = dimensions.get("hidden_size", [config.hidden_size])
-        heads = dimensions.get("num_attention_heads", [config.num_attention_heads])
+        hidden_key, heads_key = cls.layout.hidden, cls.layout.heads
+        hidden = dimensions.get(hidden_key, [getattr(config, hidden_key)])
+        heads = dimensions.get(heads_key, [getattr(config, heads_key)])
         if not any(d % h == 0 for d in hidden for h in heads):
             raise ConfigError(
-                f"search.search_space.num_attention_heads: no value in {list(heads)} divides a hidden_size "
+                f"search.search_space.{heads_key}: no value in {list(heads)} divides a {hidden_key} "
                 f"in {list(hidden)}, so the space has no architecture; add a head count that divides one")
 
 
+class ElasticBert(FrontSlices):
+    """BERT (`BertForSequenceClassification`) and models of its layout."""
+
+    layout = BERT
+
+
+class ElasticDistilBert(FrontSlices):
+    """DistilBERT (`DistilBertForSequenceClassification`: its pre-classifier is sliced like the pooler)."""
+
+    layout = DISTILBERT
+
+    @classmethod
+    def check_space(cls, config: PretrainedConfig, dimensions: Mapping[str, Sequence[Any]]) -> None:
+        if getattr(config, "sinusoidal_pos_embds", False) and "dim" in dimensions:
+            raise ConfigError("search.search_space.dim: this DistilBERT's position embeddings are sinusoids "
+                              "of its width, which a narrower slice does not reproduce; remove dim from the "
+                              f"space or {_STRATEGY_FIX}")
+        super().check_space(config, dimensions)
+
+
 ELASTIC.register("bert", ElasticBert)
+ELASTIC.register("distilbert", ElasticDistilBert)
 
 
 def _model_type(config: Any) -> str:
@@ -202,6 +262,11 @@ def _model_type(config: Any) -> str:
             f"{', '.join(ELASTIC.names())} have one; {_STRATEGY_FIX} (or register one in "
             "autodistill.supernet.ELASTIC)")
     return model_type
+
+
+def layout_for(model: nn.Module) -> Layout:
+    """Where `model`'s type keeps its heads and FFN neurons; ConfigError if its type has no elastic forward."""
+    return ELASTIC.get(_model_type(getattr(model, "config", None))).layout
 
 
 def elastic_for(model: nn.Module) -> ElasticModel:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from autodistill.distill.adaptor import DataAdaptor
 from autodistill.errors import ConfigError
 from autodistill.losses.logits import extract_own_loss
+from autodistill.supernet.elastic import ELASTIC, Layout, layout_for
 
 __all__ = ["ImportanceReport", "reorder_by_importance"]
 
@@ -43,37 +44,39 @@ class ImportanceReport:
     batches: int
 
 
-def _layers(model: nn.Module) -> nn.ModuleList:
-    layers = getattr(getattr(getattr(model, "base_model", None), "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList):
+def _layers(model: nn.Module) -> tuple[Layout, nn.ModuleList]:
+    try:
+        layout = layout_for(model)
+    except ConfigError:
         raise ConfigError(
-            f"importance ordering needs a BERT-family layout (<base>.encoder.layer.<i>), but "
-            f"{type(model).__name__} has none; set student.importance_order: false")
-    return layers
+            f"importance ordering knows the layouts of {', '.join(ELASTIC.names())}, not "
+            f"{type(model).__name__}; set student.importance_order: false (or search.strategy: "
+            "per_trial)") from None
+    return layout, model.base_model.get_submodule(layout.layers)
 
 
-def _scale_output(mask: Tensor, repeat: int) -> Callable[..., object]:
-    """A forward hook multiplying the output's last axis by `mask`, each entry over `repeat` dims."""
-    def hook(module: nn.Module, args: tuple[object, ...], output: object) -> object:
-        scale = mask.repeat_interleave(repeat)
-        if isinstance(output, tuple):
-            return (output[0] * scale, *output[1:])
-        return output * scale
+def _scale_input(mask: Tensor, repeat: int) -> Callable[..., object]:
+    """A forward pre-hook multiplying the input's last axis by `mask`, each entry over `repeat` dims."""
+    def hook(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return (args[0] * mask.repeat_interleave(repeat), *args[1:])
     return hook
 
 
-def _importance(model: nn.Module, layers: nn.ModuleList, batches: Iterable[Mapping[str, Tensor]],
+def _importance(model: nn.Module, layout: Layout, layers: nn.ModuleList, batches: Iterable[Mapping[str, Tensor]],
                 heads: int, head_dim: int) -> tuple[Tensor, Tensor, int]:
     device = next(model.parameters()).device
-    neurons = layers[0].intermediate.dense.out_features
+    neurons = layers[0].get_submodule(layout.ffn_in).out_features
     head_masks = [torch.ones(heads, device=device, requires_grad=True) for _ in layers]
     neuron_masks = [torch.ones(neurons, device=device, requires_grad=True) for _ in layers]
     head_score = torch.zeros(len(layers), heads, device=device)
     neuron_score = torch.zeros(len(layers), neurons, device=device)
     handles = []
     for layer, head_mask, neuron_mask in zip(layers, head_masks, neuron_masks):
-        handles.append(layer.attention.self.register_forward_hook(_scale_output(head_mask, head_dim)))
-        handles.append(layer.intermediate.register_forward_hook(_scale_output(neuron_mask, 1)))
+        # the attention output projection reads the heads' outputs side by side, the FFN's second
+        # projection the activated neurons: masking their inputs masks heads and neurons
+        handles.append(layer.get_submodule(layout.attention_out).register_forward_pre_hook(
+            _scale_input(head_mask, head_dim)))
+        handles.append(layer.get_submodule(layout.ffn_out).register_forward_pre_hook(_scale_input(neuron_mask, 1)))
     adaptor, count = DataAdaptor(), 0
     was_training = model.training
     model.eval()
@@ -109,22 +112,22 @@ def _permute_rows(linear: nn.Linear, order: Tensor) -> None:
 def reorder_by_importance(model: nn.Module, batches: Iterable[Mapping[str, Tensor]]) -> ImportanceReport:
     """Measure head and FFN-neuron importance on `batches` (labelled), then permute each layer's
     heads and neurons in place, most important first; the model's outputs do not change."""
-    layers = _layers(model)
-    heads = int(model.config.num_attention_heads)
-    head_dim = layers[0].attention.self.query.out_features // heads
-    head_score, neuron_score, count = _importance(model, layers, batches, heads, head_dim)
+    layout, layers = _layers(model)
+    heads = int(getattr(model.config, layout.heads))
+    head_dim = layers[0].get_submodule(layout.query).out_features // heads
+    head_score, neuron_score, count = _importance(model, layout, layers, batches, heads, head_dim)
     head_orders, neuron_orders = [], []
     with torch.no_grad():
         for layer, h_score, n_score in zip(layers, head_score, neuron_score):
             head_order = torch.argsort(h_score, descending=True, stable=True)
             neuron_order = torch.argsort(n_score, descending=True, stable=True)
             rows = (head_order[:, None] * head_dim + torch.arange(head_dim, device=head_order.device)).reshape(-1)
-            for projection in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value):
-                _permute_rows(projection, rows)
-            out = layer.attention.output.dense
+            for projection in (layout.query, layout.key, layout.value):
+                _permute_rows(layer.get_submodule(projection), rows)
+            out = layer.get_submodule(layout.attention_out)
             out.weight.copy_(out.weight[:, rows])
-            _permute_rows(layer.intermediate.dense, neuron_order)
-            down = layer.output.dense
+            _permute_rows(layer.get_submodule(layout.ffn_in), neuron_order)
+            down = layer.get_submodule(layout.ffn_out)
             down.weight.copy_(down.weight[:, neuron_order])
             head_orders.append(tuple(head_order.tolist()))
             neuron_orders.append(tuple(neuron_order.tolist()))

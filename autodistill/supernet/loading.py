@@ -43,9 +43,10 @@ def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpac
     if not store.has_checkpoint():  # a checkpoint's weights replace all of these
         importance = reorder_by_importance(supernet, importance_batches)
         record["importance"] = {"head_order": importance.head_order, "batches": importance.batches}
-    largest, _ = corners(grid, supernet.config)
-    elastic = elastic_for(elastic_for(supernet).extract(largest).requires_grad_(True))
-    del supernet
+    full = elastic_for(supernet)
+    largest, _ = corners(grid, supernet.config, full.layout)
+    elastic = elastic_for(full.extract(largest).requires_grad_(True))
+    del supernet, full
     report = train_supernet(elastic, teacher=teacher, loader=loader, space=space, section=section,
                             teacher_cache=teacher_cache, store=store, quiet=quiet, on_step=on_step)
     store.save(elastic.model, {**record, "steps": report.steps, "resumed_from": report.resumed_from,

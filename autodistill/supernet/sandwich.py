@@ -16,6 +16,7 @@ from typing import Any
 from transformers import PretrainedConfig
 
 from autodistill.errors import ConfigError
+from autodistill.supernet.elastic import Layout
 
 __all__ = ["SubNetwork", "corners", "sandwich"]
 
@@ -24,34 +25,34 @@ SubNetwork = tuple[str, dict[str, Any]]  # ("largest" | "smallest" | "random", a
 _DRAWS = 100  # random draws tried before a step gives up on a valid random sub-network
 
 
-def _valid(architecture: Mapping[str, Any], config: PretrainedConfig) -> bool:
-    hidden = architecture.get("hidden_size", config.hidden_size)
-    heads = architecture.get("num_attention_heads", config.num_attention_heads)
+def _valid(architecture: Mapping[str, Any], config: PretrainedConfig, layout: Layout) -> bool:
+    hidden = architecture.get(layout.hidden, getattr(config, layout.hidden))
+    heads = architecture.get(layout.heads, getattr(config, layout.heads))
     return hidden % heads == 0
 
 
-def corners(grid: Grid, config: PretrainedConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def corners(grid: Grid, config: PretrainedConfig, layout: Layout) -> tuple[dict[str, Any], dict[str, Any]]:
     """(largest, smallest) architecture of the space (`SearchSpace.grid()`) whose hidden size its
     head count divides."""
+    hidden = grid.get(layout.hidden, [getattr(config, layout.hidden)])
+    heads = grid.get(layout.heads, [getattr(config, layout.heads)])
+    pairs = [(d, h) for d in hidden for h in heads if d % h == 0]
+    if not pairs:
+        raise ConfigError(f"search.search_space: no {layout.heads} value divides a {layout.hidden} value, so "
+                          "the supernet has no sub-network; add a head count that divides one")
     ends = []
     for pick in (max, min):
         architecture = {name: pick(values) for name, values in grid.items()}
-        hidden = grid.get("hidden_size", [config.hidden_size])
-        heads = grid.get("num_attention_heads", [config.num_attention_heads])
-        pairs = [(d, h) for d in hidden for h in heads if d % h == 0]
-        if not pairs:
-            raise ConfigError("search.search_space: no num_attention_heads value divides a hidden_size "
-                              "value, so the supernet has no sub-network; add a head count that divides one")
         d, h = pick(pairs)
-        for name, value in (("hidden_size", d), ("num_attention_heads", h)):
+        for name, value in ((layout.hidden, d), (layout.heads, h)):
             if name in grid:
                 architecture[name] = value
         ends.append(architecture)
     return ends[0], ends[1]
 
 
-def sandwich(grid: Grid, config: PretrainedConfig, *, seed: int, step: int, random_subnets: int,
-             ends: tuple[dict[str, Any], dict[str, Any]]) -> list[SubNetwork]:
+def sandwich(grid: Grid, config: PretrainedConfig, layout: Layout, *, seed: int, step: int,
+             random_subnets: int, ends: tuple[dict[str, Any], dict[str, Any]]) -> list[SubNetwork]:
     """The step's sub-networks: largest, smallest, then `random_subnets` valid random draws
     (each dimension's value drawn uniformly from its grid)."""
     rng = random.Random(seed * 1_000_003 + step)
@@ -59,7 +60,7 @@ def sandwich(grid: Grid, config: PretrainedConfig, *, seed: int, step: int, rand
     for _ in range(random_subnets):
         for _ in range(_DRAWS):
             drawn = {name: rng.choice(values) for name, values in grid.items()}
-            if _valid(drawn, config):
+            if _valid(drawn, config, layout):
                 subnets.append(("random", drawn))
                 break
     return subnets

@@ -135,7 +135,7 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
     optimizer = MaskedAdamW(list(model.named_parameters()), (section.optimizer or OptimizerSection()).spec())
     schedule = build_schedule(optimizer, (section.schedule or ScheduleSection()).spec(), total)
     grid = space.grid()
-    ends = corners(grid, model.config)
+    ends = corners(grid, model.config, elastic.layout)
     adaptor = DataAdaptor()
     objective = _Objective(section, teacher, teacher_cache, adaptor)
     history: list[dict[str, float]] = []
@@ -163,7 +163,7 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
             teacher_logits = objective.teacher_logits(batch, device)
             labels = adaptor.labels(batch)
             inputs = adaptor.student_inputs(batch, with_labels=False)
-            subnets = sandwich(grid, model.config, seed=section.seed, step=step,
+            subnets = sandwich(grid, model.config, elastic.layout, seed=section.seed, step=step,
                                random_subnets=section.random_subnets, ends=ends)
             optimizer.zero_grad(set_to_none=True)
             per_size: dict[str, list[float]] = {}
