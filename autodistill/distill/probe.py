@@ -53,6 +53,18 @@ def paths_per_teacher(pairs: Iterable[tuple[int, str]], n_teachers: int) -> list
     return paths
 
 
+def _require_labels(stages: Sequence[Stage], labels: torch.Tensor | None) -> None:
+    """A stage with a task loss (add_origin_loss, or a student-target weight) needs labels."""
+    which = next((s.name for s in stages if s.add_origin_loss or (s.logit_kd and s.logit_kd.loss_weights[1])),
+                 None)
+    if which is not None and labels is None:
+        raise MappingError(
+            f"stage '{which}' needs labels (add_origin_loss or a student-target loss weight "
+            "> 0) but the batches have none; add a 'labels' field, or set add_origin_loss: "
+            "false and loss_weights: [1, 0]"
+        )
+
+
 class PlanProbe:
     """Resolves all stages of a plan once; `resolved[i]` are stage i's checked mappings."""
 
@@ -67,34 +79,14 @@ class PlanProbe:
     def run(self, batch: Any) -> list[list[ResolvedMapping]]:
         stages = self.plan.stages
         plan_targets = [[(m, teachers_for(m, self.names, s)) for m in s.mappings] for s in stages]
-        student_paths = [m.student for s in stages for m in s.mappings]
-        teacher_paths = paths_per_teacher(((i, m.teacher) for targets in plan_targets
-                                           for m, ids in targets for i in ids), len(self.teachers))
-
         for stage in stages:
             select_parameters(self.student, stage.trainable)  # every block names real parameters
         labels = self.adaptor.labels(batch)
+        _require_labels(stages, labels)
         mask = self.adaptor.attention_mask(batch)
-        needs_labels = any(s.add_origin_loss or (s.logit_kd and s.logit_kd.loss_weights[1])
-                           for s in stages)
-        if needs_labels and labels is None:
-            which = next(s.name for s in stages
-                         if s.add_origin_loss or (s.logit_kd and s.logit_kd.loss_weights[1]))
-            raise MappingError(
-                f"stage '{which}' needs labels (add_origin_loss or a student-target loss weight "
-                "> 0) but the batches have none; add a 'labels' field, or set add_origin_loss: "
-                "false and loss_weights: [1, 0]"
-            )
-
         try:
             with torch.no_grad(), model_modes(eval=[self.student, *self.teachers]):
-                student = self._forward(self.student, student_paths, "student",
-                                        self.adaptor.student_inputs(batch, with_labels=True))
-                teachers = [
-                    self._forward(t, paths, f"teacher '{name}'", self.adaptor.teacher_inputs(batch))
-                    if paths or any(s.needs_teacher for s in stages) else None
-                    for t, paths, name in zip(self.teachers, teacher_paths, self.names)
-                ]
+                student, teachers = self._outputs(batch, plan_targets)
                 for stage, targets in zip(stages, plan_targets):
                     self.resolved.append(self._resolve(stage, targets, student, teachers))
                     self._check_outputs(stage, student, teachers, labels)
@@ -105,6 +97,20 @@ class PlanProbe:
         except Exception as exc:  # a user loss or model that fails on the probe batch
             raise MappingError(f"the probe batch failed before training: {type(exc).__name__}: {exc}") from exc
         return self.resolved
+
+    def _outputs(self, batch: Any, plan_targets: list[list[tuple[LayerMapping, list[int]]]]
+                 ) -> tuple[FeatureCapture, list[FeatureCapture | None]]:
+        """One forward of the student and of each teacher a stage reads, every mapped path captured."""
+        student_paths = [m.student for targets in plan_targets for m, _ in targets]
+        teacher_paths = paths_per_teacher(((i, m.teacher) for targets in plan_targets
+                                           for m, ids in targets for i in ids), len(self.teachers))
+        any_teacher = any(s.needs_teacher for s in self.plan.stages)
+        student = self._forward(self.student, student_paths, "student",
+                                self.adaptor.student_inputs(batch, with_labels=True))
+        teachers = [self._forward(t, paths, f"teacher '{name}'", self.adaptor.teacher_inputs(batch))
+                    if paths or any_teacher else None
+                    for t, paths, name in zip(self.teachers, teacher_paths, self.names)]
+        return student, teachers
 
     @staticmethod
     def _forward(model: nn.Module, paths: list[str], role: str, inputs: Any) -> FeatureCapture:
