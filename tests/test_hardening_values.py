@@ -341,7 +341,9 @@ def test_a_search_whose_trials_all_fail_stops_with_the_reason(tmp_path):
 
     agent = _agent(tmp_path, train, max_trials=2, max_consecutive_failures=5)
     with pytest.raises(SearchStopped, match=r"every trial of study 's' failed; the last one: RuntimeError: "
-                                            r"CUDA error: device-side assert triggered"):
+                                            r"CUDA error: device-side assert triggered\. Fix the cause and "
+                                            r"run the same command again with a larger --max-trials \(these "
+                                            r"failures used all 2\)$"):
         agent.search_loop()
     assert finished_count(agent.study) == 2  # transient failures count
 

@@ -275,8 +275,10 @@ class AutoDistillation:
                 bar.refresh()
         trials = self.study.get_trials(deepcopy=False)
         if not any(map(attrs.trained, trials)) and any(map(attrs.failed, trials)):
+            spent = sum(map(attrs.counts_toward_budget, trials)) >= budget
             raise SearchStopped(f"every trial of study {self.study.study_name!r} failed; the last one: "
-                                f"{self._last_failure()}. Fix the cause and run the same command again")
+                                f"{self._last_failure()}. Fix the cause and run the same command again"
+                                + (f" with a larger --max-trials (these failures used all {budget})" if spent else ""))
         return self.best_model_arch
 
     # -- workers ---------------------------------------------------------------------------
