@@ -95,16 +95,22 @@ def with_overrides(config: SearchRunConfig, args: argparse.Namespace) -> SearchR
 
 
 def spread_architectures(task: DistillationTask, space: SearchSpace, count: int) -> list[Architecture]:
-    """`count` valid architectures evenly spaced over the space's valid points by parameter count."""
+    """`count` valid architectures evenly spaced over the space's valid points by parameter count
+    (counted on meta-device models: nothing is initialised)."""
+    from autodistill.models.builders import check_architecture, student_config
+    from autodistill.preflight import meta_model
+
     names = space.names()
     valid = []
     for values in itertools.product(*(space.grid()[n] for n in names)):
         architecture = Architecture(dict(zip(names, values)))
+        config = student_config(task.student_base, {**task.config.student.fixed, **architecture})
         try:
-            model = task.build(architecture)
+            check_architecture(config)
         except InvalidArchitecture:
             continue
-        valid.append((sum(p.numel() for p in model.parameters()), architecture.key(), architecture))
+        params = sum(p.numel() for p in meta_model(task.student_cls, config).parameters())
+        valid.append((params, architecture.key(), architecture))
     valid.sort(key=lambda v: v[:2])
     step = (len(valid) - 1) / max(1, count - 1)
     return [valid[round(i * step)][2] for i in range(min(count, len(valid)))]
