@@ -145,7 +145,8 @@ def check_student_values(space: Any, base_config: Any, fixed: Mapping[str, Any],
                          fixed_key: str = "student.fixed") -> None:
     """Every value of `fixed` and of every dimension of `space` (a SearchSpace; None: no space)
     passes the builder's rules for its key (a range by its bounds), and a searched or fixed
-    `max_position_embeddings` holds `max_length` tokens."""
+    `max_position_embeddings` holds `max_length` tokens (the longest input: data.max_length, or
+    evaluation.latency.sequence_length when longer)."""
     from autodistill.models.builders import check_value
 
     checks = [(f"{fixed_key}.{name}", name, "", value) for name, value in fixed.items()]
@@ -159,9 +160,9 @@ def check_student_values(space: Any, base_config: Any, fixed: Mapping[str, Any],
         except InvalidArchitecture as exc:
             raise ConfigError(f"{where}: {which}{exc}") from None
         if name == "max_position_embeddings" and isinstance(value, int) and value < max_length:
-            raise ConfigError(f"{where}: {which}max_position_embeddings {value} is below data.max_length "
-                              f"{max_length}: longer inputs have no position embedding; use at least "
-                              f"{max_length}")
+            raise ConfigError(f"{where}: {which}max_position_embeddings {value} is below the inputs' length "
+                              f"{max_length} (data.max_length, or evaluation.latency.sequence_length when "
+                              f"longer): longer inputs have no position embedding; use at least {max_length}")
 
 
 def first_valid_architecture(space: Any, base_config: Any, fixed: Mapping[str, Any], *,
@@ -279,8 +280,16 @@ def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any]
 
     path = sqlite_path(url)
     if path is not None and not path.is_dir() and (not path.exists() or path.stat().st_size == 0):
-        refuse_earlier_students()  # no database yet, so no study: nothing is created before this
+        # no database yet, so no study: refused before the database is created, unless it cannot
+        # be (then the storage's own error comes first)
+        try:
+            writable_folder(path.parent, key="--storage")
+        except ConfigError:
+            pass
+        else:
+            refuse_earlier_students()
         open_storage(url)  # a bad URL fails here (creating the database, as the search will)
+        refuse_earlier_students()
         return
     # an existing SQLite file must be Optuna's: a foreign one is refused, never written into
     storage = open_existing_storage(url, writable=True) if path is not None else open_storage(url)

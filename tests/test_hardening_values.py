@@ -109,7 +109,7 @@ CASES = [
     Case("latency-length-above-positions", r"evaluation\.latency\.sequence_length is 40 but the teacher's "
          r"max_position_embeddings is 32", replace=(FINE_TUNE, (LATENCY, LATENCY[:-1] + ", sequence_length: 40}"))),
     Case("searched-positions-below-max-length", rf"{SPACE}\.max_position_embeddings: max_position_embeddings 8 "
-         r"is below data\.max_length 12",
+         r"is below the inputs' length 12 \(data\.max_length, .*use at least 12",
          replace=(FINE_TUNE, (harness.ARCH_SPACE, harness.ARCH_SPACE + "      max_position_embeddings: [8, 32]\n"))),
     Case("distill-max-length-above-positions", r"data\.max_length is 64 but teacher\.model '.*/teacher''s "
          r"max_position_embeddings is 32", command="distill", replace=(("max_length: 12", "max_length: 64"),)),
