@@ -23,7 +23,8 @@ __all__ = ["MaskedAdamW"]
 
 
 class MaskedAdamW(torch.optim.Optimizer):
-    """`step(masks)`: masks[parameter] is a bool tensor of its shape (missing: no entry moves)."""
+    """`step(masks)`: masks[parameter] is a bool tensor of its shape, or a 0-dim True for all of it
+    (missing: no entry moves)."""
 
     def __init__(self, named: list[tuple[str, nn.Parameter]], spec: OptimizerSpec) -> None:
         defaults = {"lr": spec.learning_rate, "betas": spec.betas, "eps": spec.eps,

@@ -81,11 +81,18 @@ def _cycle(loader: Any, skip: int) -> Iterator[Any]:
 
 
 def _masks(elastic: ElasticModel, subnets: list[SubNetwork]) -> dict[nn.Parameter, Tensor]:
+    """Per supernet parameter, the entries some sub-network of the step read (a 0-dim True: all)."""
     params = dict(elastic.model.named_parameters())
+    everything = torch.ones((), dtype=torch.bool, device=next(iter(params.values())).device)
     masks: dict[nn.Parameter, Tensor] = {}
     for _, architecture in subnets:
         for name, slices in elastic.parameter_slices(architecture).items():
             param = params[name]
+            if masks.get(param) is everything:
+                continue
+            if all(s.stop >= n for s, n in zip(slices, param.shape)):
+                masks[param] = everything
+                continue
             if param not in masks:
                 masks[param] = torch.zeros_like(param, dtype=torch.bool)
             masks[param][slices] = True
