@@ -1,26 +1,58 @@
 """autodistill: knowledge-distillation-driven neural architecture search.
 
-The public API; everything else is an implementation detail.
+The public API; everything else is an implementation detail. Names are imported on first
+use (PEP 562), so `import autodistill` and `autodistill --help` load neither torch nor Optuna.
 """
 
-from autodistill.capture import FeatureCapture
-from autodistill.config import DistillationPlan, DistillationSection, load_distillation_plan
-from autodistill.distill import DataAdaptor, DistillationCallback, Distiller, FitResult
-from autodistill.errors import (
-    AutodistillError,
-    CaptureError,
-    ConfigError,
-    MappingError,
-    NonFiniteLossError,
-)
-from autodistill.losses import LOSSES, TARGET_LOSSES, FeatureMatchers, LossContext
-from autodistill.space import Architecture, SearchSpace
-from autodistill.study.search import AutoDistillation
+from __future__ import annotations
 
-__all__ = [
-    "Architecture", "AutoDistillation", "SearchSpace",
-    "LOSSES", "TARGET_LOSSES", "AutodistillError", "CaptureError", "ConfigError", "DataAdaptor",
-    "DistillationCallback", "DistillationPlan", "DistillationSection", "Distiller",
-    "FeatureCapture", "FeatureMatchers", "FitResult", "LossContext", "MappingError",
-    "NonFiniteLossError", "load_distillation_plan",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "FeatureCapture": "autodistill.capture",
+    "DistillationPlan": "autodistill.config",
+    "DistillationSection": "autodistill.config",
+    "load_distillation_plan": "autodistill.config",
+    "DataAdaptor": "autodistill.distill",
+    "DistillationCallback": "autodistill.distill",
+    "Distiller": "autodistill.distill",
+    "FitResult": "autodistill.distill",
+    "AutodistillError": "autodistill.errors",
+    "CaptureError": "autodistill.errors",
+    "ConfigError": "autodistill.errors",
+    "MappingError": "autodistill.errors",
+    "NonFiniteLossError": "autodistill.errors",
+    "LOSSES": "autodistill.losses",
+    "TARGET_LOSSES": "autodistill.losses",
+    "FeatureMatchers": "autodistill.losses",
+    "LossContext": "autodistill.losses",
+    "Architecture": "autodistill.space",
+    "SearchSpace": "autodistill.space",
+    "AutoDistillation": "autodistill.study.search",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'autodistill' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from autodistill.capture import FeatureCapture
+    from autodistill.config import DistillationPlan, DistillationSection, load_distillation_plan
+    from autodistill.distill import DataAdaptor, DistillationCallback, Distiller, FitResult
+    from autodistill.errors import AutodistillError, CaptureError, ConfigError, MappingError, NonFiniteLossError
+    from autodistill.losses import LOSSES, TARGET_LOSSES, FeatureMatchers, LossContext
+    from autodistill.space import Architecture, SearchSpace
+    from autodistill.study.search import AutoDistillation

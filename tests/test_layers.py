@@ -41,3 +41,18 @@ def test_core_layers_do_not_import_the_edge(part, forbidden):
     for file in files:
         for name in module_imports(file):
             assert not any(name == f or name.startswith(f + ".") for f in forbidden), f"{file.name} imports {name}"
+
+
+def test_help_and_the_package_import_neither_torch_nor_optuna():
+    """The package's names load on first use (PEP 562): `autodistill --help` answers at once."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport autodistill\nfrom autodistill.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'optuna', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    import autodistill
+
+    assert autodistill.Distiller.__name__ == "Distiller" and set(autodistill.__all__) <= set(dir(autodistill))
