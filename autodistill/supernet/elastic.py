@@ -43,6 +43,7 @@ __all__ = ["BERT", "DISTILBERT", "ELASTIC", "ElasticBert", "ElasticDistilBert", 
            "Layout", "Slices", "check_supernet_space", "elastic_for", "layout_for"]
 
 Slices = tuple[slice, ...]
+_Template = tuple[nn.Module, dict[str, tuple[str, Slices]]]  # a meta-device sub-network, its sources
 _STRATEGY_FIX = "set search.strategy: per_trial"
 _CACHED_TEMPLATES = 32  # meta-device models kept, one per recently used architecture
 
@@ -114,7 +115,7 @@ class FrontSlices:
                     f"use teacher.model_cls: AutoModelForSequenceClassification or {_STRATEGY_FIX}")
         self.model = model
         self._base = model.base_model_prefix
-        self._templates: OrderedDict[str, nn.Module] = OrderedDict()
+        self._templates: OrderedDict[str, _Template] = OrderedDict()
 
     # -- the architecture's config and slices ---------------------------------------------------
     def sub_config(self, architecture: Mapping[str, Any]) -> PretrainedConfig:
@@ -152,7 +153,8 @@ class FrontSlices:
             sources[name] = (source, _front(tensor.shape))
         return sources
 
-    def _template(self, architecture: Mapping[str, Any]) -> tuple[nn.Module, dict[str, tuple[str, Slices]]]:
+    def _template(self, architecture: Mapping[str, Any]) -> _Template:
+        """The sub-network's model on the meta device and its sources, built once per architecture."""
         key = repr(sorted(architecture.items()))
         if key in self._templates:
             self._templates.move_to_end(key)
