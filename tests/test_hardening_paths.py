@@ -173,6 +173,9 @@ PATH_ROWS = [
     Row("new-study-over-an-earlier-ones-students", r"study 'tiny' is not in storage '.*run/study\.db', but "
         r"'.*run/trials/tiny' holds students saved by an earlier study of that name.*give a new --study-name",
         ("search", "{config}"), setup="_earlier_students_without_a_database"),
+    Row("search-into-a-database-that-is-not-optunas", r"storage 'sqlite:///.*other\.db' is not an Optuna study "
+        r"database \(no table alembic_version", ("search", "{config}", "--storage", "sqlite:///{tmp}/other.db"),
+        setup="_foreign_sqlite"),
 ]
 
 DISTILL_ROWS = [
