@@ -1,7 +1,7 @@
 """The command line: a thin layer over the API. Errors print one line and exit with 2.
 
     autodistill search CONFIG.yaml [--storage URL] [--study-name N] [--output-dir D] [--max-trials K]
-                                   [--search-algorithm A]
+                                   [--search-algorithm A] [--strategy per_trial|supernet]
     autodistill show [CONFIG.yaml | --storage URL] [--study-name N] [--json]
     autodistill export (--trial N | --best RULE [--min-retention R] [--max-latency-ms L] ...)
                        --out DIR [--onnx] [CONFIG.yaml | --storage URL]
@@ -51,7 +51,7 @@ def _search(args: argparse.Namespace) -> int:
     config = load_search_config(args.config)
     result = run_search(config, storage=args.storage, study_name=args.study_name,
                         output_dir=args.output_dir, max_trials=args.max_trials,
-                        search_algorithm=args.search_algorithm, quiet=args.quiet,
+                        search_algorithm=args.search_algorithm, strategy=args.strategy, quiet=args.quiet,
                         command=args.command_line)
     print(f"Pareto front of study {result.study.study_name!r} ({len(result.study.trials)} trials):")
     print(result.table)
@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--output-dir", help="output directory (default: the config's)")
     search.add_argument("--max-trials", type=int, help="total trials in the study (default: the config's)")
     search.add_argument("--search-algorithm", help="advisor (default: the config's): BO, TPE, random, ...")
+    search.add_argument("--strategy", help="per_trial (train every proposal) or supernet (score proposals "
+                                           "by slicing one trained supernet, train the front); default: "
+                                           "the config's search.strategy")
     search.add_argument("--quiet", action="store_true", help="no progress bars")
     search.set_defaults(run=_search)
 
@@ -331,14 +334,16 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _environment_problem(exc: BaseException, command: str) -> str | None:
+def _environment_problem(exc: BaseException, args: argparse.Namespace) -> str | None:
     """One line for an unexpected exception the machine caused (a full or read-only disk, a
     permission), naming the fix; None for a fault of autodistill itself."""
-    again = ("; then run the same command again (finished trials are kept)" if command == "search"
+    again = ("; then run the same command again (finished trials are kept)" if args.command == "search"
              else "; then run the command again")
     for cause in _causes(exc):
         if isinstance(cause, OSError) and cause.errno in _DISK_ERRNOS:
-            where = f" writing {cause.filename!s}" if cause.filename else ""
+            out = _output_dir(args)
+            where = (f" writing {cause.filename!s}" if cause.filename
+                     else f" writing into {out}" if out is not None else "")
             return f"{cause.strerror or cause}{where}: {_DISK_ERRNOS[cause.errno]}{again}"
         text = str(cause).splitlines()[0] if str(cause) else ""
         fix = next((f for key, f in _DATABASE_FIXES.items() if key in text), None)
@@ -371,8 +376,9 @@ def _write_trace(args: argparse.Namespace, exc: BaseException) -> Path | None:
 
     out = _output_dir(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidates = [] if out is None else [out / ("search.log" if args.command == "search" else "autodistill.log")]
-    candidates.append(Path(tempfile.gettempdir()) / "autodistill" / f"{args.command}-{stamp}-{os.getpid()}.log")
+    own = Path(tempfile.gettempdir()) / "autodistill" / f"{args.command}-{stamp}-{os.getpid()}.log"
+    candidates = [own] if out is None else [
+        out / ("search.log" if args.command == "search" else "autodistill.log"), own]
     text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR autodistill: internal error in "
             f"{args.command_line}\n{''.join(traceback.format_exception(exc))}")
     for path in candidates:
@@ -389,7 +395,7 @@ def _write_trace(args: argparse.Namespace, exc: BaseException) -> Path | None:
 def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
     """One line for an exception no rule of autodistill names: exit 2 when the machine caused it,
     else 1 with the full trace in a log file."""
-    problem = _environment_problem(exc, args.command)
+    problem = _environment_problem(exc, args)
     if problem is not None:
         print(f"autodistill: error: {problem}", file=sys.stderr)
         return 2

@@ -34,7 +34,7 @@ def _study(out, name):
 def supernet_searched(workspace, tmp_path_factory):
     """A supernet search, watched: what each final trial started from; then the same command again."""
     out = tmp_path_factory.mktemp("supernet") / "run"
-    config = _config(workspace, out)
+    config = write_config(workspace, out, **dict([SUPERNET]))  # the strategy from the command line
     starts: dict[str, tuple[dict, dict]] = {}
     original = DistillationTask.build_from
 
@@ -48,13 +48,13 @@ def supernet_searched(workspace, tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setattr(DistillationTask, "build_from", build_from)
     try:
-        assert main(["search", str(config), "--quiet"]) == 0
+        assert main(["search", str(config), "--quiet", "--strategy", "supernet"]) == 0
         first = (len(_study(out, "tiny").trials), len(_study(out, "tiny-proxy").trials))
         from autodistill.supernet import loading
 
         calls = []
         patch.setattr(loading, "train_supernet", lambda *a, **k: calls.append(1))
-        assert main(["search", str(config), "--quiet"]) == 0
+        assert main(["search", str(config), "--quiet", "--strategy", "supernet"]) == 0
         again = (len(_study(out, "tiny").trials), len(_study(out, "tiny-proxy").trials))
     finally:
         patch.undo()

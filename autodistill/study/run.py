@@ -139,14 +139,14 @@ def _preflight_supernet(search: SearchSection, space: SearchSpace, teacher_confi
 
 def run_search(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
                output_dir: str | None = None, max_trials: int | None = None,
-               search_algorithm: str | None = None, quiet: bool = False,
+               search_algorithm: str | None = None, strategy: str | None = None, quiet: bool = False,
                command: str | None = None) -> SearchReport:
     """Run (or continue) the search; `command`, the command line that ran it, is recorded."""
     from autodistill.study.task import DistillationTask
 
     url, name, out = resolve_study(config, storage=storage, study_name=study_name, output_dir=output_dir)
     search = config.search
-    search = search.overridden(max_trials=max_trials, search_algorithm=search_algorithm)
+    search = search.overridden(max_trials=max_trials, search_algorithm=search_algorithm, strategy=strategy)
     funcs = {key: import_callable(spec, key=f"search.{key}") for key in
              ("model_builder", "train_func", "eval_func") if (spec := getattr(search, key))}
     binding = _preflight(config, search, url=url, study_name=name, output_dir=out, funcs=funcs)
