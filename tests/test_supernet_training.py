@@ -234,3 +234,14 @@ def test_a_distilbert_supernet_trains_and_extracts(tmp_path):
     student = elastic.extract({"dim": 16, "n_layers": 1, "n_heads": 2})
     assert (student.config.dim, student.config.n_layers) == (16, 1)
     assert SupernetStore(tmp_path, "d").finished()
+
+
+def test_the_log_holds_the_loss_per_subnetwork_size(tmp_path, caplog):
+    teacher = _teacher()
+    with caplog.at_level("INFO", logger="autodistill.supernet.training"):
+        report = train_supernet(elastic_for(copy.deepcopy(teacher)), teacher=teacher, loader=toy_batches(2),
+                                space=SPACE, section=_section(train_steps=4), store=SupernetStore(tmp_path, "k"),
+                                quiet=True)
+    lines = [r.getMessage() for r in caplog.records if "supernet step" in r.getMessage()]
+    assert len(lines) == 4 and all(("largest" in m and "smallest" in m and "random" in m) for m in lines)
+    assert set(report.last_losses()) == {"largest", "smallest", "random"}

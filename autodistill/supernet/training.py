@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +64,17 @@ class SupernetReport:
 
     def last_losses(self, window: int = 20) -> dict[str, float]:
         """Mean loss per size over the last `window` steps."""
-        recent = self.losses[-window:]
-        return {size: sum(step[size] for step in recent if size in step)
-                / max(1, sum(size in step for step in recent)) for size in SIZES
-                if any(size in step for step in recent)}
+        return _mean_losses(self.losses[-window:])
+
+
+def _mean_losses(steps: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Mean loss per sub-network size over `steps` (sizes none of them trained left out)."""
+    means = {}
+    for size in SIZES:
+        values = [step[size] for step in steps if size in step]
+        if values:
+            means[size] = sum(values) / len(values)
+    return means
 
 
 def _cycle(loader: Any, skip: int) -> Iterator[Any]:
@@ -164,6 +171,7 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
     progress = Progress("supernet (sandwich)", total, quiet=quiet)
     started = time.perf_counter()
     batches = _cycle(loader, start)
+    log_every = max(1, total // 10)  # the loss per sub-network size, ten times a run
     try:
         for step in range(start + 1, total + 1):
             batch = to_device(next(batches), device)
@@ -191,7 +199,9 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
                                        "rng": torch.get_rng_state(), "history": history,
                                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
                                        else None})
-                log.info("supernet step %d/%d: %s", step, total, _format(history[-1]))
+            if step % log_every == 0 or step == total:
+                log.info("supernet step %d/%d: loss %s", step, total,
+                         _format(_mean_losses(history[-log_every:])))
             if on_step is not None:
                 on_step(step)
     finally:
