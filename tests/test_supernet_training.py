@@ -128,13 +128,16 @@ def test_a_second_call_reuses_the_finished_supernet(tmp_path, monkeypatch):
                                    first.forward(architecture, input_ids=batch["input_ids"]), atol=1e-5, rtol=0)
 
 
-def test_the_supernet_is_cut_to_the_spaces_largest_point_and_the_teacher_is_untouched(tmp_path):
+def test_the_supernet_is_cut_to_the_spaces_widths_keeps_the_teachers_layers_and_leaves_it_untouched(tmp_path):
     teacher, section = _teacher(), _section(train_steps=1)
     original = {n: p.detach().clone() for n, p in teacher.named_parameters()}
     small = SearchSpace.from_mapping({"hidden_size": [8, 16], "num_hidden_layers": [1, 2]})
     elastic = load_or_train_supernet(teacher, loader=toy_batches(2), space=small, section=section, root=tmp_path,
                                      key="small", importance_batches=toy_batches(1), quiet=True)
-    assert (elastic.model.config.hidden_size, elastic.model.config.num_hidden_layers) == (16, 2)
+    assert (elastic.model.config.hidden_size, elastic.model.config.num_hidden_layers) == (16, 4)
+    # depth 2 takes teacher layers 1 and 3, as init_from_teacher and the flash templates do
+    assert "bert.encoder.layer.1.output.dense.weight" in elastic.parameter_slices({"num_hidden_layers": 2})
+    assert "bert.encoder.layer.0.output.dense.weight" not in elastic.parameter_slices({"num_hidden_layers": 2})
     assert all(torch.equal(p, original[n]) for n, p in teacher.named_parameters())
 
 

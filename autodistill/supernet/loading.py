@@ -30,7 +30,8 @@ def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpac
                            on_step: Callable[[int], None] | None = None) -> ElasticModel:
     """The finished supernet under `root/key` if there is one (a second run, a resumed study and
     every worker reuse it); else resume from its checkpoint or start: copy the teacher, reorder
-    it by importance, cut it to the space's largest point, train it by the sandwich rule, save.
+    it by importance, cut its widths to the space's largest point (all its layers kept), train it
+    by the sandwich rule, save.
     The teacher itself is left unchanged. `on_step(step)` as in `train_supernet`."""
     grid = space.grid()
     check_supernet_space(teacher.config, grid)
@@ -45,7 +46,11 @@ def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpac
         record["importance"] = {"head_order": importance.head_order, "batches": importance.batches}
     full = elastic_for(supernet)
     largest, _ = corners(grid, supernet.config, full.layout)
-    elastic = elastic_for(full.extract(largest).requires_grad_(True))
+    # widths cut to the space's largest point; every layer kept, so a sub-network of depth L takes
+    # the teacher layers init_from_teacher and the flash templates pair it with
+    depth = full.layout.depth
+    widest = {**largest, depth: getattr(supernet.config, depth)}
+    elastic = elastic_for(full.extract(widest).requires_grad_(True))
     del supernet, full
     report = train_supernet(elastic, teacher=teacher, loader=loader, space=space, section=section,
                             teacher_cache=teacher_cache, store=store, quiet=quiet, on_step=on_step)
