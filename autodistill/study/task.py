@@ -210,13 +210,13 @@ class DistillationTask:
         depends on trained weights, so the search measures them before training.
 
         The teacher is timed in the same benchmark, call for call with the student, and the
-        student's `speedup` is the ratio of the two (`paired_ratio`: of their p10s, the calls a
-        busy machine left whole). The latency the study ranks by, `latency_ms`, is the
+        student's `speedup` is the ratio of the two (`paired_ratio`: of their fastest calls, the
+        ones a busy machine disturbed least). The latency the study ranks by, `latency_ms`, is the
         student's time at the study's reference teacher latency, `reference_latency_ms` (the
         teacher row): the reference over the speed-up, so a trial timed while another process
         loads the machine keeps its place. The raw figures stay as `latency_p50_ms`,
-        `latency_p90_ms`, `latency_p10_ms` and the teacher's `teacher_latency_p50_ms` and
-        `teacher_latency_p10_ms`; `latency_spread` and `latency_attempts` say how steady the
+        `latency_p90_ms`, `latency_min_ms` and the teacher's `teacher_latency_p50_ms` and
+        `teacher_latency_min_ms`; `latency_spread` and `latency_attempts` say how steady the
         measurement was (evaluation/latency.py).
         """
         if self.reference_latency_ms is None:
@@ -227,8 +227,8 @@ class DistillationTask:
         ratio = paired_ratio(student, teacher)
         return {"latency_ms": ratio * self.reference_latency_ms, "speedup": 1 / ratio,
                 "latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
-                "latency_p10_ms": student.p10_ms, "teacher_latency_p50_ms": teacher.p50_ms,
-                "teacher_latency_p10_ms": teacher.p10_ms,
+                "latency_min_ms": student.min_ms, "teacher_latency_p50_ms": teacher.p50_ms,
+                "teacher_latency_min_ms": teacher.min_ms,
                 "latency_spread": max(student.spread, teacher.spread), "latency_attempts": student.attempts,
                 "params": count_parameters(model), "size_mb": model_size_mb(model)}
 
@@ -238,7 +238,7 @@ class DistillationTask:
         `latency_ms`, the median, is the reference every student's latency is expressed at."""
         latency = measure_latency(self.teacher, self.latency_spec)
         return {"latency_ms": latency.p50_ms, "latency_p50_ms": latency.p50_ms,
-                "latency_p90_ms": latency.p90_ms, "latency_p10_ms": latency.p10_ms,
+                "latency_p90_ms": latency.p90_ms, "latency_min_ms": latency.min_ms,
                 "latency_spread": latency.spread, "latency_attempts": latency.attempts,
                 "params": count_parameters(self.teacher), "size_mb": model_size_mb(self.teacher)}
 

@@ -50,7 +50,7 @@ SEARCH_COMMAND = "search_command"  # the last `autodistill search` command run o
 # timed in one interleaved benchmark) and `teacher_latency_p50_ms` where it paired them; the
 # built-in one's `latency_ms`, the figure the study ranks by (study/task.py)
 COST_KEYS = ("latency_p50_ms", "latency_p90_ms", "params", "size_mb", "speedup", "teacher_latency_p50_ms",
-             "latency_ms", "latency_p10_ms", "teacher_latency_p10_ms", "latency_spread", "latency_attempts")
+             "latency_ms", "latency_min_ms", "teacher_latency_min_ms", "latency_spread", "latency_attempts")
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:
