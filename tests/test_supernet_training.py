@@ -248,3 +248,40 @@ def test_the_log_holds_the_loss_per_subnetwork_size(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "supernet step" in r.getMessage()]
     assert len(lines) == 4 and all(("largest" in m and "smallest" in m and "random" in m) for m in lines)
     assert set(report.last_losses()) == {"largest", "smallest", "random"}
+
+
+def test_workers_that_start_together_train_the_supernet_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    teacher, section = _teacher(), _section(train_steps=2)
+    trainings, second_started, results = [], threading.Event(), {}
+    real = loading_module.train_supernet
+
+    def counted(*args, **kwargs):
+        trainings.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    def hold_until_the_second_waits(step: int) -> None:
+        if step == 1:
+            second_started.wait(10)
+            time.sleep(0.3)  # let it reach the lock while this one trains
+
+    monkeypatch.setattr(loading_module, "train_supernet", counted)
+
+    def worker(name: str, on_step=None) -> None:
+        if name == "second":
+            second_started.set()
+        results[name] = _weights(_train(tmp_path, teacher, section, on_step=on_step))
+
+    first = threading.Thread(target=worker, args=("first", hold_until_the_second_waits), name="first")
+    first.start()
+    while not trainings:
+        time.sleep(0.01)
+    second = threading.Thread(target=worker, args=("second",), name="second")
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert trainings == ["first"]
+    assert results["first"].keys() == results["second"].keys()
+    assert all(torch.equal(results["first"][k], results["second"][k]) for k in results["first"])

@@ -33,12 +33,23 @@ def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpac
     it by importance, cut its widths to the space's largest point (all its layers kept), train it
     by the sandwich rule, save.
     The teacher itself is left unchanged. `on_step(step)` as in `train_supernet`."""
-    grid = space.grid()
-    check_supernet_space(teacher.config, grid)
+    check_supernet_space(teacher.config, space.grid())
     store = SupernetStore(root, key)
-    if store.finished():
-        log.info("reusing the supernet in %s", store.final)
-        return elastic_for(store.load(teacher))
+    if not store.finished():
+        with store.training_lock():  # workers that start together: one trains, the others wait
+            if not store.finished():
+                return _train_and_save(teacher, loader=loader, space=space, section=section, store=store,
+                                       importance_batches=importance_batches, teacher_cache=teacher_cache,
+                                       quiet=quiet, on_step=on_step)
+    log.info("reusing the supernet in %s", store.final)
+    return elastic_for(store.load(teacher))
+
+
+def _train_and_save(teacher: nn.Module, *, loader: Any, space: SearchSpace, section: SupernetSection,
+                    store: SupernetStore, importance_batches: Iterable[Mapping[str, Tensor]],
+                    teacher_cache: TeacherCache | None, quiet: bool,
+                    on_step: Callable[[int], None] | None) -> ElasticModel:
+    grid = space.grid()
     supernet = copy.deepcopy(teacher)
     record: dict[str, Any] = {}
     if not store.has_checkpoint():  # a checkpoint's weights replace all of these

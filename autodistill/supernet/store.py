@@ -11,11 +11,13 @@ are removed by the next save.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DONE = "supernet.json"
 CHECKPOINT = "checkpoint.pt"
+LOCK = ".training.lock"
 _FINAL = "final"
 
 
@@ -80,6 +83,18 @@ class SupernetStore:
         self.checkpoint_path.unlink(missing_ok=True)
         log.info("supernet saved in %s", self.final)
         return self.final
+
+    @contextmanager
+    def training_lock(self) -> Iterator[None]:
+        """Held while this supernet trains: a second worker on this machine waits here, then finds
+        it finished (an exclusive `flock`, released by the system if the holder dies)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / LOCK, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- the latest checkpoint ------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
