@@ -228,3 +228,18 @@ def test_the_front_under_a_cpu_hog_is_ordered_as_the_unloaded_one(workspace, tmp
             hog.kill()
             hog.wait()
     assert loaded == quiet
+
+
+def test_the_report_names_the_reference_and_the_teachers_median_timed_with_the_students(tmp_path):
+    from autodistill.report import write_report
+
+    teacher = {"accuracy": 0.9, "latency_ms": 648.0, "latency_p50_ms": 648.0}   # started on a busy machine
+    trials = [{"hidden": h, "accuracy": a, "speedup": s, "latency_ms": 648.0 / s, "teacher_latency_p50_ms": t}
+              for h, a, s, t in ((8, 0.8, 10.0, 16.0), (16, 0.85, 6.0, 19.0), (32, 0.88, 4.0, 17.0))]
+    study = _study(trials, teacher)
+    study.set_metric_names(["accuracy", "latency"])
+    text = write_report(study, tmp_path).summary.read_text()
+    assert ("latency: each student's time at the teacher's reference latency, 648 ms (its median when "
+            "the study started)") in text
+    assert "timed with the students, the teacher's median was 17 ms" in text
+    assert "| teacher | - | 0.9 | 648 |" in text and "| 64.8 |" in text and "10.0x" in text

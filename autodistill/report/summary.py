@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autodistill.study.objectives import LATENCY
 from autodistill.study.pareto import FrontRow, table_cells
 from autodistill.study.trials import DATA, SEARCH_COMMAND, TEACHER_MODEL
 
@@ -39,6 +40,17 @@ def _data_line(data: Mapping[str, Any]) -> str:
     return text + (f" ({', '.join(files)})" if files else "")
 
 
+def _latency_line(teacher: Mapping[str, Any]) -> str:
+    """How the latencies were made: at the reference, and the teacher's paired median beside it
+    (far apart: the study started on a busy machine, and every latency is scaled alike)."""
+    line = (f"latency: each student's time at the teacher's reference latency, "
+            f"{teacher[LATENCY.key]:.4g} ms (its median when the study started), from the ratio of "
+            f"their fastest calls timed together")
+    if "latency_p50_ms_alone" in teacher:  # teacher_reference: the median of its paired timings
+        line += f"; timed with the students, the teacher's median was {teacher['latency_p50_ms']:.4g} ms"
+    return line
+
+
 def summary_markdown(study: optuna.Study, rows: Sequence[FrontRow], *, metric_names: Sequence[str],
                      teacher: Mapping[str, Any] | None, figures: Sequence[tuple[str, str]]) -> str:
     """The report's text; `figures` are (title, file name) pairs next to the Markdown file."""
@@ -55,6 +67,8 @@ def summary_markdown(study: optuna.Study, rows: Sequence[FrontRow], *, metric_na
         facts.append(f"data: {_data_line(attrs[DATA])}")
     if attrs.get(SEARCH_COMMAND):
         facts.append(f"search command: `{attrs[SEARCH_COMMAND]}`")
+    if teacher and teacher.get(LATENCY.key) is not None:
+        facts.append(_latency_line(teacher))
     header, lines = table_cells(rows, metric_names=metric_names, teacher=teacher)
     parts = [
         f"# Search report: study `{study.study_name}`",
