@@ -379,8 +379,8 @@ def test_a_cache_build_on_a_full_disk_is_one_error_and_the_rerun_builds(dataset,
         with open(disk / "filler2", "wb") as more:  # and 40 KiB of those taken too
             more.write(b"x" * 40 * 1024)
 
-        with pytest.raises(DiskSpaceError, match=r"teacher cache: its files need [\d.]+ MiB in .*, but the "
-                           r"disk has [\d.]+ MiB free; free space there .*auto_distillation\.teacher_cache"):
+        with pytest.raises(DiskSpaceError, match=r"teacher cache: its files need \d+ KiB in .*, but the "
+                           r"disk has \d+ KiB free; free space there .*auto_distillation\.teacher_cache"):
             TeacherCache(teacher, dataset, root=disk / "cache").ensure(FEATURES)
         assert [p.name for p in (disk / "cache").rglob("*") if p.is_file()] == []
 
@@ -399,6 +399,32 @@ def test_a_cache_build_on_a_full_disk_is_one_error_and_the_rerun_builds(dataset,
         live = teacher(**{k: v for k, v in dataset.tensors.items() if k != "labels"}).logits
         cached = rerun.lookup(torch.arange(len(dataset)), [LOGITS], torch.device("cpu")).output["logits"]
         torch.testing.assert_close(cached, live.detach())
+    finally:
+        subprocess.run(["umount", str(disk)], check=False, timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_search_on_a_full_disk_ends_with_one_line_and_the_rerun_finishes(workspace, tmp_path, capsys):
+    """The search's output folder on a 200 KiB disk: the study fits, the teacher cache does not.
+    One line, exit 2, at the first trial (not one failed trial after another); with the disk
+    grown, the same command finishes the study."""
+    disk = _small_disk(tmp_path / "disk", "200k")
+    try:
+        config = tmp_path / "config.yaml"
+        config.write_text(_fill(SEARCH_YAML, root=workspace, out=disk / "run"))
+        command = ["search", str(config), "--quiet"]
+
+        code, err = _cli(command, in_subprocess=True, cwd=tmp_path, capsys=capsys)
+
+        assert code == 2
+        assert re.fullmatch(r"autodistill: error: teacher cache: its files need \d+ KiB in .*/run/teacher_cache/"
+                            r"\w+, but the disk has \d+ KiB free; free space there .*and run again", _one_line(err))
+        subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True, timeout=30)
+        proc = subprocess.run([str(Path(sys.executable).parent / "autodistill"), *command], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert proc.returncode == 0, proc.stderr
+        study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{disk / 'run' / 'study.db'}")
+        assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
     finally:
         subprocess.run(["umount", str(disk)], check=False, timeout=30)
 

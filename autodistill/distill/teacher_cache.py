@@ -14,8 +14,9 @@ when complete, with its marker written after; a file without its marker (a kille
 is rebuilt, and the temporaries of a build killed with -9 are removed by the next. Before a
 build writes, the space its files need is checked against the disk's free space and allocated
 (memory-mapped writes to a full disk would kill the process with SIGBUS): a full disk is one
-`DiskSpaceError` and the next run, with space, builds the cache. Use it only for a teacher in eval mode on fixed inputs: with augmentation or
-teacher dropout the outputs differ per step, and the teacher must run live.
+`DiskSpaceError` and the next run, with space, builds the cache. Use it only for a teacher in
+eval mode on fixed inputs: with augmentation or teacher dropout the outputs differ per step,
+and the teacher must run live.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ Feature = tuple[str, OutputIndex]
 LOGITS: Feature = ("<logits>", ())
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _HEADER_BYTES = 4096  # an upper bound on a .npy header
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
 
 
 def teacher_fingerprint(teacher: nn.Module) -> str:
@@ -128,8 +133,8 @@ class TeacherCache:
 
     def _no_space(self, needed: int, free: int) -> DiskSpaceError:
         return DiskSpaceError(
-            f"teacher cache: its files need {needed / 2**20:,.1f} MiB in {self.directory}, but the disk "
-            f"has {free / 2**20:,.1f} MiB free; free space there (or give another output_dir, or set "
+            f"teacher cache: its files need {_size(needed)} in {self.directory}, but the disk has "
+            f"{_size(free)} free; free space there (or give another output_dir, or set "
             "auto_distillation.teacher_cache: false) and run again")
 
     def _allocate(self, tmp: dict[Feature, Path], first: dict[Feature, torch.Tensor], n: int

@@ -51,7 +51,13 @@ from autodistill import interrupts
 from autodistill.advisors import make_advisor
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.config.schema import EarlyStoppingSection, SearchSection
-from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture, NonFiniteLossError
+from autodistill.errors import (
+    AutodistillError,
+    ConfigError,
+    DiskSpaceError,
+    InvalidArchitecture,
+    NonFiniteLossError,
+)
 from autodistill.paths import inside
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import lost_trials
@@ -222,6 +228,13 @@ class AutoDistillation:
                                 Outcome.PRUNED, f"stopped early: {stop.reason}")
         except KeyboardInterrupt:
             self._interrupted(trial)
+            raise
+        except DiskSpaceError as exc:  # every trial would fail alike: the search stops with its one line;
+            # the trial costs no budget (as an interrupted one) and its architecture is tried again
+            attrs.record(trial, {attrs.INTERRUPTED: True})
+            ended = self.study.tell(trial, state=TrialState.FAIL)
+            log.info("trial %d stopped, its architecture queued again: %s", trial.number, exc)
+            lost_trials.retry_architecture(self.study, ended, max_retries=self.config.max_retries)
             raise
         except Exception as exc:
             return self._failed(trial, exc)
