@@ -285,3 +285,18 @@ def test_workers_that_start_together_train_the_supernet_once(tmp_path, monkeypat
     assert trainings == ["first"]
     assert results["first"].keys() == results["second"].keys()
     assert all(torch.equal(results["first"][k], results["second"][k]) for k in results["first"])
+
+
+def test_a_non_finite_loss_stops_training_before_the_weights_move(tmp_path):
+    from autodistill.errors import NonFiniteLossError
+
+    teacher = _teacher()
+    elastic = elastic_for(copy.deepcopy(teacher))
+    with torch.no_grad():
+        elastic.model.classifier.bias.fill_(float("inf"))
+    before = _weights(elastic)
+    with pytest.raises(NonFiniteLossError, match=r"stage 'supernet \(sandwich\)' at step 1.*lower the learning rate"):
+        train_supernet(elastic, teacher=teacher, loader=toy_batches(1), space=SPACE, section=_section(),
+                       store=SupernetStore(tmp_path, "k"), quiet=True)
+    after = _weights(elastic)
+    assert all(torch.equal(after[k], before[k]) for k in before)

@@ -23,6 +23,7 @@ the batches already seen, so it ends with the weights an uninterrupted run has.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from autodistill.distill.adaptor import DataAdaptor, to_device
 from autodistill.distill.optimization import build_schedule
 from autodistill.distill.progress import Progress
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache
+from autodistill.errors import NonFiniteLossError
 from autodistill.losses.logits import extract_logits
 from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
 from autodistill.space import SearchSpace
@@ -187,11 +189,14 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
                                  teacher_logits, labels)
                 (loss / len(subnets)).backward()
                 per_size.setdefault(size, []).append(loss.item())
+            means = {size: sum(v) / len(v) for size, v in per_size.items()}
+            if not all(math.isfinite(v) for v in means.values()):  # before the step: the weights stay sound
+                raise NonFiniteLossError("supernet (sandwich)", step, sum(means.values()), means)
             if section.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), section.max_grad_norm)
             optimizer.step(_masks(elastic, subnets))
             schedule.step()
-            history.append({size: sum(v) / len(v) for size, v in per_size.items()})
+            history.append(means)
             progress.update(sum(sum(v) for v in per_size.values()) / len(subnets))
             if step % section.checkpoint_every_steps == 0 and step < total:
                 store.save_checkpoint({"step": step, "total_steps": total, "model": model.state_dict(),
