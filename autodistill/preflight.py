@@ -48,7 +48,7 @@ def writable_folder(path: str | Path, *, key: str) -> None:
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
-    fix = f"give another {key} (or --{key.replace('_', '-')})"
+    fix = f"give another {key}" + ("" if key.startswith("--") else f" (or --{key.replace('_', '-')})")
     if not existing.is_dir():
         raise ConfigError(f"{key} {str(folder)!r} is not a writable folder: {str(existing)!r} is a file; {fix}")
     try:

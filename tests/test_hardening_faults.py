@@ -91,10 +91,11 @@ ROWS = [
     Row("abbreviated-option", ("search", "{config}", "--max", "3"), r"unrecognized arguments: --max 3"),
     Row("export-out-under-a-file", ("export", "--output-dir", "{out}", "--trial", "1", "--out",
                                     "{tmp}/a_file/student"),
-        r"--out '.*/a_file/student' cannot be created: '.*/a_file' is a file; choose a folder elsewhere"),
+        r"--out '.*/a_file/student' is not a writable folder: '.*/a_file' is a file; give another --out$"),
     Row("export-out-unwritable", ("export", "--output-dir", "{out}", "--trial", "1", "--out",
                                   "/sys/autodistill-hardening/student"),
-        r"--out '/sys/autodistill-hardening/student' cannot be created: .*choose a writable place"),
+        r"--out '/sys/autodistill-hardening/student' is not a writable folder: cannot create a file in '/sys' "
+        r"\(.+\); fix its permissions or give another --out$"),
     Row("dashboard-port-out-of-range", ("dashboard", "--output-dir", "{out}", "--port", "70000"),
         r"argument --port: a port is a number from 1 to 65535, got '70000'"),
     Row("dashboard-port-in-use", ("dashboard", "--output-dir", "{out}", "--port", "{port}"),

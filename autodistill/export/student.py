@@ -11,7 +11,6 @@ teacher's (the study's `teacher_model`), since students share the teacher's voca
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.errors import ConfigError
 from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
 from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
+from autodistill.preflight import writable_folder
 from autodistill.paths import same_or_inside
 from autodistill.study.trials import (
     DATA,
@@ -90,23 +90,6 @@ def _onnx(folder: Path, model_class: str | None) -> OnnxCheck:
     return export_onnx(cls.from_pretrained(folder), folder)
 
 
-def _writable_parent(out: Path) -> None:
-    """`--out`'s parent is a folder that takes a new folder (created when missing)."""
-    parent = out.parent
-    existing = next((p for p in (parent, *parent.parents) if p.exists()), parent)
-    if not existing.is_dir():
-        raise ConfigError(f"--out {str(out)!r} cannot be created: {str(existing)!r} is a file; "
-                          "choose a folder elsewhere")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--out {str(out)!r} cannot be created: {exc.strerror or exc} "
-                          f"({str(existing)!r}); choose a writable place") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {str(out)!r} cannot be created: {str(parent)!r} is not writable; "
-                          "fix its permissions or choose a writable place")
-
-
 def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, selected_by: str,
                    command: str | None = None, onnx: bool = False) -> ExportedStudent:
     """Copy the trial's saved student to `out` (new or empty) with a tokenizer and README.md."""
@@ -123,7 +106,7 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
     if onnx:
         require_onnx()
     attrs = study.user_attrs
-    _writable_parent(out)
+    writable_folder(out, key="--out")
     remove_dead_temporaries(out.parent)  # the copy of an export killed with -9
     tmp = temporary_path(out)
     try:
