@@ -105,11 +105,13 @@ def test_an_architecture_outside_the_supernet_is_invalid(supernet):
 
 
 @pytest.mark.parametrize("dimensions, message", [
-    ({"hidden_size": [16, 64]}, r"search\.search_space\.hidden_size: 64 is larger than the teacher's hidden_size \(32\)"),
+    ({"hidden_size": [16, 64]},
+     r"search\.search_space\.hidden_size: 64 is larger than the teacher's hidden_size \(32\)"),
     ({"num_attention_heads": [2, 8]}, r"num_attention_heads: 8 is larger .*keep num_attention_heads <= 4"),
     ({"num_hidden_layers": [1, 5]}, r"num_hidden_layers: 5 is larger"),
     ({"intermediate_size": [128]}, r"intermediate_size: 128 is larger"),
-    ({"hidden_act": ["gelu", "relu"]}, r"search\.search_space\.hidden_act: .*slices only .*search\.strategy: per_trial"),
+    ({"hidden_act": ["gelu", "relu"]},
+     r"search\.search_space\.hidden_act: .*slices only .*search\.strategy: per_trial"),
     ({"hidden_size": [30], "num_attention_heads": [4]}, r"no value in \[4\] divides a hidden_size in \[30\]"),
 ])
 def test_check_supernet_space_names_the_key_the_value_and_the_fix(dimensions, message):
