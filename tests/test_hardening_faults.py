@@ -36,7 +36,7 @@ from autodistill.cli import main
 from autodistill.data import TokenizedDataset, read_text_file
 from autodistill.data.text_files import MAX_TEXT_CHARACTERS
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache
-from autodistill.errors import DiskSpaceError
+from autodistill.errors import ConfigError, DiskSpaceError
 from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from conftest import tiny_bert
@@ -455,3 +455,11 @@ def test_a_trial_whose_worker_is_a_dead_process_of_this_host_is_failed_at_once(t
 def test_temporary_names_carry_host_and_pid(tmp_path):
     name = temporary_path(tmp_path / "report.md").name
     assert re.fullmatch(rf"\.report\.md\.[^.~]+~{os.getpid()}\.\d+\.tmp", name)
+
+
+def test_a_max_length_no_model_has_is_refused_before_the_tokenizer_runs(workspace):
+    """A tokenizer without a model_max_length (the workspace's) would abort in Rust padding to 10**9."""
+    tokenizer = AutoTokenizer.from_pretrained(workspace / "teacher")
+    with pytest.raises(ConfigError, match=r"data\.max_length must be at most 65,536 tokens .*got 1,000,000,000; "
+                       r"lower it"):
+        TokenizedDataset(read_text_file(workspace / "train.csv"), tokenizer, max_length=10**9)

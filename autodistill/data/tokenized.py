@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 EXAMPLE_INDEX = "example_index"
 _TOKENIZER_OUTPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MAX_SEQUENCE_LENGTH = 65_536  # a bound for tokenizers without a model_max_length
 
 
 class TokenizedDataset(Dataset):
@@ -39,6 +40,11 @@ class TokenizedDataset(Dataset):
             raise ConfigError(
                 f"max_length must be an integer >= 2 (room for the special tokens), "
                 f"but got {max_length!r}"
+            )
+        if max_length > MAX_SEQUENCE_LENGTH:  # the tokenizer would abort (Rust) or fill the memory
+            raise ConfigError(
+                f"data.max_length must be at most {MAX_SEQUENCE_LENGTH:,} tokens (more than any "
+                f"model's positions), but got {max_length:,}; lower it"
             )
         if max_length > tokenizer.model_max_length:
             raise ConfigError(
