@@ -194,8 +194,10 @@ def test_screening_takes_the_figure_at_the_reference_not_the_raw_time(tmp_path):
 
 # --- a CPU hog beside a tiny search ---------------------------------------------------------
 
+# three depths whose latencies differ clearly (about 0.5, 1.2 and 3 ms on this CPU)
 LOAD_SPACE = {
-    "      hidden_size: [8, 16, 24]\n      num_hidden_layers: {low: 1, high: 2}\n      num_attention_heads: [2, 3, 4]\n":
+    "      hidden_size: [8, 16, 24]\n      num_hidden_layers: {low: 1, high: 2}\n"
+    "      num_attention_heads: [2, 3, 4]\n":
     "      hidden_size: [16]\n      num_hidden_layers: [1, 4, 12]\n      num_attention_heads: [2]\n",
     "    max_trials: 4\n": "    max_trials: 3\n",
     "repeats: 20, threads: 1": "repeats: 30, threads: 1",

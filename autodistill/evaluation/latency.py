@@ -25,9 +25,9 @@ the minima 0.27-0.28x (0.25-0.26x without the busy loops); 1 and 4 layers held e
 (1.5x, 0.7x). Inside a tiny search under the same busy loops, the minima's speed-ups of 1
 and 4 layers read 1.47-1.53x and 0.65-0.67x (1.48-1.51x and 0.61-0.67x without), of 12
 layers 0.26-0.29x in 3 runs of 5 and 0.08-0.11x in 2 (no call ran whole; without the busy
-loops 0.26-0.28x, once 0.11x), against 0.04-0.96x from the medians. So a ratio of models timed together is taken between their
-minima (`paired_ratio`); the study turns it into milliseconds at a reference teacher
-latency (autodistill/study/task.py).
+loops 0.26-0.28x, once 0.11x), against 0.04-0.96x from the medians. So a ratio of models
+timed together is taken between their minima (`paired_ratio`); the study turns it into
+milliseconds at a reference teacher latency (autodistill/study/task.py).
 
     spec = LatencySpec(batch_size=1, sequence_length=128, threads=2)
     lat = measure_latency(student, spec)          # a transformers model: dummy token ids
