@@ -269,6 +269,7 @@ def stop_at_the_work(monkeypatch):
     monkeypatch.setattr(TeacherCache, "_build", reached)
     monkeypatch.setattr(task, "measure_latency", reached)
     monkeypatch.setattr(task, "measure_latencies", reached)
+    monkeypatch.setattr("autodistill.distill.run.build_student", reached)  # distill's student: sizes are random
 
 
 def _under(path: str, root: Path) -> bool:
@@ -282,33 +283,43 @@ def test_random_edits_of_a_valid_config_end_in_one_error_line_or_reach_the_work(
         data, workspace, tmp_path, capsys, stop_at_the_work):
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     out = harness._existing_run(folder, other_objectives=False)
-    good = yaml.safe_load(harness._fill(harness.SEARCH_YAML, root=workspace, out=out))
+    command = data.draw(st.sampled_from(["search", "distill"]))
+    text = harness.SEARCH_YAML if command == "search" else harness.DISTILL_YAML
+    good = yaml.safe_load(harness._fill(text, root=workspace, out=out))
     config = data.draw(harness.edited(good))
-    output = config.get("output_dir", "runs/search") if isinstance(config, dict) else None
+    default = "runs/search" if command == "search" else "runs/distill"
+    output = config.get("output_dir", default) if isinstance(config, dict) else None
     if isinstance(output, str) and Path(output).is_absolute() and not _under(output, folder):
-        config["output_dir"] = output = str(out)  # a random absolute folder would be the run's own
+        config["output_dir"] = output = good["output_dir"]  # a random absolute folder would be the run's own
     path = folder / "config.yaml"
     path.write_text(harness._dump(config))
     before, fixtures = harness.snapshot(folder), harness.snapshot(workspace)
     cwd = os.getcwd()
     os.chdir(folder)  # a relative output_dir lands in the example's folder
     try:
-        code = main(["search", str(path), "--quiet"])
+        code = main([command, str(path), "--quiet"])
     except ReachedTheWork:
         code = None
     finally:
         os.chdir(cwd)
     err = capsys.readouterr().err
-    event("reached the work" if code is None else "refused")
+    event(f"{command}: {'reached the work' if code is None else 'refused'}")
     assert "Traceback" not in err and "internal error" not in err, err
     if code is not None:
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and lines[0].startswith("autodistill: error: "), err
-    own = (folder / output).resolve() if isinstance(output, str) else None
-    outside = {k: v for k, v in harness.snapshot(folder).items()
-               if own is None or not (folder / k).resolve().is_relative_to(own)}
-    assert outside == {k: v for k, v in before.items() if own is None or not (folder / k).resolve().is_relative_to(own)}
+    own = folder / output if isinstance(output, str) else None  # None: no output folder was valid
+    assert _outside(harness.snapshot(folder), folder, own) == _outside(before, folder, own)
     assert harness.snapshot(workspace) == fixtures
+
+
+def _outside(files: dict[str, str], folder: Path, own: Path | None) -> dict[str, str]:
+    """The entries of a snapshot of `folder` that are neither under the run's output folder `own`
+    nor one of the folders above it (made to hold it)."""
+    def own_or_above(name: str) -> bool:
+        return own is not None and (_under(str(folder / name), own) or _under(str(own), folder / name))
+
+    return {name: digest for name, digest in files.items() if not own_or_above(name)}
 
 
 # -- failure accounting: all failed, and failures a rerun cannot fix ---------------------------------
