@@ -300,3 +300,11 @@ def test_a_non_finite_loss_stops_training_before_the_weights_move(tmp_path):
                        store=SupernetStore(tmp_path, "k"), quiet=True)
     after = _weights(elastic)
     assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_a_continuous_dimension_is_named_before_anything_is_written(tmp_path):
+    space = SearchSpace.from_mapping({"hidden_size": [16, 32], "hidden_dropout_prob": {"low": 0.0, "high": 0.3}})
+    with pytest.raises(ConfigError, match=r"search\.search_space\.hidden_dropout_prob: .*continuous range"):
+        load_or_train_supernet(_teacher(), loader=toy_batches(1), space=space, section=_section(), root=tmp_path,
+                               key="k", importance_batches=toy_batches(1), quiet=True)
+    assert not any(tmp_path.iterdir())

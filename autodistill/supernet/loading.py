@@ -15,7 +15,7 @@ from autodistill.distill.teacher_cache import TeacherCache
 from autodistill.space import SearchSpace
 from autodistill.supernet.elastic import ElasticModel, check_supernet_space, elastic_for
 from autodistill.supernet.importance import reorder_by_importance
-from autodistill.supernet.sandwich import corners
+from autodistill.supernet.sandwich import corners, space_grid
 from autodistill.supernet.store import SupernetStore
 from autodistill.supernet.training import train_supernet
 
@@ -33,7 +33,7 @@ def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpac
     it by importance, cut its widths to the space's largest point (all its layers kept), train it
     by the sandwich rule, save.
     The teacher itself is left unchanged. `on_step(step)` as in `train_supernet`."""
-    check_supernet_space(teacher.config, space.grid())
+    check_supernet_space(teacher.config, space_grid(space))
     store = SupernetStore(root, key)
     if not store.finished():
         with store.training_lock():  # workers that start together: one trains, the others wait
@@ -49,7 +49,7 @@ def _train_and_save(teacher: nn.Module, *, loader: Any, space: SearchSpace, sect
                     store: SupernetStore, importance_batches: Iterable[Mapping[str, Tensor]],
                     teacher_cache: TeacherCache | None, quiet: bool,
                     on_step: Callable[[int], None] | None) -> ElasticModel:
-    grid = space.grid()
+    grid = space_grid(space)
     supernet = copy.deepcopy(teacher)
     record: dict[str, Any] = {}
     if not store.has_checkpoint():  # a checkpoint's weights replace all of these

@@ -16,6 +16,7 @@ from typing import Any
 from transformers import PretrainedConfig
 
 from autodistill.errors import ConfigError
+from autodistill.space import SearchSpace
 from autodistill.supernet.elastic import Layout
 
 __all__ = ["SubNetwork", "corners", "sandwich"]
@@ -23,6 +24,16 @@ __all__ = ["SubNetwork", "corners", "sandwich"]
 Grid = Mapping[str, list[Any]]  # every value of every dimension (SearchSpace.grid())
 SubNetwork = tuple[str, dict[str, Any]]  # ("largest" | "smallest" | "random", architecture)
 _DRAWS = 100  # random draws tried before a step gives up on a valid random sub-network
+
+
+def space_grid(space: SearchSpace) -> Grid:
+    """Every value of every dimension; a continuous dimension is a ConfigError a supernet can name."""
+    try:
+        return space.grid()
+    except ConfigError:
+        continuous = [d.name for d in space.dimensions if d.count() is None]
+        raise ConfigError(f"search.search_space.{continuous[0]}: a supernet slices whole units, but it is a "
+                          "continuous range; give it a step or a list, or set search.strategy: per_trial") from None
 
 
 def _valid(architecture: Mapping[str, Any], config: PretrainedConfig, layout: Layout) -> bool:

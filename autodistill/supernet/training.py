@@ -44,7 +44,7 @@ from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
 from autodistill.space import SearchSpace
 from autodistill.supernet.elastic import ElasticModel
 from autodistill.supernet.masked_adamw import MaskedAdamW
-from autodistill.supernet.sandwich import SubNetwork, corners, sandwich
+from autodistill.supernet.sandwich import SubNetwork, corners, sandwich, space_grid
 from autodistill.supernet.store import SupernetStore
 
 __all__ = ["SupernetReport", "train_supernet"]
@@ -150,7 +150,7 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
     total = section.steps_for(len(loader))
     optimizer = MaskedAdamW(list(model.named_parameters()), (section.optimizer or OptimizerSection()).spec())
     schedule = build_schedule(optimizer, (section.schedule or ScheduleSection()).spec(), total)
-    grid = space.grid()
+    grid = space_grid(space)
     ends = corners(grid, model.config, elastic.layout)
     adaptor = DataAdaptor()
     objective = _Objective(section, teacher, teacher_cache, adaptor)
