@@ -7,7 +7,7 @@
                        --out DIR [--onnx] [CONFIG.yaml | --storage URL]
     autodistill report [CONFIG.yaml | --storage URL --output-dir DIR] [--study-name N]
     autodistill dashboard [CONFIG.yaml | --storage URL] [--port P]
-    autodistill distill CONFIG.yaml
+    autodistill distill CONFIG.yaml [--output-dir D] [--resume]
     autodistill layers MODEL [STUDENT] [--model-cls C] [--sequence-length L]
 """
 
@@ -33,7 +33,7 @@ def _distill(args: argparse.Namespace) -> int:
     from autodistill.distill.run import load_run_config, run_distillation
 
     config = load_run_config(args.config).overridden(output_dir=args.output_dir)
-    result = run_distillation(config, quiet=args.quiet)
+    result = run_distillation(config, quiet=args.quiet, resume=args.resume)
     for stage in result.fit.stages:
         first = stage.losses[0] if stage.losses else float("nan")
         last = stage.losses[-1] if stage.losses else float("nan")
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("config", help="YAML config with teacher, student, data and distillation")
     distill.add_argument("--output-dir", help="where the student is saved (overrides output_dir)")
     distill.add_argument("--quiet", action="store_true", help="no progress bars")
+    distill.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from its last checkpoint in <output_dir>/checkpoints")
     distill.set_defaults(run=_distill)
     layers = commands.add_parser(
         "layers", help="a model's modules and output shapes; for MODEL and STUDENT, proposed layer mappings",

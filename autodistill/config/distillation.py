@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Discriminator, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
-from autodistill.config.plan import DistillationPlan, Stage
-from autodistill.config.sections import Seed, TrainingSection, Weight
+from autodistill.config.plan import DistillationPlan, Precision, Stage
+from autodistill.config.sections import BoundedInt, Seed, TrainingSection, Weight
 from autodistill.config.stages import (
     FlashSection,
     FlashTemplateSection,
@@ -25,12 +25,31 @@ class DistillationSection(TrainingSection):
     teacher_weights: list[Weight] | None = None
     truncate_forward: bool = True
     progress: bool = True
+    checkpoint_every_steps: Annotated[BoundedInt, Field(ge=0)] | None = 500
+    precision_force: bool = False
+    precision: Precision = "fp32"
     flash_distillation: Annotated[
         Annotated[FlashSection, Tag("<blocks>")] | Annotated[FlashTemplateSection, Tag("<template>")],
         Discriminator(flash_form),
     ] | None = None
     regular_distillation: StageSection | None = None
     train: SeedTrainSection | None = None
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_runs_here(cls, precision: str, info: ValidationInfo) -> str:
+        from autodistill.distill.distiller import resolve_device
+        from autodistill.distill.precision import precision_refusal
+
+        device = info.data.get("device", "auto")
+        try:
+            resolved = resolve_device(device)
+        except RuntimeError:  # an unknown device name: its own check (preflight) says so
+            return precision
+        refusal = precision_refusal(precision, resolved, force=info.data.get("precision_force", False))
+        if refusal is not None:
+            raise ValueError(refusal)
+        return precision
 
     @model_validator(mode="after")
     def _some_stage(self) -> DistillationSection:
@@ -61,4 +80,6 @@ class DistillationSection(TrainingSection):
             seed=self.seed, device=self.device,
             teacher_weights=tuple(self.teacher_weights) if self.teacher_weights else None,
             truncate_forward=self.truncate_forward, progress=self.progress,
+            checkpoint_every_steps=self.checkpoint_every_steps or 0,
+            precision=self.precision, precision_force=self.precision_force,
         )

@@ -12,6 +12,7 @@ from typing import Literal
 
 OutputIndex = tuple[int | str, ...]
 MatcherKind = Literal["auto", "linear", "conv1x1", "head_mean", "none"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 
 def format_index(index: OutputIndex) -> str:
@@ -133,3 +134,6 @@ class DistillationPlan:
     teacher_weights: tuple[float, ...] | None = None
     truncate_forward: bool = True
     progress: bool = True
+    checkpoint_every_steps: int = 500  # 0: checkpoints at stage ends only (where a folder is given)
+    precision: Precision = "fp32"
+    precision_force: bool = False  # run bf16 on a CPU without bf16 hardware anyway

@@ -26,6 +26,15 @@ from torch import nn
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import DistillationPlan, Stage
 from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.distill.checkpoint import (
+    Checkpoint,
+    Checkpointer,
+    Position,
+    fingerprint,
+    read_checkpoint,
+    refuse_overwrite,
+    restore_random_states,
+)
 from autodistill.distill.callbacks import (
     CallbackList,
     DistillationCallback,
@@ -34,6 +43,7 @@ from autodistill.distill.callbacks import (
 )
 from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule
+from autodistill.distill.precision import autocast, gradient_scaler, precision_refusal
 from autodistill.distill.probe import PlanProbe, paths_per_teacher
 from autodistill.distill.progress import Progress
 from autodistill.distill.teacher_cache import Feature, TeacherCache, features_for
@@ -77,7 +87,19 @@ class _StageRun:
     student_capture: FeatureCapture
     teacher_captures: list[FeatureCapture | None]
     cached: list[Feature] | None
+    scaler: torch.amp.GradScaler | None = None
     last_learning_rate: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the stage's training state."""
+        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        if self.scaler is not None and saved.get("scaler") is not None:
+            self.scaler.load_state_dict(saved["scaler"])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,14 +132,35 @@ def _teachers(teacher: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
     return [f"teacher{i}" for i in range(len(teachers))], teachers
 
 
-def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise ConfigError("the train loader yields no batches")
+class _Batches(Iterator[Any]):
+    """The train loader's batches, epoch after epoch; counts the batches consumed (the data
+    position a checkpoint records) and skips that many to resume."""
+
+    def __init__(self, loader: Iterable[Any]) -> None:
+        self.loader, self.consumed = loader, 0
+        self._epochs = self._cycle()
+
+    def _cycle(self) -> Iterator[Any]:
+        while True:
+            empty = True
+            for batch in self.loader:
+                empty = False
+                yield batch
+            if empty:
+                raise ConfigError("the train loader yields no batches")
+
+    def __next__(self) -> Any:
+        batch = next(self._epochs)
+        self.consumed += 1
+        return batch
+
+    def skip(self, count: int) -> None:
+        for _ in range(count):
+            next(self)
+
+
+def _records(stages: list[StageRecord]) -> list[dict[str, Any]]:
+    return [{"name": r.name, "steps": r.steps, "losses": r.losses, "seconds": r.seconds} for r in stages]
 
 
 class Distiller:
@@ -147,6 +190,9 @@ class Distiller:
         if teacher_cache is not None and len(self.teachers) != 1:
             raise ConfigError("a teacher cache serves one teacher; run several teachers live")
         self.teacher_cache = teacher_cache
+        refusal = precision_refusal(self.plan.precision, self.device, force=self.plan.precision_force)
+        if refusal is not None:
+            raise ConfigError(f"precision: {refusal}")
         self.resolved: list[list[ResolvedMapping]] | None = None
 
     def prepare(self, batch: Any) -> list[list[ResolvedMapping]]:
@@ -161,13 +207,25 @@ class Distiller:
         self.resolved = probe.run(to_device(batch, self.device))
         return self.resolved
 
-    def fit(self, train_loader: Iterable[Any]) -> FitResult:
-        batches = _cycle(train_loader)
-        first = next(batches)
+    def fit(self, train_loader: Iterable[Any], *, checkpoint_dir: str | Path | None = None,
+            resume_from: str | Path | None = None) -> FitResult:
+        """Train every stage in order. With `checkpoint_dir`, write checkpoints there (every
+        `checkpoint_every_steps` and at each stage end); with `resume_from`, continue exactly where
+        its newest checkpoint stood (and keep checkpointing there unless `checkpoint_dir` is given).
+        Exact resumption needs the same loader order: a fixed list, or make_loader's own generator."""
+        fix = "resume from it (resume_from, or `autodistill distill --resume`), or give a new folder"
+        mark = fingerprint(self.plan, self.student)
+        resumed = (read_checkpoint(resume_from, mark, fix="start without resuming")
+                   if resume_from is not None else None)
+        folder = checkpoint_dir if checkpoint_dir is not None else resume_from
+        if folder is not None and (resumed is None or Path(folder) != Path(resume_from or "")):
+            refuse_overwrite(folder, fix=fix)
+        checkpoints = Checkpointer(folder, mark, self.plan.checkpoint_every_steps) if folder else None
+        first = next(_Batches(train_loader))
         resolved = self.prepare(first)
         if self.teacher_cache is not None:
             self.teacher_cache.ensure(features_for(self.plan.stages))
-        batches = _cycle(train_loader)  # restart: the probe batch is also the first step's
+        batches = _Batches(train_loader)  # restart: the probe batch is also the first step's
         seed_everything(self.plan.seed)
         try:
             per_epoch: int | None = len(train_loader)  # type: ignore[arg-type]
@@ -175,25 +233,56 @@ class Distiller:
             per_epoch = None
         state, control = DistillationState(), DistillationControl()
         result = FitResult()
+        position = Position()
+        if resumed is not None:
+            position = resumed.position
+            self._restore(resumed, batches, result, state)
         self.student.train()
         self.callbacks.fire("on_fit_begin", state, control)
         for index, (stage, mappings) in enumerate(zip(self.plan.stages, resolved)):
+            if index < position.stage_index:
+                continue
             state.stage_index, state.stage = index, stage
             state.total_steps, state.step = stage.steps_for(per_epoch), 0
             self.callbacks.fire("on_stage_begin", state, control)
-            record = self._run_stage(stage, mappings, batches, state, control)
-            result.stages.append(record)
-            self.callbacks.fire("on_stage_end", state, control)
+            at = resumed if resumed is not None and index == position.stage_index and position.step else None
+            record = self._run_stage(stage, mappings, batches, state, control, result, checkpoints, at)
             if control.should_stop:
                 result.stopped_early = True
+            elif checkpoints is not None:
+                checkpoints.write(Position(index + 1, 0, state.global_step, batches.consumed),
+                                  _records(result.stages), student=self.student, matchers=self.matchers,
+                                  training={})
+            self.callbacks.fire("on_stage_end", state, control)
+            if control.should_stop:
                 break
         self.callbacks.fire("on_fit_end", state, control)
         return result
 
-    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], batches: Iterator[Any],
-                   state: DistillationState, control: DistillationControl) -> StageRecord:
-        """Set the stage up once (its parameters, optimiser, schedule, captures), then step."""
-        record = StageRecord(stage.name, state.total_steps)
+    def _restore(self, checkpoint: Checkpoint, batches: _Batches, result: FitResult,
+                 state: DistillationState) -> None:
+        """The student, matchers, records, data position and random states of `checkpoint`."""
+        saved = checkpoint.state()
+        self.student.load_state_dict(saved["student"])
+        checkpoint.load_matchers(self.matchers)
+        result.stages = [StageRecord(r["name"], r["steps"], list(r["losses"]), r["seconds"])
+                         for r in checkpoint.records]
+        if checkpoint.position.step == 0:  # a stage end: the next stage starts a record of its own
+            result.stages = result.stages[:checkpoint.position.stage_index]
+        state.global_step = checkpoint.position.global_step
+        batches.skip(checkpoint.position.batches)
+        restore_random_states(saved["random"])
+
+    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], batches: _Batches,
+                   state: DistillationState, control: DistillationControl, result: FitResult,
+                   checkpoints: Checkpointer | None, resumed: Checkpoint | None) -> StageRecord:
+        """Set the stage up once (its parameters, optimiser, schedule, captures), then step; a stage
+        `resumed` mid-way takes its optimiser and schedule states and its record from the checkpoint."""
+        if resumed is not None:
+            record, first = result.stages[-1], resumed.position.step
+        else:
+            record, first = StageRecord(stage.name, state.total_steps), 0
+            result.stages.append(record)
         matcher_keys = dict.fromkeys(r.matcher_key for r in mappings if r.matcher_key)
         with train_only(self.student, stage.trainable) as named:
             named = named + [(f"matchers.{k}.{n}", p) for k in matcher_keys
@@ -201,22 +290,29 @@ class Distiller:
             if not named:
                 raise MappingError(f"stage '{stage.name}' has no trainable parameters")
             run = self._set_up(stage, mappings, named, state.total_steps)
+            if resumed is not None:
+                run.load_state_dict(resumed.state())
             progress = Progress(stage.name, state.total_steps, quiet=self.quiet)
-            started = time.perf_counter()
+            started, seconds = time.perf_counter(), record.seconds
             with ExitStack() as captures, model_modes(eval=self.teachers, train=[self.student]):
                 for capture in (run.student_capture, *run.teacher_captures):
                     if capture is not None:
                         captures.enter_context(capture)
-                for step in range(state.total_steps):
+                for step in range(first, state.total_steps):
                     total, terms = self._step(run, batches, step)
                     record.losses.append(total)
                     state.step, state.global_step, state.loss = step + 1, state.global_step + 1, total
                     state.terms, state.learning_rate = terms, run.last_learning_rate
                     progress.update(total)
+                    if checkpoints is not None and checkpoints.due(state.global_step) and step + 1 < state.total_steps:
+                        record.seconds = seconds + time.perf_counter() - started
+                        checkpoints.write(Position(state.stage_index, step + 1, state.global_step, batches.consumed),
+                                          _records(result.stages), student=self.student,
+                                          matchers=self.matchers, training=run.state_dict())
                     self.callbacks.fire("on_step_end", state, control)
                     if control.should_stop:
                         break
-            record.seconds = time.perf_counter() - started
+            record.seconds = seconds + time.perf_counter() - started
             progress.close()
         return record
 
@@ -239,25 +335,34 @@ class Distiller:
             teacher_captures=[
                 FeatureCapture(t, paths, role=f"teacher '{n}'", stop_when_complete=truncate) if on else None
                 for t, paths, n, on in zip(self.teachers, teacher_paths, self.teacher_names, active)],
-            cached=features_for([stage]) if not live and stage.needs_teacher else None)
+            cached=features_for([stage]) if not live and stage.needs_teacher else None,
+            scaler=gradient_scaler(self.plan.precision, self.device))
 
-    def _step(self, run: _StageRun, batches: Iterator[Any], step: int) -> tuple[float, dict[str, float]]:
+    def _step(self, run: _StageRun, batches: _Batches, step: int) -> tuple[float, dict[str, float]]:
         """One optimiser step (over `gradient_accumulation_steps` batches): its loss and loss terms."""
         stage, accumulation = run.stage, run.stage.gradient_accumulation_steps
         total = 0.0
         for _ in range(accumulation):
             batch = to_device(next(batches), self.device)
-            loss, terms = self._loss(stage, run.loss_fn, batch, run.student_capture,
-                                     self._teacher_outputs(batch, run.teacher_captures, run.cached))
-            (loss / accumulation).backward()
+            with autocast(self.plan.precision, self.device):
+                loss, terms = self._loss(stage, run.loss_fn, batch, run.student_capture,
+                                         self._teacher_outputs(batch, run.teacher_captures, run.cached))
+            scaled = loss.float() / accumulation
+            (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
             total += float(loss.detach()) / accumulation
         values = {k: float(v.detach()) for k, v in terms.items()}
         if not np.isfinite(total):
             run.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(stage.name, step, total, values)
+        if run.scaler is not None:
+            run.scaler.unscale_(run.optimizer)  # clip and measure the true gradients
         if stage.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(run.params, stage.max_grad_norm)
-        run.optimizer.step()
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)  # skipped when fp16 gradients overflowed
+            run.scaler.update()
+        else:
+            run.optimizer.step()
         run.last_learning_rate = run.schedule.get_last_lr()[0]  # the rate this step used
         run.schedule.step()
         run.optimizer.zero_grad(set_to_none=True)

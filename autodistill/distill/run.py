@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ from autodistill.config.loader import load_config_file
 from autodistill.config.schema import DistillRunConfig, TeacherSection
 from autodistill.data import TokenizedDataset, make_loader, read_text_file
 from autodistill.data.examples import check_teacher_classes
-from autodistill.distill.distiller import Distiller, FitResult
+from autodistill.distill.checkpoint import LATEST, latest
+from autodistill.distill.distiller import Distiller, FitResult, seed_everything
 from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
@@ -31,6 +33,7 @@ from autodistill.preflight import (
 
 
 SUMMARY = "distillation.json"  # written last: a folder holding it is an earlier run of `distill`
+CHECKPOINTS = "checkpoints"  # <output_dir>/checkpoints: the run's checkpoints, removed when it is done
 
 
 @dataclass
@@ -55,7 +58,19 @@ def _teacher(section: TeacherSection) -> nn.Module:
                            attn_implementation=section.attn_implementation)
 
 
-def _preflight(config: DistillRunConfig) -> None:
+def _check_resume(out: Path, *, resume: bool) -> None:
+    """--resume needs a checkpoint in the output folder; a run without it never overwrites one."""
+    found = latest(out / CHECKPOINTS)
+    if resume and found is None:
+        raise ConfigError(f"--resume: output_dir {str(out)!r} holds no checkpoint of an interrupted run "
+                          f"(no {CHECKPOINTS}/{LATEST}); run without --resume to start")
+    if not resume and found is not None:
+        raise ConfigError(f"output_dir {str(out)!r} holds a checkpoint of an interrupted run "
+                          f"({CHECKPOINTS}/{LATEST}), which this run would overwrite; add --resume to "
+                          f"continue it, or delete {str(out / CHECKPOINTS)!r} to start over")
+
+
+def _preflight(config: DistillRunConfig, *, resume: bool) -> None:
     """The output folder takes files, the device exists, the model folders exist and their configs
     take the inputs and the student's overrides, and the output folder is no model folder the
     run reads and holds nothing but an earlier run of its own: all before any weights are loaded."""
@@ -76,13 +91,18 @@ def _preflight(config: DistillRunConfig) -> None:
         if location is not None:
             model_location(location, key=key)
             reads[key] = location
-    check_distill_output(config.output_dir, reads=reads, own_file=SUMMARY)
+    out = Path(config.output_dir)
+    _check_resume(out, resume=resume)
+    # an interrupted run's folder holds its checkpoints (and no summary yet): it is this run's own
+    check_distill_output(out, reads=reads, own_file=f"{CHECKPOINTS}/{LATEST}" if resume else SUMMARY)
 
 
-def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> DistillRunResult:
-    """Load teachers, data and student; distil; save student, matchers and tokenizer; evaluate."""
+def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: bool = False
+                     ) -> DistillRunResult:
+    """Load teachers, data and student; distil (checkpointing into <output_dir>/checkpoints, resuming
+    from there with `resume`); save student, matchers and tokenizer; evaluate."""
     started = time.perf_counter()
-    _preflight(config)
+    _preflight(config, resume=resume)
     sections = config.teacher_list
     teachers = {s.name or f"teacher{i}": _teacher(s) for i, s in enumerate(sections)}
     first = next(iter(teachers.values()))
@@ -90,7 +110,8 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
     if config.student.model is not None:
         student = load_pretrained(config.student.model, model_cls=student_cls, role="student",
                                   attn_implementation=config.student.attn_implementation)
-    else:
+    else:  # seeded: one config gives one student, so a run and its resumption can be compared
+        seed_everything(config.distillation.seed)
         student = build_student(first.config, config.student.overrides, model_cls=student_cls,
                                 attn_implementation=config.student.attn_implementation)
     if len(teachers) == 1:  # a mapping names the key it is under before the data is read
@@ -108,8 +129,9 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
                          seed=config.distillation.seed)
 
     distiller = Distiller(teachers, student, config.distillation, quiet=quiet)
-    fit = distiller.fit(loader)
     out = Path(config.output_dir)
+    checkpoints = out / CHECKPOINTS
+    fit = distiller.fit(loader, checkpoint_dir=checkpoints, resume_from=checkpoints if resume else None)
     distiller.save(out)
     tokenizer.save_pretrained(out)
 
@@ -131,4 +153,5 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False) -> Distil
         "teacher_parameters": sum(p.numel() for p in first.parameters()),
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing left to resume
     return result
