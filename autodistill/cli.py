@@ -370,13 +370,14 @@ def _output_dir(args: argparse.Namespace) -> Path | None:
 
 def _write_trace(args: argparse.Namespace, exc: BaseException) -> Path | None:
     """Append the full trace to the run's log (`<output_dir>/search.log` for a search,
-    `<output_dir>/autodistill.log` otherwise), else to a file of its own under the temporary
-    folder; the file written, None when no file takes it."""
+    `<output_dir>/autodistill.log` for the commands that read a search's folder), else to a file
+    of its own under the temporary folder (always for `distill`: its output_dir is the student's
+    folder); the file written, None when no file takes it."""
     import tempfile
     import time
     import traceback
 
-    out = _output_dir(args)
+    out = None if args.command == "distill" else _output_dir(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     own = Path(tempfile.gettempdir()) / "autodistill" / f"{args.command}-{stamp}-{os.getpid()}.log"
     candidates = [own] if out is None else [
