@@ -125,6 +125,22 @@ def _unwrap_block_nesting(key: str, value: Any) -> Any:
     return value[0]  # add_origin_loss, train_steps
 
 
+def _check_some_weight(mappings: list[MappingSection], loss_weights: list[float] | None, *,
+                       origin: bool, origin_weight: float = 1.0, where: str = "") -> None:
+    """A stage whose every loss has weight 0 trains nothing: refused (the weights as `stage()`
+    resolves them: a mapping's own weight, else loss_weights, else 1/n; logit KD's [0.5, 0.5])."""
+    if origin and origin_weight > 0:
+        return
+    if mappings:
+        weights = [m.weight if m.weight is not None else (loss_weights[i] if loss_weights else 1.0)
+                   for i, m in enumerate(mappings)]
+    else:
+        weights = list(loss_weights or (0.5, 0.5))
+    if not any(weights):
+        raise ValueError(f"{where}every loss weight is 0 ({weights}), so the stage would train nothing; "
+                         "give some loss a weight above 0 (or add_origin_loss: true)")
+
+
 class StageSection(TrainingSection):
     """A stage in the seeds' vocabulary. Mappings given: intermediate-layer loss; none: logit KD."""
 
@@ -181,6 +197,8 @@ class StageSection(TrainingSection):
                     )
         if self.train_steps is not None and self.epochs is not None:
             raise ValueError("give train_steps or epochs, not both")
+        _check_some_weight(self.layer_mappings, self.loss_weights, origin=self.add_origin_loss,
+                           origin_weight=self.origin_loss_weight)
         return self
 
     def stage(self, *, name: str, kind: str, defaults: TrainingSection,
@@ -256,6 +274,9 @@ class FlashSection(TrainingSection):
                         f"{key}[{i}] has {len(value[i])} entries but block {i} "
                         f"({self.block_names[i]}) has {len(block)} layer mappings"
                     )
+            origin = self.add_origin_loss[i] if isinstance(self.add_origin_loss, list) else self.add_origin_loss
+            _check_some_weight(block, self.loss_weights[i] if self.loss_weights else None, origin=origin,
+                               where=f"block {i} ({self.block_names[i]}): ")
         return self
 
     @field_validator("loss_types")
@@ -388,6 +409,7 @@ class FlashTemplateSection(TrainingSection):
             if value is not None and len(value) != len(self.layer_mappings):
                 raise ValueError(f"{key} has {len(value)} entries but there are "
                                  f"{len(self.layer_mappings)} layer mappings per block")
+        _check_some_weight(self.layer_mappings, self.loss_weights, origin=self.add_origin_loss)
         return self
 
     def stages(self, defaults: TrainingSection, *, student_layers: int | None,
