@@ -463,3 +463,24 @@ def test_a_max_length_no_model_has_is_refused_before_the_tokenizer_runs(workspac
     with pytest.raises(ConfigError, match=r"data\.max_length must be at most 65,536 tokens .*got 1,000,000,000; "
                        r"lower it"):
         TokenizedDataset(read_text_file(workspace / "train.csv"), tokenizer, max_length=10**9)
+
+
+def test_aliases_and_merge_keys_that_reuse_a_part_of_the_file_are_read(tmp_path):
+    """The documented use: an anchor reused, a `<<` merge key overridden (not a duplicate)."""
+    from autodistill.config.loader import read_yaml
+
+    path = tmp_path / "reuse.yaml"
+    path.write_text("base: &base {max_length: 12, batch_size: 16}\nsizes: &sizes [8, 16]\n"
+                    "data:\n  <<: *base\n  batch_size: 32\nspace: {hidden_size: *sizes}\n")
+    data, lines = read_yaml(path)
+    assert data["data"] == {"max_length": 12, "batch_size": 32} and data["space"]["hidden_size"] == [8, 16]
+    assert lines[("data", "batch_size")] == (5, 3)
+
+
+def test_an_alias_inside_its_own_node_is_refused(tmp_path):
+    from autodistill.config.loader import read_yaml
+
+    path = tmp_path / "loop.yaml"
+    path.write_text("a: &x [1, *x]\n")
+    with pytest.raises(ConfigError, match=r"loop\.yaml:1:4: a\.1: an alias refers to the node that holds it"):
+        read_yaml(path)
