@@ -34,6 +34,13 @@ the break-even number of trials (b)/((a)-(c)), the cache's size on disk, and the
 difference between the live and the cached trial's losses (features are stored as float16).
 
     .venv/bin/python scripts/bench_distill.py --skip-regular --skip-flash --context-steps 0
+
+--checkpoint-cost measures checkpointing: the regular KD step without checkpoints and checkpointing
+after every step; the difference (one checkpoint's write) over --checkpoint-every steps is the
+per-step cost at that interval:
+
+    .venv/bin/python scripts/bench_distill.py --random-teacher --skip-regular --skip-flash --skip-cache \
+        --context-steps 0 --checkpoint-cost --steps 10 --repeats 3
 """
 
 from __future__ import annotations
@@ -124,6 +131,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-regular", action="store_true")
     p.add_argument("--skip-flash", action="store_true")
     p.add_argument("--skip-cache", action="store_true", help="omit the teacher-cache section")
+    p.add_argument("--checkpoint-cost", action="store_true",
+                   help="measure the per-step cost of checkpointing at --checkpoint-every")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="the interval the checkpoint cost is amortised over (the default checkpoint_every_steps)")
     p.add_argument("--cache-examples", type=int, default=512,
                    help="cache section: training examples (a stratified subset of the BBC News "
                         "training split; 0: all of it)")
@@ -285,13 +296,36 @@ def baseline_regular(args: argparse.Namespace, teacher: nn.Module, student0: nn.
 
 
 def ours_regular(args: argparse.Namespace, teacher: nn.Module, student0: nn.Module,
-                 batches: Sequence[Batch], warmup: int, steps: int) -> Measurement:
+                 batches: Sequence[Batch], warmup: int, steps: int, *, checkpoint_every: int = 0
+                 ) -> Measurement:
+    """With `checkpoint_every`, checkpoints into a fresh temporary folder at that interval."""
     student = copy.deepcopy(student0)
     clock = StepClock()
-    distiller = Distiller(teacher, student, regular_config(args, warmup + steps),
-                          callbacks=[clock], quiet=True)
-    result = distiller.fit(list(batches))
+    config = {**regular_config(args, warmup + steps), "checkpoint_every_steps": checkpoint_every}
+    distiller = Distiller(teacher, student, config, callbacks=[clock], quiet=True)
+    with tempfile.TemporaryDirectory() as folder:
+        result = distiller.fit(list(batches), checkpoint_dir=f"{folder}/checkpoints" if checkpoint_every else None)
     return ours_measurement(result.stages[0], clock.begins[0], clock.stages[0], warmup, steps)
+
+
+def checkpoint_section(args: argparse.Namespace, teacher: nn.Module, student0: nn.Module,
+                       batches: Sequence[Batch]) -> None:
+    """The per-step cost of checkpointing at --checkpoint-every: regular KD steps with no
+    checkpoints against the same steps checkpointing after every one (alternating, medians);
+    their difference is one checkpoint's cost, amortised over the interval."""
+    off, every_step = [], []
+    for r in range(args.repeats):
+        order = [(off, 0), (every_step, 1)]
+        for runs, every in (order if r % 2 == 0 else order[::-1]):
+            gc.collect()
+            runs.append(ours_regular(args, teacher, student0, batches, args.warmup, args.steps,
+                                     checkpoint_every=every).steady)
+    step_ms, write_ms = med(off), max(0.0, med(every_step) - med(off))
+    print(f"\ncheckpoints (student {sum(p.numel() for p in student0.parameters()) / 1e6:.2f} M params + "
+          f"AdamW state): step {step_ms:.1f} ms without, {med(every_step):.1f} ms checkpointing every step "
+          f"-> one checkpoint {write_ms:.1f} ms; at every {args.checkpoint_every} steps "
+          f"{write_ms / args.checkpoint_every / step_ms:.4%} of step time "
+          f"(per repeat, no checkpoints: {fmt_ratios(off)} ms; every step: {fmt_ratios(every_step)} ms)")
 
 
 # ----------------------------------------------------------------------------- flash
@@ -760,6 +794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("correctness check (same init, batches, dropout seed):")
         for line in checks:
             print("  " + line)
+    if args.checkpoint_cost:
+        checkpoint_section(args, teacher, student0, batches)
     if not args.skip_cache:
         gc.collect()
         cache_section(args, teacher, student0)
