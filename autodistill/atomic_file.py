@@ -2,12 +2,13 @@
 
     write_atomically(path, lambda tmp: tmp.write_text(text))
 
-The temporary name (`temporary_path`) carries the host, process and thread, so workers sharing an
-output folder can write the same file at once (the last rename wins, each reader sees one whole
-version); a write that fails leaves neither a partial file nor its temporary behind. A process
-killed with -9 cannot clean up: `remove_dead_temporaries` deletes the temporaries of processes that
-no longer run on this host, and every writer of temporaries (this one, the teacher cache, the
-teacher's fine-tune, export) calls it on the folder before it writes.
+The temporary name (`temporary_path`) carries the host (with its process-id namespace), the
+process and the thread, so workers sharing an output folder can write the same file at once (the
+last rename wins, each reader sees one whole version); a write that fails leaves neither a
+partial file nor its temporary behind. A process killed with -9 cannot clean up:
+`remove_dead_temporaries` deletes the temporaries of processes that no longer run on this host,
+and every writer of temporaries (this one, the teacher cache, the teacher's fine-tune, export,
+the search's students) calls it on the folder before it writes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ _TEMPORARY = re.compile(r"^\..+\.(?P<host>[^.~/]+)~(?P<pid>\d+)\.\d+\.tmp(\.\w+)
 
 
 def _host() -> str:
-    return re.sub(r"[.~/]", "-", socket.gethostname()) or "localhost"
+    """This host's name, with the process-id namespace where there is one: containers that share
+    a host name (and a folder) but not their process ids never take each other's pids for dead."""
+    try:
+        namespace = f"-{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        namespace = ""
+    return re.sub(r"[.~/]", "-", socket.gethostname() + namespace) or "localhost"
 
 
 def temporary_path(path: str | Path, *, suffix: str = "") -> Path:

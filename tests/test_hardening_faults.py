@@ -454,7 +454,7 @@ def test_a_trial_whose_worker_is_a_dead_process_of_this_host_is_failed_at_once(t
 
 def test_temporary_names_carry_host_and_pid(tmp_path):
     name = temporary_path(tmp_path / "report.md").name
-    assert re.fullmatch(rf"\.report\.md\.[^.~]+~{os.getpid()}\.\d+\.tmp", name)
+    assert re.fullmatch(rf"\.report\.md\.[^.~]+-\d+~{os.getpid()}\.\d+\.tmp", name)  # host-pidns~pid.thread
 
 
 def test_a_max_length_no_model_has_is_refused_before_the_tokenizer_runs(workspace):
