@@ -132,8 +132,9 @@ def test_runs_in_eval_and_inference_mode_and_restores_training_mode_and_device()
 
 
 def test_larger_model_measures_slower():
-    """A behaviour, not a wall-clock threshold: 4 layers x 64 is slower than 1 layer x 16."""
-    spec = LatencySpec(batch_size=1, sequence_length=64, threads=1, **FAST)
+    """A behaviour, not a wall-clock threshold: 4 layers x 64 is slower than 1 layer x 16
+    (measured again while the spread is high: this test shares a busy machine)."""
+    spec = LatencySpec(batch_size=1, sequence_length=64, threads=1, warmup=2, repeats=20)
     small, large = bert(hidden=16, layers=1, heads=2), bert(hidden=64, layers=4, heads=4)
     assert measure_latency(large, spec).p50_ms > measure_latency(small, spec).p50_ms
 
