@@ -12,6 +12,7 @@ value and the fix.
 - `check_student_values`: every fixed value and every value of every search-space dimension passes
   the student builder's rules (its type, sizes >= 1, probabilities in [0, 1]; see
   `autodistill.models.builders.check_value`).
+- `check_attn_implementation`: the attention implementation a model is loaded with exists here.
 - `first_valid_architecture`: some architecture of the search space can be built.
 - `check_mapping_paths`: every layer mapping and flash block names a module of the teacher and of
   a student (both built on the meta device: no weights, no memory).
@@ -222,6 +223,25 @@ def meta_model(model_cls: str, config: Any) -> Any:
     except Exception as exc:  # a check must never stop a run that would work
         log.debug("no meta-device %s for the preflight checks: %s", model_cls, exc)
         return None
+
+
+def check_attn_implementation(model_cls: str, config: Any, name: str | None, *, key: str) -> None:
+    """`name` is an attention implementation `model_cls` takes on this machine: transformers checks it
+    as it builds the model, here on the meta device (the teacher's own load comes after its fine-tune)."""
+    if name is None:
+        return
+    import torch
+
+    from autodistill.models.classes import model_class
+
+    cls = model_class(model_cls)
+    try:
+        with torch.device("meta"):
+            cls.from_config(config, attn_implementation=name)
+    except (ValueError, ImportError) as exc:  # its message lists the implementations it takes
+        raise ConfigError(f"{key}: {name!r} cannot be used: {_first_line(exc)}") from None
+    except Exception as exc:  # a check must never stop a run that would work
+        log.debug("attn_implementation %r not checked on the meta device: %s", name, exc)
 
 
 def check_mapping_paths(section: Any, *, teacher: Any | None, student: Any | None,

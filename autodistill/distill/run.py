@@ -20,6 +20,7 @@ from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
 from autodistill.preflight import (
+    check_attn_implementation,
     check_device,
     check_distill_output,
     check_mapping_paths,
@@ -83,6 +84,8 @@ def _preflight(config: DistillRunConfig, *, resume: bool) -> None:
             teacher_config = model_config(section.model, key=key)
             check_sequence_length(teacher_config, config.data.max_length, key="data.max_length",
                                   whose=f"{key} {section.model!r}'s")
+            check_attn_implementation(section.model_cls, teacher_config, section.attn_implementation,
+                                      key=f"{key.removesuffix('.model')}.attn_implementation")
             if i == 0:  # the student is built from the first teacher's config
                 check_student_values(None, teacher_config, config.student.overrides,
                                      max_length=config.data.max_length, fixed_key="student.overrides")
