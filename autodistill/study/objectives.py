@@ -11,6 +11,14 @@ latency (`latency_ms`, autodistill/study/task.py), not its raw median (`latency_
 kept as an attribute): a trial timed while another process loads the machine keeps its
 place on the front. Studies recorded before that, and user cost or eval functions, hold
 latency as `latency_p50_ms`; the metric reads that where `latency_ms` is absent.
+
+Why that figure and not the speed-up itself: `latency_ms` = reference / speed-up, with one
+reference per study (the teacher row, measured when the study starts), so its order is the
+paired speed-ups' order (the figure robust to load), while the objective stays `latency` in
+milliseconds: configs, the dashboard, `search.constraints.latency_ms` and
+`--max-latency-ms` keep their meaning, and studies recorded before read as they did. A
+study started on a busy machine scales every latency by one factor: order and speed-ups
+hold, and report.md shows the teacher's median timed with the students beside the reference.
 """
 
 from __future__ import annotations
