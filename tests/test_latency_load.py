@@ -245,3 +245,24 @@ def test_the_report_names_the_reference_and_the_teachers_median_timed_with_the_s
             "the study started)") in text
     assert "timed with the students, the teacher's median was 17 ms" in text
     assert "| teacher | - | 0.9 | 648 |" in text and "| 64.8 |" in text and "10.0x" in text
+
+
+def test_an_architecture_measured_before_keeps_its_figure_at_the_reference(tmp_path):
+    """A repeat of an architecture (allow_repeats) reuses the recorded cost, figure included."""
+    calls = []
+
+    def cost(model):
+        calls.append(model.in_features)
+        return {**LOADED_COST, "latency_ms": float(model.in_features), "params": model.in_features}
+
+    section = SearchSection(search_space={"hidden_size": [8, 16]}, search_algorithm="random", max_trials=4,
+                            metrics=["accuracy", "latency"], higher_is_better=[True, False], seed=0,
+                            allow_repeats=True)
+    agent = AutoDistillation(lambda a: nn.Linear(a["hidden_size"], 2), section, train_func=lambda m: m,
+                             eval_func=lambda m: {"accuracy": 0.5}, cost_func=cost,
+                             storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="r", output_dir=tmp_path,
+                             progress=False, save_func=lambda model, directory: None)
+    agent.search_loop()
+    done = [t for t in agent.study.trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 4 and sorted(calls) == sorted(set(calls))
+    assert all(t.values[1] == t.user_attrs["latency_ms"] == t.params["hidden_size"] for t in done)
