@@ -159,11 +159,11 @@ torch.set_num_threads(1)  # as the test process runs (conftest): the same arithm
 from autodistill.cli import main
 from autodistill.distill.distiller import Distiller
 step = Distiller._step
-def killed_at(self, run, batches, index, _count=[0]):
+def killed_at(self, run, batches, index, _count=[0], **options):
     _count[0] += 1
     if _count[0] == {kill_at}:
         os.kill(os.getpid(), signal.SIGKILL)
-    return step(self, run, batches, index)
+    return step(self, run, batches, index, **options)
 Distiller._step = killed_at
 sys.exit(main(["distill", {config!r}, "--quiet"]))
 """

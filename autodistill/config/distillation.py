@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from autodistill.config.plan import DistillationPlan, Precision, Stage
-from autodistill.config.sections import BoundedInt, Seed, TrainingSection, Weight
+from autodistill.config.sections import BoundedInt, Section, Seed, TrainingSection, Weight
 from autodistill.config.stages import (
     FlashSection,
     FlashTemplateSection,
@@ -15,6 +15,13 @@ from autodistill.config.stages import (
     StageSection,
     flash_form,
 )
+
+
+class LoggingSection(Section):
+    """`logging:` what a run records besides its progress bars."""
+
+    tensorboard: bool | Annotated[str, Field(min_length=1)] = False  # true: <output_dir>/tensorboard
+    every_steps: Annotated[BoundedInt, Field(ge=1)] = 10
 
 
 class DistillationSection(TrainingSection):
@@ -28,6 +35,8 @@ class DistillationSection(TrainingSection):
     checkpoint_every_steps: Annotated[BoundedInt, Field(ge=0)] | None = 500
     precision_force: bool = False
     precision: Precision = "fp32"
+    eval_every_steps: Annotated[BoundedInt, Field(ge=0)] | None = None
+    logging: LoggingSection | None = None
     flash_distillation: Annotated[
         Annotated[FlashSection, Tag("<blocks>")] | Annotated[FlashTemplateSection, Tag("<template>")],
         Discriminator(flash_form),
@@ -82,4 +91,7 @@ class DistillationSection(TrainingSection):
             truncate_forward=self.truncate_forward, progress=self.progress,
             checkpoint_every_steps=self.checkpoint_every_steps or 0,
             precision=self.precision, precision_force=self.precision_force,
+            eval_every_steps=self.eval_every_steps or 0,
+            tensorboard=self.logging.tensorboard if self.logging is not None else False,
+            log_every_steps=self.logging.every_steps if self.logging is not None else 10,
         )

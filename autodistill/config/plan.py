@@ -137,3 +137,6 @@ class DistillationPlan:
     checkpoint_every_steps: int = 500  # 0: checkpoints at stage ends only (where a folder is given)
     precision: Precision = "fp32"
     precision_force: bool = False  # run bf16 on a CPU without bf16 hardware anyway
+    eval_every_steps: int = 0  # 0: evaluate (where evaluation sets are given) at stage ends only
+    tensorboard: bool | str = False  # a folder, or True: the run's own (Distiller.fit's log_dir)
+    log_every_steps: int = 10  # TensorBoard scalars every this many steps

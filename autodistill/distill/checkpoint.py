@@ -2,7 +2,8 @@
 
     <folder>/latest          the name of the newest complete checkpoint (renamed into place)
     <folder>/step-<N>/       checkpoint.json: where the run stood (stage, step, batches consumed),
-                             the fingerprint of the plan and student, every stage's losses so far;
+                             the fingerprint of the plan and student, every stage's losses and
+                             every evaluation so far;
                              state.pt: the student, the optimiser, schedule and gradient scaler,
                              the torch/numpy/python random states; matchers.pt (FeatureMatchers.save)
 
@@ -50,7 +51,7 @@ class Position:
 class Checkpoint:
     folder: Path
     position: Position
-    records: list[dict[str, Any]]  # per stage begun: name, steps, losses, seconds
+    history: dict[str, Any]  # "stages": per stage begun, its record; "evaluations": every evaluation
 
     def state(self) -> dict[str, Any]:
         return torch.load(self.folder / STATE, map_location="cpu", weights_only=True)
@@ -117,7 +118,7 @@ def read_checkpoint(folder: str | Path, expected: str, *, fix: str) -> Checkpoin
         raise ConfigError(f"resume: the checkpoint {str(found)!r} was written by another plan or student "
                           f"architecture (fingerprint {meta['fingerprint']}, this run's {expected}); resume "
                           "with the config and student that wrote it, or start over in a new folder")
-    return Checkpoint(found, Position(**meta["position"]), meta["records"])
+    return Checkpoint(found, Position(**meta["position"]), meta["history"])
 
 
 class Checkpointer:
@@ -129,7 +130,7 @@ class Checkpointer:
     def due(self, global_step: int) -> bool:
         return self.every > 0 and global_step % self.every == 0
 
-    def write(self, position: Position, records: list[dict[str, Any]], *, student: nn.Module,
+    def write(self, position: Position, history: dict[str, Any], *, student: nn.Module,
               matchers: FeatureMatchers, training: dict[str, Any]) -> Path:
         """Write one checkpoint; `training`: the optimiser's, schedule's and scaler's states (empty at
         a stage end)."""
@@ -145,7 +146,7 @@ class Checkpointer:
             torch.save({"student": student.state_dict(), "random": random_states(), **training}, tmp / STATE)
             if matchers.specs:
                 matchers.save(tmp)
-            meta = {"fingerprint": self.fingerprint, "position": dataclasses.asdict(position), "records": records}
+            meta = {"fingerprint": self.fingerprint, "position": dataclasses.asdict(position), "history": history}
             (tmp / META).write_text(json.dumps(meta))
             shutil.rmtree(final, ignore_errors=True)  # an unfinished run's, never `latest`
             tmp.rename(final)

@@ -11,10 +11,12 @@ steps and no other's. Teachers run in eval mode without gradients.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
 import time
-from contextlib import ExitStack
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
 from autodistill.modes import model_modes
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class StageRecord:
@@ -66,9 +70,19 @@ class StageRecord:
 
 
 @dataclass
+class Evaluation:
+    """The evaluation after global step `global_step` (in stage `stage`): metrics per set."""
+
+    stage: str
+    global_step: int
+    metrics: dict[str, dict[str, float]]
+
+
+@dataclass
 class FitResult:
     stages: list[StageRecord] = field(default_factory=list)
     stopped_early: bool = False
+    evaluations: list[Evaluation] = field(default_factory=list)
 
     @property
     def losses(self) -> list[float]:
@@ -138,7 +152,13 @@ class _Batches(Iterator[Any]):
 
     def __init__(self, loader: Iterable[Any]) -> None:
         self.loader, self.consumed = loader, 0
+        self.per_epoch: int | None = None  # the loader's length, where it has one
         self._epochs = self._cycle()
+
+    @property
+    def epoch(self) -> float:
+        """Passes over the loader so far (0 without a length)."""
+        return self.consumed / self.per_epoch if self.per_epoch else 0.0
 
     def _cycle(self) -> Iterator[Any]:
         while True:
@@ -159,8 +179,66 @@ class _Batches(Iterator[Any]):
             next(self)
 
 
-def _records(stages: list[StageRecord]) -> list[dict[str, Any]]:
-    return [{"name": r.name, "steps": r.steps, "losses": r.losses, "seconds": r.seconds} for r in stages]
+def _history(result: FitResult) -> dict[str, Any]:
+    """What a checkpoint keeps of the records: every stage's losses and time, every evaluation."""
+    return {"stages": [dataclasses.asdict(r) for r in result.stages],
+            "evaluations": [dataclasses.asdict(e) for e in result.evaluations]}
+
+
+EvalFn = Callable[[nn.Module, Iterable[Any]], Mapping[str, float] | float]
+
+
+def _eval_sets(loaders: Mapping[str, Iterable[Any]] | Iterable[Any] | None) -> dict[str, Iterable[Any]]:
+    if loaders is None:
+        return {}
+    if isinstance(loaders, Mapping):
+        return dict(loaders)
+    return {"validation": loaders}
+
+
+class _Evaluator:
+    """The evaluation sets, the function that scores the student on one, and when to run it."""
+
+    def __init__(self, sets: dict[str, Iterable[Any]], fn: EvalFn, every: int, device: torch.device) -> None:
+        self.sets, self.fn, self.every, self.device = sets, fn, every, device
+
+    def due(self, global_step: int) -> bool:
+        return bool(self.sets) and self.every > 0 and global_step % self.every == 0
+
+    def evaluate(self, student: nn.Module) -> dict[str, dict[str, float]]:
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # training's random stream stays as it was
+            metrics = {}
+            for name, loader in self.sets.items():
+                value = self.fn(student, loader)
+                metrics[name] = ({k: float(v) for k, v in value.items()} if isinstance(value, Mapping)
+                                 else {"score": float(value)})
+        return metrics
+
+
+@contextmanager
+def _detached(captures: Sequence[FeatureCapture]) -> Iterator[None]:
+    """The captures' hooks off (an evaluation runs whole forwards), then on again."""
+    for capture in captures:
+        capture.__exit__(None, None, None)
+    try:
+        yield
+    finally:
+        for capture in captures:
+            capture.__enter__()
+
+
+@dataclass
+class _Run:
+    """What every stage of one `fit` shares."""
+
+    batches: _Batches
+    state: DistillationState
+    control: DistillationControl
+    result: FitResult
+    callbacks: CallbackList
+    checkpoints: Checkpointer | None
+    evaluator: _Evaluator
 
 
 class Distiller:
@@ -207,12 +285,21 @@ class Distiller:
         self.resolved = probe.run(to_device(batch, self.device))
         return self.resolved
 
-    def fit(self, train_loader: Iterable[Any], *, checkpoint_dir: str | Path | None = None,
-            resume_from: str | Path | None = None) -> FitResult:
-        """Train every stage in order. With `checkpoint_dir`, write checkpoints there (every
-        `checkpoint_every_steps` and at each stage end); with `resume_from`, continue exactly where
-        its newest checkpoint stood (and keep checkpointing there unless `checkpoint_dir` is given).
-        Exact resumption needs the same loader order: a fixed list, or make_loader's own generator."""
+    def fit(self, train_loader: Iterable[Any], eval_loaders: Mapping[str, Iterable[Any]] | Iterable[Any] | None = None,
+            *, eval_fn: EvalFn | None = None, checkpoint_dir: str | Path | None = None,
+            resume_from: str | Path | None = None, log_dir: str | Path | None = None) -> FitResult:
+        """Train every stage in order.
+
+        `eval_loaders` ({name: loader}, or one loader, named "validation"): evaluated with
+        `eval_fn(student, loader)` (a metric mapping or one number; default: accuracy) every
+        `eval_every_steps` and at each stage end, into `FitResult.evaluations`, the log and the
+        callbacks' `on_evaluate`; evaluation leaves training's random stream as it was. With
+        `checkpoint_dir`, checkpoints are written there (every `checkpoint_every_steps` and at
+        each stage end); with `resume_from`, the run continues exactly where its newest checkpoint
+        stood (and keeps checkpointing there unless `checkpoint_dir` is given): exact resumption
+        needs the loader's order to repeat (a fixed list, or make_loader's own generator).
+        `log_dir`: where `logging.tensorboard: true` writes its event files (default: runs/).
+        """
         fix = "resume from it (resume_from, or `autodistill distill --resume`), or give a new folder"
         mark = fingerprint(self.plan, self.student)
         resumed = (read_checkpoint(resume_from, mark, fix="start without resuming")
@@ -221,6 +308,15 @@ class Distiller:
         if folder is not None and (resumed is None or Path(folder) != Path(resume_from or "")):
             refuse_overwrite(folder, fix=fix)
         checkpoints = Checkpointer(folder, mark, self.plan.checkpoint_every_steps) if folder else None
+        evaluator = _Evaluator(_eval_sets(eval_loaders), eval_fn or self._accuracy, self.plan.eval_every_steps,
+                               self.device)
+        callbacks = self.callbacks
+        if self.plan.tensorboard:
+            from autodistill.distill.tb_logging import TensorBoardLogger
+
+            tb_dir = self.plan.tensorboard if isinstance(self.plan.tensorboard, str) else (log_dir or "runs")
+            callbacks = CallbackList([*callbacks.callbacks,
+                                      TensorBoardLogger(tb_dir, every=self.plan.log_every_steps)])
         first = next(_Batches(train_loader))
         resolved = self.prepare(first)
         if self.teacher_cache is not None:
@@ -228,36 +324,58 @@ class Distiller:
         batches = _Batches(train_loader)  # restart: the probe batch is also the first step's
         seed_everything(self.plan.seed)
         try:
-            per_epoch: int | None = len(train_loader)  # type: ignore[arg-type]
+            batches.per_epoch = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
-            per_epoch = None
+            batches.per_epoch = None
         state, control = DistillationState(), DistillationControl()
         result = FitResult()
         position = Position()
         if resumed is not None:
             position = resumed.position
             self._restore(resumed, batches, result, state)
+        run = _Run(batches, state, control, result, callbacks, checkpoints, evaluator)
         self.student.train()
-        self.callbacks.fire("on_fit_begin", state, control)
+        callbacks.fire("on_fit_begin", state, control)
         for index, (stage, mappings) in enumerate(zip(self.plan.stages, resolved)):
             if index < position.stage_index:
                 continue
             state.stage_index, state.stage = index, stage
-            state.total_steps, state.step = stage.steps_for(per_epoch), 0
-            self.callbacks.fire("on_stage_begin", state, control)
+            state.total_steps, state.step = stage.steps_for(batches.per_epoch), 0
+            callbacks.fire("on_stage_begin", state, control)
             at = resumed if resumed is not None and index == position.stage_index and position.step else None
-            record = self._run_stage(stage, mappings, batches, state, control, result, checkpoints, at)
+            self._run_stage(stage, mappings, run, at)
             if control.should_stop:
                 result.stopped_early = True
-            elif checkpoints is not None:
-                checkpoints.write(Position(index + 1, 0, state.global_step, batches.consumed),
-                                  _records(result.stages), student=self.student, matchers=self.matchers,
-                                  training={})
-            self.callbacks.fire("on_stage_end", state, control)
+            else:
+                if evaluator.sets:
+                    self._evaluate(run)
+                if checkpoints is not None:
+                    checkpoints.write(Position(index + 1, 0, state.global_step, batches.consumed),
+                                      _history(result), student=self.student, matchers=self.matchers,
+                                      training={})
+            callbacks.fire("on_stage_end", state, control)
             if control.should_stop:
                 break
-        self.callbacks.fire("on_fit_end", state, control)
+        callbacks.fire("on_fit_end", state, control)
         return result
+
+    def _accuracy(self, student: nn.Module, loader: Iterable[Any]) -> dict[str, float]:
+        from autodistill.evaluation.accuracy import accuracy
+
+        return {"accuracy": accuracy(student, loader, adaptor=self.adaptor, device=self.device,
+                                     precision=self.plan.precision)}
+
+    def _evaluate(self, run: _Run) -> None:
+        """Evaluate the student on every set; record, log and announce the metrics."""
+        state = run.state
+        metrics = run.evaluator.evaluate(self.student)
+        evaluation = Evaluation(state.stage.name if state.stage else "", state.global_step, metrics)
+        run.result.evaluations.append(evaluation)
+        state.metrics = metrics
+        log.info("step %d (%s): %s", evaluation.global_step, evaluation.stage,
+                 "; ".join(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items())
+                           for name, m in metrics.items()))
+        run.callbacks.fire("on_evaluate", state, run.control)
 
     def _restore(self, checkpoint: Checkpoint, batches: _Batches, result: FitResult,
                  state: DistillationState) -> None:
@@ -266,50 +384,61 @@ class Distiller:
         self.student.load_state_dict(saved["student"])
         checkpoint.load_matchers(self.matchers)
         result.stages = [StageRecord(r["name"], r["steps"], list(r["losses"]), r["seconds"])
-                         for r in checkpoint.records]
+                         for r in checkpoint.history["stages"]]
         if checkpoint.position.step == 0:  # a stage end: the next stage starts a record of its own
             result.stages = result.stages[:checkpoint.position.stage_index]
+        result.evaluations = [Evaluation(**e) for e in checkpoint.history["evaluations"]]
         state.global_step = checkpoint.position.global_step
         batches.skip(checkpoint.position.batches)
         restore_random_states(saved["random"])
 
-    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], batches: _Batches,
-                   state: DistillationState, control: DistillationControl, result: FitResult,
-                   checkpoints: Checkpointer | None, resumed: Checkpoint | None) -> StageRecord:
+    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], run: _Run,
+                   resumed: Checkpoint | None) -> StageRecord:
         """Set the stage up once (its parameters, optimiser, schedule, captures), then step; a stage
         `resumed` mid-way takes its optimiser and schedule states and its record from the checkpoint."""
+        state, control, result, batches = run.state, run.control, run.result, run.batches
         if resumed is not None:
             record, first = result.stages[-1], resumed.position.step
         else:
             record, first = StageRecord(stage.name, state.total_steps), 0
             result.stages.append(record)
         matcher_keys = dict.fromkeys(r.matcher_key for r in mappings if r.matcher_key)
+        log_every = self.plan.log_every_steps if self.plan.tensorboard else 0
         with train_only(self.student, stage.trainable) as named:
             named = named + [(f"matchers.{k}.{n}", p) for k in matcher_keys
                              for n, p in self.matchers[k].named_parameters()]
             if not named:
                 raise MappingError(f"stage '{stage.name}' has no trainable parameters")
-            run = self._set_up(stage, mappings, named, state.total_steps)
+            setup = self._set_up(stage, mappings, named, state.total_steps)
             if resumed is not None:
-                run.load_state_dict(resumed.state())
+                setup.load_state_dict(resumed.state())
             progress = Progress(stage.name, state.total_steps, quiet=self.quiet)
             started, seconds = time.perf_counter(), record.seconds
-            with ExitStack() as captures, model_modes(eval=self.teachers, train=[self.student]):
-                for capture in (run.student_capture, *run.teacher_captures):
-                    if capture is not None:
-                        captures.enter_context(capture)
+            captures = [c for c in (setup.student_capture, *setup.teacher_captures) if c is not None]
+            with ExitStack() as active, model_modes(eval=self.teachers, train=[self.student]):
+                for capture in captures:
+                    active.enter_context(capture)
                 for step in range(first, state.total_steps):
-                    total, terms = self._step(run, batches, step)
+                    measure = bool(log_every) and (state.global_step + 1) % log_every == 0
+                    total, terms, norm = self._step(setup, batches, step, measure_norm=measure)
                     record.losses.append(total)
+                    elapsed = time.perf_counter() - started
                     state.step, state.global_step, state.loss = step + 1, state.global_step + 1, total
-                    state.terms, state.learning_rate = terms, run.last_learning_rate
+                    state.terms, state.learning_rate, state.grad_norm = terms, setup.last_learning_rate, norm
+                    state.epoch = batches.epoch
+                    state.steps_per_second = (step + 1 - first) / elapsed if elapsed else 0.0
                     progress.update(total)
-                    if checkpoints is not None and checkpoints.due(state.global_step) and step + 1 < state.total_steps:
-                        record.seconds = seconds + time.perf_counter() - started
-                        checkpoints.write(Position(state.stage_index, step + 1, state.global_step, batches.consumed),
-                                          _records(result.stages), student=self.student,
-                                          matchers=self.matchers, training=run.state_dict())
-                    self.callbacks.fire("on_step_end", state, control)
+                    last = step + 1 == state.total_steps
+                    if run.evaluator.due(state.global_step) and not last:
+                        with _detached(captures):
+                            self._evaluate(run)
+                    if run.checkpoints is not None and run.checkpoints.due(state.global_step) and not last:
+                        record.seconds = seconds + elapsed
+                        run.checkpoints.write(Position(state.stage_index, step + 1, state.global_step,
+                                                       batches.consumed),
+                                              _history(result), student=self.student,
+                                              matchers=self.matchers, training=setup.state_dict())
+                    run.callbacks.fire("on_step_end", state, control)
                     if control.should_stop:
                         break
             record.seconds = seconds + time.perf_counter() - started
@@ -338,8 +467,10 @@ class Distiller:
             cached=features_for([stage]) if not live and stage.needs_teacher else None,
             scaler=gradient_scaler(self.plan.precision, self.device))
 
-    def _step(self, run: _StageRun, batches: _Batches, step: int) -> tuple[float, dict[str, float]]:
-        """One optimiser step (over `gradient_accumulation_steps` batches): its loss and loss terms."""
+    def _step(self, run: _StageRun, batches: _Batches, step: int, *, measure_norm: bool = False
+              ) -> tuple[float, dict[str, float], float | None]:
+        """One optimiser step (over `gradient_accumulation_steps` batches): its loss, loss terms and
+        gradient norm (where clipping measures it, or `measure_norm` asks for it)."""
         stage, accumulation = run.stage, run.stage.gradient_accumulation_steps
         total = 0.0
         for _ in range(accumulation):
@@ -356,8 +487,11 @@ class Distiller:
             raise NonFiniteLossError(stage.name, step, total, values)
         if run.scaler is not None:
             run.scaler.unscale_(run.optimizer)  # clip and measure the true gradients
+        norm = None
         if stage.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(run.params, stage.max_grad_norm)
+            norm = float(torch.nn.utils.clip_grad_norm_(run.params, stage.max_grad_norm))
+        elif measure_norm:
+            norm = float(torch.nn.utils.get_total_norm([p.grad for p in run.params if p.grad is not None]))
         if run.scaler is not None:
             run.scaler.step(run.optimizer)  # skipped when fp16 gradients overflowed
             run.scaler.update()
@@ -366,7 +500,7 @@ class Distiller:
         run.last_learning_rate = run.schedule.get_last_lr()[0]  # the rate this step used
         run.schedule.step()
         run.optimizer.zero_grad(set_to_none=True)
-        return total, values
+        return total, values, norm
 
     def _teacher_outputs(self, batch: Any, captures: list[FeatureCapture | None],
                          cached: list[Feature] | None) -> list[Any]:

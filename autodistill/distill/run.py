@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -131,26 +132,33 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
     loader = make_loader(train_set, batch_size=data.batch_size, shuffle=True,
                          seed=config.distillation.seed)
 
-    distiller = Distiller(teachers, student, config.distillation, quiet=quiet)
-    out = Path(config.output_dir)
-    checkpoints = out / CHECKPOINTS
-    fit = distiller.fit(loader, checkpoint_dir=checkpoints, resume_from=checkpoints if resume else None)
-    distiller.save(out)
-    tokenizer.save_pretrained(out)
-
-    student_acc = teacher_acc = None
-    if data.validation_file is not None:
+    dev_loader = None
+    if data.validation_file is not None:  # read before training: a bad file stops the run at once
         dev = read_text_file(data.validation_file, text_column=data.text_column,
                              label_column=data.label_column, label_names=list(train.label_names))
         dev_loader = make_loader(TokenizedDataset(dev, tokenizer, max_length=data.max_length),
                                  batch_size=data.eval_batch_size, shuffle=False)
-        student_acc = accuracy(student, dev_loader, device=distiller.device)
-        teacher_acc = accuracy(first, dev_loader, device=distiller.device)
+
+    distiller = Distiller(teachers, student, config.distillation, quiet=quiet)
+    out = Path(config.output_dir)
+    checkpoints = out / CHECKPOINTS
+    fit = distiller.fit(loader, eval_loaders={"validation": dev_loader} if dev_loader is not None else None,
+                        checkpoint_dir=checkpoints, resume_from=checkpoints if resume else None,
+                        log_dir=out / "tensorboard")
+    distiller.save(out)
+    tokenizer.save_pretrained(out)
+
+    student_acc = teacher_acc = None
+    if dev_loader is not None:
+        precision = distiller.plan.precision
+        student_acc = accuracy(student, dev_loader, device=distiller.device, precision=precision)
+        teacher_acc = accuracy(first, dev_loader, device=distiller.device, precision=precision)
     result = DistillRunResult(out, fit, time.perf_counter() - started, student_acc, teacher_acc)
     summary = {
         "stages": [{"name": s.name, "steps": len(s.losses), "first_loss": s.losses[0] if s.losses else None,
                     "last_loss": s.losses[-1] if s.losses else None,
                     "steps_per_second": s.steps_per_second} for s in fit.stages],
+        "evaluations": [dataclasses.asdict(e) for e in fit.evaluations],
         "accuracy": student_acc, "teacher_accuracy": teacher_acc, "seconds": result.seconds,
         "student_parameters": sum(p.numel() for p in student.parameters()),
         "teacher_parameters": sum(p.numel() for p in first.parameters()),

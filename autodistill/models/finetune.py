@@ -26,7 +26,7 @@ from typing import Any
 from torch import nn
 
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
-from autodistill.config.plan import DistillationPlan, LogitKD, OptimizerSpec, ScheduleSpec, Stage
+from autodistill.config.plan import DistillationPlan, LogitKD, OptimizerSpec, Precision, ScheduleSpec, Stage
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,15 @@ def cache_key(location: str, settings: dict[str, Any], data: dict[str, Any]) -> 
 
 
 def fine_tune_plan(*, epochs: float, learning_rate: float, warmup_ratio: float, weight_decay: float,
-                   seed: int, progress: bool) -> DistillationPlan:
+                   seed: int, progress: bool, precision: Precision = "fp32",
+                   precision_force: bool = False) -> DistillationPlan:
     stage = Stage(name="fine-tune teacher", kind="regular", epochs=epochs,
                   logit_kd=LogitKD(loss_weights=(0.0, 1.0)),
                   optimizer=OptimizerSpec(name="AdamW", learning_rate=learning_rate,
                                           weight_decay=weight_decay),
                   schedule=ScheduleSpec(name="linear", warmup_ratio=warmup_ratio), max_grad_norm=1.0)
-    return DistillationPlan(stages=(stage,), seed=seed, progress=progress)
+    return DistillationPlan(stages=(stage,), seed=seed, progress=progress, precision=precision,
+                            precision_force=precision_force)
 
 
 def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: DistillationPlan,
