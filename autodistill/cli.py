@@ -363,7 +363,7 @@ def _output_dir(args: argparse.Namespace) -> Path | None:
 
             data, _ = read_yaml(args.config)
             folder = data.get("output_dir") if isinstance(data, dict) else None
-        except Exception:  # the config is what failed: no folder from it
+        except AutodistillError:  # the config is what failed: no folder from it
             folder = None
     return Path(folder) if isinstance(folder, str) and Path(folder).is_dir() else None
 
@@ -429,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   if args.command == "search" else "")
         print(f"autodistill: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}{resume}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (anything else: one line, the trace in a log file)
         return _internal_error(args, exc)
 
 

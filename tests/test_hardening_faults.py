@@ -29,6 +29,15 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import tiny_bert
+from test_bad_inputs import (  # noqa: F401
+    DISTILL_YAML,
+    SEARCH_YAML,
+    _existing_run,
+    _fill,
+    no_training,
+    snapshot,
+)
 from transformers import AutoTokenizer
 
 from autodistill.atomic_file import temporary_path
@@ -39,8 +48,6 @@ from autodistill.distill.teacher_cache import LOGITS, TeacherCache
 from autodistill.errors import ConfigError, DiskSpaceError
 from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
-from conftest import tiny_bert
-from test_bad_inputs import DISTILL_YAML, SEARCH_YAML, _existing_run, _fill, no_training, snapshot  # noqa: F401
 
 BOMB = "".join(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
                for prev, name in zip("abcdefgh", "bcdefghi"))
@@ -142,7 +149,7 @@ def busy_port():
 def _cli(argv: list[str], *, in_subprocess: bool, cwd: Path, capsys) -> tuple[int, str]:
     if in_subprocess:
         exe = Path(sys.executable).parent / "autodistill"
-        proc = subprocess.run([str(exe), *argv], capture_output=True, text=True, timeout=300, cwd=cwd,
+        proc = subprocess.run([str(exe), *argv], check=False, capture_output=True, text=True, timeout=300, cwd=cwd,
                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert proc.stdout == ""
         return proc.returncode, proc.stderr
@@ -163,7 +170,7 @@ def _one_line(err: str) -> str:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_bad_input_class(row, workspace, tmp_path, capsys, busy_port, no_training):
+def test_bad_input_class(row, workspace, tmp_path, capsys, busy_port, no_training):  # noqa: F811
     """One stderr line naming what to fix, exit 2, no traceback, no file changed, nothing trained."""
     out = _existing_run(tmp_path, other_objectives=False)
     _with_student(out)
@@ -421,8 +428,8 @@ def test_a_search_on_a_full_disk_ends_with_one_line_and_the_rerun_finishes(works
         assert re.fullmatch(r"autodistill: error: teacher cache: its files need \d+ KiB in .*/run/teacher_cache/"
                             r"\w+, but the disk has \d+ KiB free; free space there .*and run again", _one_line(err))
         subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True, timeout=30)
-        proc = subprocess.run([str(Path(sys.executable).parent / "autodistill"), *command], capture_output=True,
-                              text=True, timeout=300, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        proc = subprocess.run([str(Path(sys.executable).parent / "autodistill"), *command], check=False,
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stderr
         study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{disk / 'run' / 'study.db'}")
         assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2

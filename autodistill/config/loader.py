@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from autodistill.config.plan import DistillationPlan
 from autodistill.config.distillation import DistillationSection
+from autodistill.config.plan import DistillationPlan
 from autodistill.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)

@@ -7,7 +7,6 @@ set and sequence length; each trial only slices the resulting tensors.
 from __future__ import annotations
 
 import hashlib
-
 from typing import TYPE_CHECKING
 
 import torch

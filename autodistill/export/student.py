@@ -22,8 +22,8 @@ from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.errors import ConfigError
 from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
 from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
-from autodistill.preflight import writable_folder
 from autodistill.paths import same_or_inside
+from autodistill.preflight import writable_folder
 from autodistill.study.trials import (
     DATA,
     REPEAT_OF,

@@ -26,7 +26,14 @@ from typing import Any
 from torch import nn
 
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
-from autodistill.config.plan import DistillationPlan, LogitKD, OptimizerSpec, Precision, ScheduleSpec, Stage
+from autodistill.config.plan import (
+    DistillationPlan,
+    LogitKD,
+    OptimizerSpec,
+    Precision,
+    ScheduleSpec,
+    Stage,
+)
 
 log = logging.getLogger(__name__)
 
