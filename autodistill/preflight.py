@@ -220,7 +220,7 @@ def meta_model(model_cls: str, config: Any) -> Any:
     try:
         with torch.device("meta"):
             return cls.from_config(config)
-    except Exception as exc:  # a check must never stop a run that would work
+    except Exception as exc:  # noqa: BLE001 (a check must never stop a run that would work)
         log.debug("no meta-device %s for the preflight checks: %s", model_cls, exc)
         return None
 

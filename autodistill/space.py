@@ -13,9 +13,9 @@ hands back the very value written in the config (int, float, str or bool), all o
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-import itertools
 import numbers
 import random
 import re
