@@ -240,7 +240,7 @@ def check_attn_implementation(model_cls: str, config: Any, name: str | None, *, 
             cls.from_config(config, attn_implementation=name)
     except (ValueError, ImportError) as exc:  # its message lists the implementations it takes
         raise ConfigError(f"{key}: {name!r} cannot be used: {_first_line(exc)}") from None
-    except Exception as exc:  # a check must never stop a run that would work
+    except Exception as exc:  # noqa: BLE001 (a check must never stop a run that would work)
         log.debug("attn_implementation %r not checked on the meta device: %s", name, exc)
 
 
