@@ -23,6 +23,15 @@ class LoggingSection(Section):
     tensorboard: bool | Annotated[str, Field(min_length=1)] = False  # true: <output_dir>/tensorboard
     every_steps: Annotated[BoundedInt, Field(ge=1)] = 10
 
+    @field_validator("tensorboard")
+    @classmethod
+    def _writer_installed(cls, tensorboard: bool | str) -> bool | str:
+        from autodistill.distill.tb_logging import tensorboard_missing
+
+        if tensorboard is not False and (missing := tensorboard_missing()) is not None:
+            raise ValueError(missing)
+        return tensorboard
+
 
 class DistillationSection(TrainingSection):
     """`distillation:` in our configs, and `auto_distillation:`'s training part."""

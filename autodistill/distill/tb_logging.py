@@ -23,13 +23,22 @@ def _tag(*parts: str) -> str:
     return "/".join(_UNSAFE.sub("_", p).strip("_") for p in parts)
 
 
-def summary_writer(directory: str | Path):  # -> torch.utils.tensorboard.SummaryWriter
+def tensorboard_missing() -> str | None:
+    """Why TensorBoard logging cannot run here (the package is missing), with the fix; None if it can."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)
     except ImportError:
-        raise ConfigError("logging.tensorboard needs the tensorboard package, which is not installed: "
-                          "pip install 'autodistill-nas[tensorboard]' (or tensorboard), or remove "
-                          "logging.tensorboard") from None
+        return ("TensorBoard logging needs the tensorboard package, which is not installed: "
+                "pip install 'autodistill-nas[tensorboard]', or remove logging.tensorboard")
+    return None
+
+
+def summary_writer(directory: str | Path):  # -> torch.utils.tensorboard.SummaryWriter
+    missing = tensorboard_missing()
+    if missing is not None:
+        raise ConfigError(missing)
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=str(directory))
 
 

@@ -21,7 +21,9 @@ data (`get_train_dataloader()`: its dataset, collator and batch size) and, throu
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import transformers
@@ -29,12 +31,14 @@ from torch import nn
 
 from autodistill.config.loader import load_distillation_section, validate
 from autodistill.config.plan import DistillationPlan, Stage
-from autodistill.config.distillation import DistillationSection
+from autodistill.config.distillation import DistillationSection, LoggingSection
 from autodistill.config.sections import OptimizerSection, ScheduleSection
 from autodistill.distill.adaptor import DataAdaptor
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.distill.distiller import Distiller, FitResult
 from autodistill.errors import ConfigError
+
+CHECKPOINTS = "distill-checkpoints"  # under TrainingArguments.output_dir
 
 # TrainingArguments.lr_scheduler_type -> (our schedule, whether it warms up)
 _SCHEDULES = {
@@ -86,17 +90,46 @@ def _optimizer_from(args: transformers.TrainingArguments) -> OptimizerSection:
     return validate(OptimizerSection, raw, source="TrainingArguments", prefix=("optimizer",))
 
 
-def plan_with_arguments(section: DistillationSection,
-                        args: transformers.TrainingArguments) -> DistillationPlan:
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _interval(args: transformers.TrainingArguments, strategy: str, steps: float, *, key: str,
+              steps_per_epoch: int | None) -> int:
+    """Optimiser steps between two saves or evaluations (0: none) for a TrainingArguments strategy."""
+    kind = _strategy(strategy)
+    if kind == "no":
+        return 0
+    if kind == "epoch":
+        if steps_per_epoch is None:
+            raise ConfigError(f"TrainingArguments.{key}_strategy 'epoch' needs a train loader with a length; "
+                              f"use {key}_strategy='steps'")
+        return max(1, steps_per_epoch)
+    if kind != "steps":
+        raise ConfigError(f"TrainingArguments.{key}_strategy {kind!r} is not supported by distill(); "
+                          f"use 'steps', 'epoch' or 'no'")
+    if steps >= 1:
+        return int(steps)
+    if args.max_steps and args.max_steps > 0:
+        return max(1, round(steps * args.max_steps))
+    raise ConfigError(f"TrainingArguments.{key}_steps {steps} is a ratio of max_steps, which is not set; "
+                      f"give {key}_steps as a whole number of steps")
+
+
+def plan_with_arguments(section: DistillationSection, args: transformers.TrainingArguments, *,
+                        steps_per_epoch: int | None = None) -> DistillationPlan:
     """`section`'s plan, with what it leaves unset taken from the Trainer's arguments.
 
     Set in the config, a value wins (a stage's own optimizer, schedule, ... win over the
     section's, as always). Unset: optimizer (AdamW from learning_rate, weight_decay,
     adam_beta1/2, adam_epsilon; SGD when `optim="sgd"`), schedule (lr_scheduler_type,
     warmup_steps), gradient_accumulation_steps, max_grad_norm (0: no clipping), seed,
-    device (the arguments' device) and progress (`not disable_tqdm`). A stage with
-    neither train_steps nor epochs runs `max_steps` steps when > 0, else
-    `num_train_epochs` epochs.
+    device (the arguments' device), progress (`not disable_tqdm`), precision (`bf16`, `fp16`),
+    checkpoint_every_steps (`save_strategy`/`save_steps`), eval_every_steps
+    (`eval_strategy`/`eval_steps`, which defaults to `logging_steps`) and TensorBoard logging
+    (`report_to` naming tensorboard: `<output_dir>/runs`, every `logging_steps`). A stage with
+    neither train_steps nor epochs runs `max_steps` steps when > 0, else `num_train_epochs`
+    epochs; `steps_per_epoch` (optimiser steps) resolves the "epoch" strategies.
     """
     given = section.model_fields_set
     update: dict[str, Any] = {}
@@ -114,6 +147,18 @@ def plan_with_arguments(section: DistillationSection,
         update["device"] = args.device.type
     if "progress" not in given:
         update["progress"] = not args.disable_tqdm
+    if "precision" not in given:
+        update["precision"] = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+    if "checkpoint_every_steps" not in given:
+        update["checkpoint_every_steps"] = _interval(args, args.save_strategy, args.save_steps, key="save",
+                                                     steps_per_epoch=steps_per_epoch)
+    if "eval_every_steps" not in given:
+        update["eval_every_steps"] = _interval(args, args.eval_strategy, args.eval_steps or args.logging_steps,
+                                               key="eval", steps_per_epoch=steps_per_epoch)
+    if "logging" not in given and "tensorboard" in (args.report_to or []):
+        every = _interval(args, args.logging_strategy, args.logging_steps, key="logging",
+                          steps_per_epoch=steps_per_epoch) or 1
+        update["logging"] = LoggingSection(tensorboard=str(Path(args.output_dir) / "runs"), every_steps=every)
     plan = section.model_copy(update=update).plan()
 
     def length(stage: Stage) -> Stage:
@@ -127,23 +172,36 @@ def plan_with_arguments(section: DistillationSection,
 
 
 class _TrainerLog(DistillationCallback):
-    """Reports distillation steps through the Trainer's `log()` (its callbacks, log_history)."""
+    """Reports distillation steps and evaluations through the Trainer's `log()` (its callbacks,
+    log_history), with the global step and the epoch (train-loader passes) of the run."""
 
     def __init__(self, trainer: DistillationTrainer) -> None:
         self.trainer = trainer
         self.start = trainer.state.global_step
 
+    def _sync(self, state: DistillationState) -> None:
+        self.trainer.state.global_step = self.start + state.global_step
+        self.trainer.state.epoch = state.epoch
+
     def on_step_end(self, state: DistillationState, control: DistillationControl) -> None:
         trainer, args = self.trainer, self.trainer.args
-        trainer.state.global_step = self.start + state.global_step
+        self._sync(state)
         if str(getattr(args.logging_strategy, "value", args.logging_strategy)) != "steps":
             return
         every = args.logging_steps
         every = int(every) if every >= 1 else max(1, round(every * max(1, state.total_steps)))
         if every > 0 and state.step % every == 0:
-            trainer.log({"distill_loss": state.loss, "learning_rate": state.learning_rate})
+            logs = {"distill_loss": state.loss, "learning_rate": state.learning_rate}
+            if state.grad_norm is not None:
+                logs["grad_norm"] = state.grad_norm
+            trainer.log(logs)
             if trainer.control.should_training_stop:
                 control.should_stop = True
+
+    def on_evaluate(self, state: DistillationState, control: DistillationControl) -> None:
+        self._sync(state)
+        self.trainer.log({f"eval_{name}_{metric}" if name != "eval" else f"eval_{metric}": value
+                          for name, metrics in state.metrics.items() for metric, value in metrics.items()})
 
 
 class DistillationTrainer(transformers.Trainer):
@@ -168,7 +226,8 @@ class DistillationTrainer(transformers.Trainer):
     def distill(self, distillation_config: Any,
                 teacher_model: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module], *,
                 callbacks: Sequence[DistillationCallback] = (),
-                adaptor: DataAdaptor | None = None) -> nn.Module:
+                adaptor: DataAdaptor | None = None, resume_from_checkpoint: bool | str | None = None
+                ) -> nn.Module:
         """Distil `teacher_model` into `self.model` on `self.get_train_dataloader()`; return the student.
 
         `distillation_config`: a YAML path, a mapping, a `DistillationSection` (completed
@@ -178,11 +237,22 @@ class DistillationTrainer(transformers.Trainer):
         inputs (default: dict batches, `labels` passed to the student only for
         `add_origin_loss`). The run is kept as `self.distiller`, its losses as
         `self.distillation_result`. Config problems raise `ConfigError` before any step.
+
+        Checkpoints (every `save_steps`, and at each stage end) go to `<output_dir>/distill-checkpoints`
+        and are removed when the run completes; `resume_from_checkpoint` (True: that folder, or a
+        folder) continues an interrupted run exactly. With an `eval_dataset` and `eval_strategy`,
+        the student is evaluated (accuracy) every `eval_steps` and at each stage end, logged as
+        `eval_accuracy`.
         """
+        loader = self.get_train_dataloader()
+        try:
+            per_epoch: int | None = max(1, len(loader) // max(1, int(self.args.gradient_accumulation_steps)))
+        except TypeError:
+            per_epoch = None
         if isinstance(distillation_config, DistillationPlan):
             plan = distillation_config
         else:
-            plan = plan_with_arguments(section_from(distillation_config), self.args)
+            plan = plan_with_arguments(section_from(distillation_config), self.args, steps_per_epoch=per_epoch)
         if self.model is None:
             raise ConfigError("the trainer has no model; give the student as `model=`")
         if teacher_model is None:
@@ -192,13 +262,19 @@ class DistillationTrainer(transformers.Trainer):
                 f"distill() runs in one process, but world_size is {self.args.world_size}; "
                 "launch it without torchrun/accelerate multi-process"
             )
-        loader = self.get_train_dataloader()
         if self.control.should_training_stop:  # left over from an earlier train()
             self.control.should_training_stop = False
         self.distiller = Distiller(teacher_model, self.model, plan, adaptor=adaptor,
                                    callbacks=[_TrainerLog(self), *callbacks],
                                    quiet=not plan.progress)
-        result = self.distiller.fit(loader)
+        checkpoints = Path(self.args.output_dir) / CHECKPOINTS
+        resume = checkpoints if resume_from_checkpoint is True else resume_from_checkpoint or None
+        evaluate = self.eval_dataset is not None and plan.eval_every_steps > 0
+        result = self.distiller.fit(loader, {"eval": self.get_eval_dataloader()} if evaluate else None,
+                                    checkpoint_dir=checkpoints if plan.checkpoint_every_steps else None,
+                                    resume_from=resume)
+        if plan.checkpoint_every_steps and self.args.should_save:
+            shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing left to resume
         self.distillation_result = result
         losses = result.losses
         if losses:

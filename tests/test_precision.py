@@ -1,0 +1,99 @@
+"""Precision: fp32 | bf16 | fp16 for distillation, fine-tuning and evaluation; refused where it
+cannot help (bf16 on a CPU without bf16 hardware unless forced, fp16 on a CPU), before any work."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from autodistill import ConfigError, Distiller, load_distillation_plan
+from autodistill.distill import precision as precision_module
+from autodistill.evaluation import accuracy
+from autodistill.models.finetune import fine_tune_plan
+from conftest import tiny_bert, toy_batches
+
+NO_GPU = "no CUDA GPU here: the CUDA autocast and fp16 gradient-scaler paths run only on one"
+
+
+def regular(**extra):
+    return {"seed": 3, "progress": False, "device": "cpu", "optimizer": {"name": "AdamW", "learning_rate": 1e-2},
+            "regular_distillation": {"train_steps": 6, "loss_types": ["KL", "CE"], "temperature": 2.0},
+            **extra}
+
+
+@pytest.fixture
+def no_bf16_hardware(monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)
+
+
+def test_bf16_on_a_cpu_without_bf16_hardware_is_refused_with_the_measured_reason(no_bf16_hardware):
+    with pytest.raises(ConfigError) as error:
+        load_distillation_plan(regular(precision="bf16"))
+    message = str(error.value)
+    assert "precision" in message and "about 10x slower than fp32" in message
+    assert "precision_force: true" in message and "\n" not in message
+
+
+def test_bf16_forced_on_such_a_cpu_is_accepted(no_bf16_hardware):
+    plan = load_distillation_plan(regular(precision="bf16", precision_force=True))
+    assert plan.precision == "bf16" and plan.precision_force
+
+
+def test_fp16_on_a_cpu_is_refused_with_the_fix():
+    with pytest.raises(ConfigError, match="fp16 on cpu brings no training benefit.*use precision: fp32"):
+        load_distillation_plan(regular(precision="fp16"))
+
+
+def test_an_unknown_precision_names_the_choices():
+    with pytest.raises(ConfigError, match="precision.*'fp32', 'bf16' or 'fp16'"):
+        load_distillation_plan(regular(precision="16"))
+
+
+def test_a_plan_built_in_python_is_checked_by_the_distiller(teacher, student, no_bf16_hardware):
+    plan = dataclasses.replace(load_distillation_plan(regular()), precision="bf16")
+    with pytest.raises(ConfigError, match="precision: bf16 on this CPU"):
+        Distiller(teacher, student, plan)
+
+
+def test_the_cpu_capability_is_read_from_the_machine():
+    flags = open("/proc/cpuinfo").read().split()
+    assert precision_module.cpu_has_bf16() == (
+        "avx512_bf16" in flags or "amx_bf16" in flags
+        or torch.backends.cpu.get_cpu_capability() == "AVX512_BF16")
+
+
+def test_bf16_distillation_keeps_fp32_master_weights_and_follows_fp32(teacher, student):
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        s = copy.deepcopy(student)
+        result = Distiller(copy.deepcopy(teacher), s, regular(precision=precision, precision_force=True)).fit(
+            toy_batches(4, 8))
+        assert all(p.dtype == torch.float32 for p in s.parameters())
+        runs[precision] = result.losses
+    assert runs["bf16"] != runs["fp32"]  # autocast did run the forwards in bf16
+    assert max(abs(a - b) for a, b in zip(runs["bf16"], runs["fp32"])) < 0.1
+
+
+def test_evaluation_in_bf16_agrees_with_fp32(teacher):
+    batches = toy_batches(4, 16, seed=9)
+    fp32 = accuracy(teacher, batches)
+    assert abs(accuracy(teacher, batches, precision="bf16") - fp32) <= 1 / 16
+
+
+def test_the_fine_tune_plan_carries_the_precision():
+    plan = fine_tune_plan(epochs=1, learning_rate=1e-3, warmup_ratio=0.0, weight_decay=0.0, seed=0,
+                          progress=False, precision="bf16", precision_force=True)
+    assert plan.precision == "bf16" and plan.precision_force
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_mixed_precision_trains_with_fp32_weights(precision):
+    teacher, student = tiny_bert(hidden=32, layers=4, heads=4), tiny_bert(hidden=16, layers=2, heads=2, seed=1)
+    distiller = Distiller(teacher, student, regular(precision=precision, device="cuda"))
+    result = distiller.fit(toy_batches(4, 8))
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in student.parameters())
