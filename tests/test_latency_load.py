@@ -67,6 +67,7 @@ def test_a_steady_measurement_is_taken_once_and_records_its_spread():
 def test_a_noisy_measurement_is_taken_again_and_the_steady_one_kept():
     (lat,) = _measure(NOISY + [2.0] * 20)
     assert lat.attempts == 2 and lat.p50_ms == pytest.approx(2.0) and lat.spread == 0.0
+    assert lat.min_ms == pytest.approx(1.0)   # the fastest call of every attempt
 
 
 def test_always_noisy_stops_at_max_attempts_and_keeps_the_steadiest():

@@ -22,12 +22,13 @@ in noisy environments", 2016) do better. Measured on the 2-core CPU (load averag
 other work), tiny BERTs of hidden 16 against a 2-layer teacher, 30 interleaved rounds, two
 busy loops beside it: the speed-up of a 12-layer student from the medians read 0.04x, from
 the minima 0.27-0.28x (0.25-0.26x without the busy loops); 1 and 4 layers held either way
-(1.5x, 0.7x). Inside a tiny search under the same busy loops, the minima's speed-ups of 1
-and 4 layers read 1.47-1.53x and 0.65-0.67x (1.48-1.51x and 0.61-0.67x without), of 12
-layers 0.26-0.29x in 3 runs of 5 and 0.08-0.11x in 2 (no call ran whole; without the busy
-loops 0.26-0.28x, once 0.11x), against 0.04-0.96x from the medians. So a ratio of models
-timed together is taken between their minima (`paired_ratio`); the study turns it into
-milliseconds at a reference teacher latency (autodistill/study/task.py).
+(1.5x, 0.7x). Inside a tiny search under the same busy loops (3 runs, quiet runs beside
+them), the speed-ups from the fastest call of all attempts read 1.48-1.49x, 0.65x and
+0.26-0.32x for 1, 4 and 12 layers (quiet 1.48-1.51x, 0.64-0.65x, 0.27-0.31x), where the
+medians gave 0.04-0.28x for 12 layers; minima of one attempt only had read 0.08-0.11x for
+12 layers in 2 runs of 5 (no call of that attempt ran whole). So a ratio of models timed
+together is taken between their minima over all attempts (`paired_ratio`); the study turns
+it into milliseconds at a reference teacher latency (autodistill/study/task.py).
 
     spec = LatencySpec(batch_size=1, sequence_length=128, threads=2)
     lat = measure_latency(student, spec)          # a transformers model: dummy token ids
@@ -126,7 +127,8 @@ class Latency:
 
     `sequence_length` is None when the caller supplied `example_inputs`; `threads` is
     the intra-op thread count in force during the measurement; `spread` is (p75 - p25) / p50
-    of the kept measurement and `attempts` how many measurements were taken.
+    of the kept measurement and `attempts` how many measurements were taken; `min_ms` is the
+    fastest call of all of them, the other figures are the kept measurement's.
     """
 
     p50_ms: float
@@ -273,7 +275,8 @@ def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = No
     of them alike and their ratio (a student's speed-up over its teacher) stays fair.
     Each model gets its own inputs as `measure_latency` describes. When the spread of any
     model is above `spec.max_spread`, all of them are timed again (the pairing holds), up
-    to `spec.max_attempts` measurements; the one whose worst spread is lowest is kept."""
+    to `spec.max_attempts` measurements; the one whose worst spread is lowest is kept, with
+    `min_ms` the fastest call of all of them (more rounds, more calls the machine left whole)."""
     spec = spec or LatencySpec()
     device = resolve_latency_device(spec.device)
     benches = [_Bench(model, spec, device, example_inputs, vocab_size) for model in models]
@@ -281,6 +284,7 @@ def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = No
     sync = torch.cuda.synchronize if cuda else (lambda *a, **k: None)
     previous_threads = torch.get_num_threads()
     kept: list[Latency] = []
+    fastest_ns = [float("inf")] * len(benches)
     try:
         if spec.threads is not None:
             torch.set_num_threads(spec.threads)
@@ -302,6 +306,7 @@ def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = No
                         timings.append(timer() - start)
                 measured = [_summary(timings, bench, spec, device, threads)
                             for bench, timings in zip(benches, timings_ns)]
+                fastest_ns = [min(best, *timings) for best, timings in zip(fastest_ns, timings_ns)]
                 if not kept or _worst_spread(measured) < _worst_spread(kept):
                     kept = measured
                 if _worst_spread(measured) <= spec.max_spread:
@@ -310,7 +315,8 @@ def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = No
         for bench in benches:
             bench.restore()
         torch.set_num_threads(previous_threads)
-    return [replace(latency, attempts=attempt) for latency in kept]
+    return [replace(latency, min_ms=fastest / 1e6, attempts=attempt)
+            for latency, fastest in zip(kept, fastest_ns)]
 
 
 def _worst_spread(latencies: Sequence[Latency]) -> float:
@@ -319,7 +325,8 @@ def _worst_spread(latencies: Sequence[Latency]) -> float:
 
 def paired_ratio(model: Latency, reference: Latency) -> float:
     """How many times longer `model` takes than `reference`, both timed in one interleaved
-    measurement: the ratio of their fastest calls, the ones another process disturbed least
+    measurement: the ratio of their fastest calls (`min_ms`, over every attempt), the ones
+    another process disturbed least
     (module docstring), so a load beside the benchmark leaves it where a quiet machine puts it."""
     return model.min_ms / reference.min_ms
 
