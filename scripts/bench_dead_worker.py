@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import write_workspace  # noqa: E402
-from search_processes import SearchProcess, read_trials  # noqa: E402
-from test_search import write_config  # noqa: E402
+from conftest import write_workspace
+from search_processes import SearchProcess, read_trials
+from test_search import write_config
 
 GRACE = 120
 
