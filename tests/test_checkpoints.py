@@ -219,3 +219,29 @@ def test_resume_without_a_checkpoint_is_one_line_naming_the_fix(workspace, tmp_p
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "holds no checkpoint" in error[0] and "run without --resume" in error[0]
     assert not (tmp_path / "new").exists()
+
+
+def test_the_trainer_checkpoints_every_save_steps_and_resumes_from_checkpoint(tmp_path):
+    """The Trainer's students have dropout 0.1 and its loader shuffles (seeded by args.seed)."""
+    from test_trainer import KD_CONFIG, ToyTask, arguments, bert
+
+    from autodistill.distill.trainer import CHECKPOINTS, DistillationTrainer
+
+    def trainer(out, callbacks=()):
+        args = arguments(out, max_steps=10, learning_rate=5e-3, save_steps=3, seed=11)
+        made = DistillationTrainer(model=bert(seed=1), args=args, train_dataset=ToyTask(n=32))
+        return made, lambda **kw: made.distill(distillation_config=KD_CONFIG, callbacks=callbacks,
+                                                teacher_model=bert(hidden=32, layers=2, heads=4, seed=2), **kw)
+
+    whole, distill = trainer(tmp_path / "whole")
+    distill()
+    assert not (tmp_path / "whole" / "out" / CHECKPOINTS).exists()  # removed once complete
+    stopped, distill = trainer(tmp_path / "stopped", callbacks=[StopAt(7)])
+    with pytest.raises(KeyboardInterrupt):
+        distill()
+    assert latest(tmp_path / "stopped" / "out" / CHECKPOINTS).name == "step-000000006"
+    resumed, distill = trainer(tmp_path / "stopped")
+    distill(resume_from_checkpoint=True)
+    assert resumed.distillation_result.losses == whole.distillation_result.losses
+    reference = whole.model.state_dict()
+    assert all(torch.equal(t, reference[n]) for n, t in resumed.model.state_dict().items())
