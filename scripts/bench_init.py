@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 task.init_teacher = init_teachers[mode]
                 torch.manual_seed(args.seed)
                 started = time.perf_counter()
-                student = task.train(task.build(architecture))
+                student = task.train(task.build(architecture)).model
                 result = task.evaluate(student)
                 seconds = time.perf_counter() - started
                 results[mode] = result

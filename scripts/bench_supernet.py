@@ -50,9 +50,8 @@ from bench_search import _f, figures  # noqa: E402  (bench_search's hypervolume,
 from autodistill.config.schema import SearchRunConfig  # noqa: E402
 from autodistill.errors import InvalidArchitecture  # noqa: E402
 from autodistill.space import Architecture, SearchSpace  # noqa: E402
-from autodistill.study.objectives import LATENCY  # noqa: E402
 from autodistill.study.run import load_search_config, run_search  # noqa: E402
-from autodistill.study.supernet_search import space_dimensions  # noqa: E402
+from autodistill.study.supernet_search import FinalTask, ProxyTask, space_dimensions  # noqa: E402
 from autodistill.study.task import DistillationTask  # noqa: E402
 from autodistill.study.trials import TEACHER  # noqa: E402
 
@@ -121,7 +120,7 @@ def rank(args: argparse.Namespace) -> int:
 
     config = with_overrides(load_search_config(args.config), args)
     task = DistillationTask(config, output_dir=Path(args.output_dir), quiet=True)
-    task.reference_latency_ms = LATENCY.value(task.teacher_cost())  # as run_search sets it
+    task.teacher_figures(None)  # the teacher measured: the reference latency students are expressed at
     section = config.auto_distillation.supernet
     space = SearchSpace.from_mapping(config.auto_distillation.search.search_space, source="search.search_space")
     started = time.perf_counter()
@@ -133,17 +132,18 @@ def rank(args: argparse.Namespace) -> int:
         teacher_cache=task.teacher_cache, quiet=False)
     supernet_seconds = time.perf_counter() - started
     print(f"supernet: {supernet_seconds:.1f} s (0 when it was found); teacher {task.teacher_location}")
+    proxies, finals = ProxyTask(task, elastic), FinalTask(task, elastic)  # what the two phases run
     rows = []
     print(f"{'architecture':<40} {'proxy acc':>9} {'full acc':>9} {'proxy s':>8} {'full s':>8}")
     for architecture in spread_architectures(task, space, args.architectures):
         t0 = time.perf_counter()
-        sliced = task.extract(elastic, architecture)
-        proxy = task.validation_score(sliced)["accuracy"]
-        task.cost(sliced)
+        sliced = proxies.build(architecture)
+        proxy = proxies.evaluate(sliced)["accuracy"]
+        proxies.cost(sliced)
         t1 = time.perf_counter()
-        student = task.train(task.build_from(elastic, architecture))
+        student = finals.train(finals.build(architecture)).model
         full = task.validation_accuracy(student)
-        task.cost(student)
+        finals.cost(student)
         t2 = time.perf_counter()
         rows.append((architecture, proxy, full, t1 - t0, t2 - t1))
         print(f"{str(dict(architecture)):<40} {proxy:>9.4f} {full:>9.4f} {t1 - t0:>8.2f} {t2 - t1:>8.1f}", flush=True)

@@ -41,7 +41,8 @@ from autodistill.cli import main
 from autodistill.config.schema import DistillRunConfig, SearchRunConfig, SearchSection
 from autodistill.config.sections import INT_MAX, SEED_MAX, Section
 from autodistill.errors import CaptureError, ConfigError, MappingError, NonFiniteLossError
-from autodistill.study.search import AutoDistillation, SearchStopped, rerun_fails_again
+from autodistill.study.outcomes import rerun_fails_again
+from autodistill.study.search import AutoDistillation, SearchStopped
 from autodistill.study.trials import FAILURE_REASON, RERUN_FAILS_AGAIN, finished_count
 from conftest import tiny_bert
 from test_bad_inputs import Case, no_training  # noqa: F401  (the harness's fixture)
@@ -78,6 +79,10 @@ CASES = [
          r"\.0\.0\.weight: Input should be greater than or equal to 0 \(got -2\)", command="distill",
          replace=(("- - [bert.encoder.layer.0.output, bert.encoder.layer.1.output]",
                    "- - {student: bert.encoder.layer.0.output, teacher: bert.encoder.layer.1.output, weight: -2}"),)),
+    Case("every-weight-zero", r"regular_distillation: every loss weight is 0 \(\[0\.0, 0\.0\]\), so the stage "
+         r"would train nothing; give some loss a weight above 0", replace=(_regular("    loss_weights: [0, 0]\n"),)),
+    Case("every-flash-weight-zero", r"flash_distillation: every loss weight is 0",
+         replace=(("loss_types: [MSE]", "loss_types: [MSE]\n    loss_weights: [0]"),)),
     # -- every value of every dimension through the builder's rules (before the fine-tune) --------
     Case("zero-heads", rf"{SPACE}\.num_attention_heads: num_attention_heads is a size or count and must be "
          r">= 1, got 0", replace=(FINE_TUNE, ("num_attention_heads: [2, 4]", "num_attention_heads: [0]"))),
@@ -113,6 +118,13 @@ CASES = [
          replace=(FINE_TUNE, (harness.ARCH_SPACE, harness.ARCH_SPACE + "      max_position_embeddings: [8, 32]\n"))),
     Case("distill-max-length-above-positions", r"data\.max_length is 64 but teacher\.model '.*/teacher''s "
          r"max_position_embeddings is 32", command="distill", replace=(("max_length: 12", "max_length: 64"),)),
+    # -- how models are loaded: checked on the meta device, not after the teacher's fine-tune --------
+    Case("teacher-attention-unknown", r"teacher\.attn_implementation: 'bogus' cannot be used: .*\"eager\"",
+         replace=((FINE_TUNE[0], "  model: {root}/teacher\n  fine_tune: {epochs: 1}\n  attn_implementation: bogus\n"),)),
+    Case("student-attention-unknown", r"student\.attn_implementation: 'bogus' cannot be used: ",
+         replace=(FINE_TUNE, ("data:\n", "student: {attn_implementation: bogus}\ndata:\n"))),
+    Case("distill-teacher-attention-unknown", r"teacher\.attn_implementation: 'bogus' cannot be used: ",
+         command="distill", replace=(("  model: {root}/teacher\n", "  model: {root}/teacher\n  attn_implementation: bogus\n"),)),
     # -- devices this machine lacks, before the teacher loads or is fine-tuned ----------------------
     Case("latency-device-missing", r"auto_distillation\.evaluation\.latency\.device is 'cuda:7' but ",
          replace=(FINE_TUNE, (LATENCY, LATENCY[:-1] + ", device: 'cuda:7'}"))),

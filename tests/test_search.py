@@ -465,8 +465,8 @@ def test_an_early_stopped_architecture_proposed_again_is_not_trained_again(tmp_p
     checkpoint = lambda m: 0.9 if m.config.hidden_size == 8 else 0.5  # noqa: E731
     agent = _early_agent(tmp_path, {"eval_every_steps": 2, "margin": 0.05}, checkpoint, max_trials=3,
                          hidden_sizes=(8, 16, 24))
-    trained, train = [], agent.train_func
-    agent.train_func = lambda model, **kw: trained.append(model.config.hidden_size) or train(model, **kw)
+    trained, train = [], agent.task.train_func  # the seed-style functions, adapted into agent.task
+    agent.task.train_func = lambda model, **kw: trained.append(model.config.hidden_size) or train(model, **kw)
     for hidden in (8, 16, 16, 24):
         agent.study.enqueue_trial({"hidden_size": hidden})
     agent.search_loop()

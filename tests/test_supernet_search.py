@@ -12,8 +12,7 @@ from optuna.trial import TrialState
 
 from autodistill.cli import main
 from autodistill.study import supernet_search
-from autodistill.study.supernet_search import FIDELITY, PROXY_TRIAL, choose_finals
-from autodistill.study.task import DistillationTask
+from autodistill.study.supernet_search import FIDELITY, PROXY_TRIAL, FinalTask, choose_finals
 from autodistill.study.trials import STUDENT_PATH
 from test_search import write_config
 
@@ -36,17 +35,17 @@ def supernet_searched(workspace, tmp_path_factory):
     out = tmp_path_factory.mktemp("supernet") / "run"
     config = write_config(workspace, out, **dict([SUPERNET]))  # the strategy from the command line
     starts: dict[str, tuple[dict, dict]] = {}
-    original = DistillationTask.build_from
+    original = FinalTask.build
 
-    def build_from(self, elastic, architecture):
-        student = original(self, elastic, architecture)
+    def build(self, architecture):
+        student = original(self, architecture)
         starts[repr(dict(architecture))] = (
             {k: v.clone() for k, v in student.state_dict().items()},
-            elastic.extract(architecture).state_dict())
+            self.elastic.extract(architecture).state_dict())
         return student
 
     patch = pytest.MonkeyPatch()
-    patch.setattr(DistillationTask, "build_from", build_from)
+    patch.setattr(FinalTask, "build", build)
     try:
         assert main(["search", str(config), "--quiet", "--strategy", "supernet"]) == 0
         first = (len(_study(out, "tiny").trials), len(_study(out, "tiny-proxy").trials))

@@ -25,13 +25,12 @@ from autodistill.errors import ConfigError
 from autodistill.paths import check_name, inside
 from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
-from autodistill.study.objectives import ACCURACY, LATENCY
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
+from autodistill.study.protocol import TaskWithFunctions
 from autodistill.study.search import AutoDistillation
 from autodistill.study.binding import study_binding
 from autodistill.study.storage import check_writable, default_storage_url
 from autodistill.study.trials import BINDING, DATA, SEARCH_COMMAND, TEACHER_MODEL, teacher_reference
-from autodistill.study.trials import TEACHER as TEACHER_ATTR
 
 
 @dataclass
@@ -98,6 +97,8 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
                "auto_distillation.evaluation.latency.sequence_length": latency.sequence_length}
     for key, length in lengths.items():
         preflight.check_sequence_length(teacher_config, length, key=key, whose="the teacher's")
+    preflight.check_attn_implementation(section.model_cls, teacher_config, section.attn_implementation,
+                                        key="teacher.attn_implementation")
     student = None
     if "model_builder" not in funcs:
         base = config.student.base_config(teacher_config, num_labels=teacher_config.num_labels)
@@ -105,8 +106,11 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
                                        max_length=max(n for n in lengths.values() if n is not None))
         architecture = preflight.first_valid_architecture(space, base, config.student.fixed)
         if architecture is not None:
-            student = preflight.meta_model(config.student.model_cls or section.model_cls,
-                                           student_config(base, {**config.student.fixed, **architecture}))
+            student_cls = config.student.model_cls or section.model_cls
+            first = student_config(base, {**config.student.fixed, **architecture})
+            preflight.check_attn_implementation(student_cls, first, config.student.attn_implementation,
+                                                key="student.attn_implementation")
+            student = preflight.meta_model(student_cls, first)
     if "train_func" not in funcs:  # the built-in train function runs auto_distillation's stages
         preflight.check_mapping_paths(config.auto_distillation, student=student,
                                       teacher=preflight.meta_model(section.model_cls, teacher_config))
@@ -157,42 +161,23 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
             task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
                               for name, d in space.distributions().items()})
-        teacher: dict[str, Any] = {}
         study_attrs = {DATA: task.splits.description, TEACHER_MODEL: task.teacher_location, BINDING: binding,
                        **({SEARCH_COMMAND: command} if command else {})}
         if search.strategy == "supernet":
             from autodistill.study.supernet_search import run_supernet_search
 
             agent = run_supernet_search(task, config, search, storage_url=url, study_name=name,
-                                        output_dir=out, study_attrs=study_attrs, progress=not quiet,
-                                        prepare=lambda a: _with_teacher_figures(a, task, teacher))
+                                        output_dir=out, study_attrs=study_attrs, progress=not quiet)
         else:
-            agent = AutoDistillation(
-                funcs.get("model_builder", task.build), search,
-                train_func=funcs.get("train_func", task.train), eval_func=funcs.get("eval_func", task.evaluate),
-                cost_func=task.cost, early_stopping=config.auto_distillation.early_stopping,
-                checkpoint_func=task.validation_accuracy, storage_url=url, study_name=name, output_dir=out,
-                save_func=task.save, study_attrs=study_attrs, progress=not quiet)
-            _with_teacher_figures(agent, task, teacher)
+            agent = AutoDistillation(TaskWithFunctions(task, **funcs) if funcs else task, search,
+                                     early_stopping=config.auto_distillation.early_stopping,
+                                     storage_url=url, study_name=name, output_dir=out,
+                                     study_attrs=study_attrs, progress=not quiet)
             agent.search_loop()
         return report(agent.study, out)
     finally:
         logging.getLogger("autodistill").removeHandler(handler)
         handler.close()
-
-
-def _with_teacher_figures(agent: AutoDistillation, task: Any, measured: dict[str, Any]) -> None:
-    """The teacher's accuracy and latency, measured once per study (they live in the study) and
-    once per run (`measured`: a supernet search's proxy and final studies share them)."""
-    teacher = agent.study.user_attrs.get(TEACHER_ATTR)
-    if teacher is None:
-        teacher = dict(measured) or {**task.teacher_cost(), **task.evaluate(task.teacher)}
-        agent.study.set_user_attr(TEACHER_ATTR, teacher)
-    measured.update(teacher)
-    agent.teacher_accuracy = ACCURACY.value(teacher)
-    # the reference every student's latency is expressed at (a study recorded before
-    # `latency_ms` existed has its raw teacher median, as its students' figures are raw)
-    task.reference_latency_ms = agent.teacher_latency_ms = LATENCY.value(teacher)
 
 
 def report(study: optuna.Study, output_dir: Path) -> SearchReport:

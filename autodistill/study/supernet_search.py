@@ -24,8 +24,7 @@ Three phases, each of which resumes where a killed run stopped:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,9 @@ from autodistill.config.schema import SearchRunConfig, SearchSection
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
 from autodistill.study.pareto import pareto_front
+from autodistill.study.protocol import TaskWithFunctions, TrainedStudent
 from autodistill.study.search import AutoDistillation, SearchStopped
+from autodistill.study.task import DistillationTask
 
 log = logging.getLogger(__name__)
 
@@ -64,61 +65,76 @@ def choose_finals(front: Sequence[FrozenTrial], count: int) -> list[FrozenTrial]
     return [front[i] for i in picks]
 
 
-@dataclass(frozen=True)
-class SupernetSearch:
-    """Runs the proxy and final phases on a trained supernet for one study."""
+class ProxyTask:
+    """A proxy trial's task: the architecture sliced out of the supernet and scored as it is
+    (validation accuracy, the built-in task's paired latency); nothing trained, nothing saved."""
 
-    config: SearchRunConfig
-    search: SearchSection
-    storage_url: str
-    study_name: str
-    output_dir: Path
-    study_attrs: Mapping[str, Any]
-    progress: bool
+    measures_cost = True
+    stops_early = False
 
-    def proxy_agent(self, *, builder: Callable[[Mapping[str, Any]], nn.Module],
-                    score: Callable[[nn.Module], Mapping[str, Any]],
-                    cost: Callable[[nn.Module], Mapping[str, Any]]) -> AutoDistillation:
-        section = self.config.auto_distillation.supernet
-        proxy = self.search.model_copy(update={"max_trials": section.proxy_trials})
-        return AutoDistillation(
-            builder, proxy, train_func=_untrained, eval_func=lambda m: {**score(m), FIDELITY: "proxy"},
-            cost_func=cost, storage_url=self.storage_url, study_name=proxy_study_name(self.study_name),
-            output_dir=self.output_dir, save_students=False,
-            study_attrs={**self.study_attrs, FIDELITY: "proxy"}, progress=self.progress)
+    def __init__(self, task: DistillationTask, elastic: Any) -> None:
+        self.task, self.elastic = task, elastic
 
-    def final_agent(self, proxy_study: optuna.Study, **functions: Any) -> AutoDistillation:
-        """The study itself, with the proxy front's architectures queued (once: a resumed run
-        queues only those it has not queued before) and max_trials set to their number."""
-        section = self.config.auto_distillation.supernet
-        front = pareto_front(proxy_study)
-        finals = choose_finals(front, section.final_trials)
-        agent = AutoDistillation(
-            functions.pop("model_builder"), self.search, storage_url=self.storage_url,
-            study_name=self.study_name, output_dir=self.output_dir,
-            study_attrs={**self.study_attrs, FIDELITY: "full", PROXY_STUDY: proxy_study.study_name},
-            progress=self.progress, **functions)
-        queued = {Architecture.from_params(t.params).key() for t in agent.study.get_trials(deepcopy=False)
-                  if PROXY_TRIAL in t.user_attrs and t.params}
-        for trial in finals:
-            architecture = Architecture.from_params(trial.params)
-            if architecture.key() in queued:
-                continue
-            agent.study.enqueue_trial(architecture.to_dict(), user_attrs={
-                attrs.PROPOSED_BY: PROPOSED_BY_FRONT, FIDELITY: "full", PROXY_TRIAL: trial.number,
-                PROXY_ACCURACY: trial.user_attrs.get("accuracy")})
-            queued.add(architecture.key())
-        agent.config = agent.config.model_copy(update={"max_trials": len(queued)})
-        log.info("final trials: %d architectures of the proxy front (%d on it) trained in full",
-                 len(queued), len(front))
-        return agent
+    def build(self, architecture: Architecture) -> nn.Module:
+        self.task.check_architecture(architecture)
+        return self.elastic.extract(architecture)
+
+    def cost(self, model: nn.Module) -> Mapping[str, Any]:
+        return self.task.cost(model)
+
+    def train(self, model: nn.Module, callbacks: Sequence[Any] = ()) -> TrainedStudent:
+        return TrainedStudent(model)
+
+    def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
+        """Validation accuracy only: the test split stays unseen until the final trials."""
+        return {"accuracy": self.task.validation_accuracy(model), FIDELITY: "proxy"}
+
+    def checkpoint_score(self, model: nn.Module) -> float:
+        return self.task.validation_accuracy(model)
+
+    def save(self, student: TrainedStudent, directory: Path) -> None:  # pragma: no cover - never saved
+        raise NotImplementedError("proxy trials keep no student")
+
+    def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        return self.task.teacher_figures(recorded)
 
 
-def run_supernet_search(task: Any, config: SearchRunConfig, search: SearchSection, *, storage_url: str,
-                        study_name: str, output_dir: Path, study_attrs: Mapping[str, Any], progress: bool,
-                        prepare: Callable[[AutoDistillation], None]) -> AutoDistillation:
-    """The three phases for the built-in task (`autodistill.study.task.DistillationTask`);
-    `prepare` gives each study its teacher figures before its loop. Returns the final agent."""
+class FinalTask(TaskWithFunctions):
+    """A final trial's task: the built-in task, its students starting from their supernet weights
+    (instead of init_from_teacher's slices of the teacher)."""
+
+    def __init__(self, task: DistillationTask, elastic: Any) -> None:
+        super().__init__(task, model_builder=self._from_supernet)
+        self.task, self.elastic = task, elastic
+
+    def _from_supernet(self, architecture: Mapping[str, Any]) -> nn.Module:
+        student = self.task.fresh(architecture)
+        student.load_state_dict(self.elastic.extract(architecture).state_dict())
+        return student
+
+
+def queue_finals(study: optuna.Study, proxy_study: optuna.Study, count: int) -> int:
+    """Queue the proxy front's architectures (at most `count`, spread along it) in the full study,
+    each once (a resumed run queues only what it has not queued before); how many it holds."""
+    front = pareto_front(proxy_study)
+    queued = {Architecture.from_params(t.params).key() for t in study.get_trials(deepcopy=False)
+              if PROXY_TRIAL in t.user_attrs and t.params}
+    for trial in choose_finals(front, count):
+        architecture = Architecture.from_params(trial.params)
+        if architecture.key() in queued:
+            continue
+        study.enqueue_trial(architecture.to_dict(), user_attrs={
+            attrs.PROPOSED_BY: PROPOSED_BY_FRONT, FIDELITY: "full", PROXY_TRIAL: trial.number,
+            PROXY_ACCURACY: trial.user_attrs.get("accuracy")})
+        queued.add(architecture.key())
+    log.info("final trials: %d architectures of the proxy front (%d on it) trained in full", len(queued), len(front))
+    return len(queued)
+
+
+def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search: SearchSection, *,
+                        storage_url: str, study_name: str, output_dir: Path, study_attrs: Mapping[str, Any],
+                        progress: bool) -> AutoDistillation:
+    """The three phases for the built-in task; returns the final (full-fidelity) study's agent."""
     from autodistill.supernet import load_or_train_supernet
 
     section = config.auto_distillation.supernet
@@ -128,35 +144,32 @@ def run_supernet_search(task: Any, config: SearchRunConfig, search: SearchSectio
         key=task.supernet_key(space_dimensions(space), section.key_settings()),
         importance_batches=task.importance_batches(section.importance_batches),
         teacher_cache=task.teacher_cache, quiet=task.quiet)
-    runner = SupernetSearch(config, search, storage_url, study_name, output_dir, study_attrs, progress)
-    proxy = runner.proxy_agent(builder=lambda architecture: task.extract(elastic, architecture),
-                               score=task.validation_score, cost=task.cost)
-    prepare(proxy)
+    proxy = AutoDistillation(ProxyTask(task, elastic), search.overridden(max_trials=section.proxy_trials),
+                             storage_url=storage_url, study_name=proxy_study_name(study_name),
+                             output_dir=output_dir, save_students=False,
+                             study_attrs={**study_attrs, FIDELITY: "proxy"}, progress=progress)
     proxy.search_loop()
     if not pareto_front(proxy.study):
         raise SearchStopped(
             f"no proxy trial of study {proxy.study.study_name!r} completed, so no architecture can be "
             "trained in full; see its trials' failure, invalid or screened reasons (autodistill show "
             f"--study-name {proxy.study.study_name}) and relax search.constraints or the search space")
-    final = runner.final_agent(
-        proxy.study, model_builder=lambda architecture: task.build_from(elastic, architecture),
-        train_func=task.train, eval_func=task.evaluate, cost_func=task.cost,
-        early_stopping=config.auto_distillation.early_stopping, checkpoint_func=task.validation_accuracy,
-        save_func=task.save)
-    prepare(final)
+    final = AutoDistillation(FinalTask(task, elastic), search, storage_url=storage_url, study_name=study_name,
+                             output_dir=output_dir, early_stopping=config.auto_distillation.early_stopping,
+                             study_attrs={**study_attrs, FIDELITY: "full", PROXY_STUDY: proxy.study.study_name},
+                             progress=progress)
+    final.config = search.overridden(max_trials=queue_finals(final.study, proxy.study, section.final_trials))
     final.search_loop()
     return final
 
 
-def _untrained(model: nn.Module) -> nn.Module:
-    """A proxy trial's 'training': none; the supernet's weights are scored as they are."""
-    return model
-
-
 def space_dimensions(space: SearchSpace) -> dict[str, list[Any]]:
-    """Every value each dimension can take (what the supernet must span)."""
-    return {name: list(values) for name, values in space.grid().items()}
+    """Every value each dimension can take (what the supernet must span); a continuous range is
+    a ConfigError naming it."""
+    from autodistill.supernet.sandwich import space_grid
+
+    return {name: list(values) for name, values in space_grid(space).items()}
 
 
-__all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_STUDY", "PROXY_TRIAL", "SupernetSearch",
-           "choose_finals", "proxy_study_name", "run_supernet_search", "space_dimensions"]
+__all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_STUDY", "PROXY_TRIAL", "FinalTask", "ProxyTask",
+           "choose_finals", "proxy_study_name", "queue_finals", "run_supernet_search", "space_dimensions"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,9 @@ from autodistill.evaluation.latency import (
     paired_ratio,
     resolve_latency_device,
 )
-from autodistill.losses.matchers import FeatureMatchers
 from autodistill.models import build_student, load_pretrained
+from autodistill.study.objectives import LATENCY
+from autodistill.study.protocol import TrainedStudent
 from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.builders import check_architecture, student_config
@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 
 
 class DistillationTask:
-    """Teacher, data and settings of a search; `build`, `train`, `evaluate`, `save` per trial."""
+    """Teacher, data and settings of a search; `build`, `train`, `evaluate`, `save` per trial
+    (the `Task` protocol, study/protocol.py)."""
+
+    measures_cost = True  # the paired latency benchmark, parameters and size, before training
+    stops_early = True    # train() passes callbacks to the Distiller; checkpoint_score() is validation accuracy
 
     def __init__(self, config: SearchRunConfig, *, output_dir: Path | None = None,
                  quiet: bool = False) -> None:
@@ -95,7 +99,7 @@ class DistillationTask:
             if config.auto_distillation.teacher_cache else None
         self.student_cls = config.student.model_cls or section.model_cls
         self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
-        self._matchers: weakref.WeakKeyDictionary[nn.Module, FeatureMatchers] = weakref.WeakKeyDictionary()
+        self._teacher_figures: dict[str, Any] | None = None
         # what init_from_teacher copies: with student.importance_order, a copy of the teacher whose
         # heads and FFN neurons are reordered most important first (same function; the teacher
         # itself, its cache and fingerprint stay as they are)
@@ -133,17 +137,21 @@ class DistillationTask:
     # -- the three functions of seed 003's AutoDistillation ---------------------------------
     def build(self, architecture: Mapping[str, Any]) -> nn.Module:
         """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
-        student = self._fresh(architecture)
+        student = self.fresh(architecture)
         if self.config.student.init_from_teacher:
             report = init_from_teacher(student, self.init_teacher)
             log.info("student initialised from teacher layers %s (%d tensors sliced, %d left fresh)",
                      list(report.layer_map), len(report.sliced), len(report.skipped))
         return student
 
-    def _fresh(self, architecture: Mapping[str, Any]) -> nn.Module:
+    def check_architecture(self, architecture: Mapping[str, Any]) -> None:
+        """InvalidArchitecture when no student can have `architecture` (with `student.fixed`)."""
+        check_architecture(student_config(self.student_base, {**self.config.student.fixed, **dict(architecture)}))
+
+    def fresh(self, architecture: Mapping[str, Any]) -> nn.Module:
         """A student of the built-in class, freshly initialised; InvalidArchitecture if none can exist."""
         overrides = {**self.config.student.fixed, **dict(architecture)}
-        check_architecture(student_config(self.student_base, overrides))
+        self.check_architecture(architecture)
         try:
             return build_student(self.student_base, overrides, model_cls=self.student_cls,
                                  attn_implementation=self.config.student.attn_implementation)
@@ -166,34 +174,21 @@ class DistillationTask:
         loader = make_loader(self.train_set, batch_size=self.config.data.batch_size, shuffle=False)
         return [batch for batch, _ in zip(loader, range(count))]
 
-    def extract(self, elastic: Any, architecture: Mapping[str, Any]) -> nn.Module:
-        """A proxy trial's student: the architecture sliced out of the supernet, untrained."""
-        check_architecture(student_config(self.student_base, {**self.config.student.fixed, **dict(architecture)}))
-        return elastic.extract(architecture)
-
-    def build_from(self, elastic: Any, architecture: Mapping[str, Any]) -> nn.Module:
-        """A final trial's student: the built-in class with `fixed` and the architecture, starting
-        from its supernet weights (instead of init_from_teacher's slices of the teacher)."""
-        student = self._fresh(architecture)
-        student.load_state_dict(elastic.extract(architecture).state_dict())
-        return student
-
-    def validation_score(self, model: nn.Module) -> dict[str, float]:
-        """What a proxy trial is scored by: validation accuracy only (the test split stays unseen)."""
-        return {"accuracy": self.validation_accuracy(model)}
-
-    def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> nn.Module:
-        """Flash then regular distillation from the teacher."""
+    def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent:
+        """Flash then regular distillation from the teacher; the student with its feature matchers."""
         section = self.config.auto_distillation
         plan = section.plan(student_layers=_depth(student), teacher_layers=_depth(self.teacher))
         distiller = Distiller(self.teacher, student, plan, teacher_cache=self.teacher_cache,
                               callbacks=callbacks, quiet=self.quiet)
         distiller.fit(self.train_loader)
-        self._matchers[student] = distiller.matchers
-        return student
+        return TrainedStudent(student, {"matchers": distiller.matchers})
 
     def validation_accuracy(self, model: nn.Module) -> float:
         return accuracy(model, self.validation_loader, device=next(model.parameters()).device)
+
+    def checkpoint_score(self, model: nn.Module) -> float:
+        """Early stopping's score during regular distillation: validation accuracy."""
+        return self.validation_accuracy(model)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Validation accuracy (chooses architectures) and test accuracy (reported only)."""
@@ -242,10 +237,22 @@ class DistillationTask:
                 "latency_spread": latency.spread, "latency_attempts": latency.attempts,
                 "params": count_parameters(self.teacher), "size_mb": model_size_mb(self.teacher)}
 
-    def save(self, student: nn.Module, directory: Path) -> None:
-        student.save_pretrained(directory)
+    def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        """The study's teacher row (`recorded`), or the teacher measured now (latency, size,
+        validation and test accuracy; once per task, so a supernet search's two studies share
+        it). Its latency becomes the reference every student's latency is expressed at (a study
+        recorded before `latency_ms` existed has its raw teacher median, as its students do)."""
+        if recorded is None:
+            if self._teacher_figures is None:
+                self._teacher_figures = {**self.teacher_cost(), **self.evaluate(self.teacher)}
+            recorded = self._teacher_figures
+        self.reference_latency_ms = LATENCY.value(recorded)
+        return recorded
+
+    def save(self, student: TrainedStudent, directory: Path) -> None:
+        student.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        matchers = self._matchers.get(student)
+        matchers = student.artifacts.get("matchers")
         if matchers is not None and matchers.specs:
             matchers.save(directory)
 

@@ -1,0 +1,95 @@
+"""How a trial ends: trained, a repeat, ruled out (invalid, screened), stopped early, failed or
+interrupted, each recorded with its reason in the study.
+
+A trial that raises fails with its reason. One that a rerun would fail again in the same way
+(a config, shape or mapping error, a TypeError or ValueError in a user function:
+`rerun_fails_again`) costs no `max_trials`, so the budget is whole once the cause is fixed;
+others (out of memory, a NaN loss, an OSError) count.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autodistill.errors import AutodistillError, NonFiniteLossError
+from autodistill.study import lost_trials
+from autodistill.study import trials as attrs
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    TRAINED = "trained"
+    REPEAT = "repeat"
+    INVALID = "invalid"
+    SCREENED = "screened"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+class SearchStopped(AutodistillError):
+    """The search ended before max_trials for a reason the user must see."""
+
+
+# errors of the setup, not of the moment: the same code and config raise them again on a rerun
+SETUP_ERRORS = (TypeError, ValueError, AttributeError, LookupError, NameError, NotImplementedError,
+                ImportError, AssertionError)
+
+
+def rerun_fails_again(exc: BaseException) -> bool:
+    """Whether a trial that raised `exc` would raise it again when run again as it is: a config,
+    shape or mapping error (ConfigError, CaptureError, MappingError) or a programming error in a
+    user function (`SETUP_ERRORS`). Not so: running out of memory, an OSError, a RuntimeError
+    (CUDA), a loss that became NaN (that architecture's training): those are the trial's result."""
+    if isinstance(exc, AutodistillError):
+        return not isinstance(exc, NonFiniteLossError)
+    return isinstance(exc, SETUP_ERRORS)
+
+
+def end_pruned(study: optuna.Study, trial: optuna.Trial, record: Mapping[str, Any], outcome: Outcome,
+               message: str) -> Outcome:
+    """Record why, and end the trial as pruned (Optuna's state for 'stopped on purpose')."""
+    attrs.record(trial, record)
+    study.tell(trial, state=TrialState.PRUNED)
+    log.info("trial %d %s", trial.number, message)
+    return outcome
+
+
+def end_failed(study: optuna.Study, trial: optuna.Trial, exc: BaseException) -> Outcome:
+    reason = f"{type(exc).__name__}: {str(exc) or '(no message)'}"[:2000]
+    attrs.record(trial, {attrs.FAILURE_REASON: reason,
+                         **({attrs.RERUN_FAILS_AGAIN: True} if rerun_fails_again(exc) else {})})
+    study.tell(trial, state=TrialState.FAIL)
+    log.warning("trial %d failed: %s", trial.number, reason)
+    return Outcome.FAILED
+
+
+def end_interrupted(study: optuna.Study, trial: optuna.Trial, *, max_retries: int, grace_seconds: int) -> None:
+    """Ctrl-C or SIGTERM: the trial ends failed, marked interrupted (it costs no budget), and
+    its architecture is queued again for the next run."""
+    try:
+        attrs.record(trial, {attrs.INTERRUPTED: True})
+        ended = study.tell(trial, state=TrialState.FAIL)
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+        return  # it had ended already (recorded by an inner handler, or just told)
+    except optuna.exceptions.OptunaError as exc:
+        log.warning("trial %d interrupted and not recorded (%s); it is taken for lost after %d s "
+                    "and tried again", trial.number, exc, grace_seconds)
+        return
+    log.warning("trial %d interrupted; its architecture is queued again for the next run", trial.number)
+    lost_trials.retry_architecture(study, ended, max_retries=max_retries)
+
+
+def last_failure(study: optuna.Study) -> str | None:
+    failed = [t for t in study.get_trials(deepcopy=False) if attrs.failed(t)]
+    return failed[-1].user_attrs[attrs.FAILURE_REASON] if failed else None
+
+
+__all__ = ["Outcome", "SearchStopped", "end_failed", "end_interrupted", "end_pruned", "last_failure",
+           "rerun_fails_again"]

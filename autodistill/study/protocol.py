@@ -1,0 +1,158 @@
+"""What the search needs of the problem it searches for: one `Task` object.
+
+    class MyTask:                                  # or subclass nothing: it is a Protocol
+        measures_cost = True                       # cost() times the untrained student
+        stops_early = False                        # train() takes no early-stopping callbacks
+        def build(self, architecture): ...        # -> nn.Module (InvalidArchitecture if none can exist)
+        def cost(self, model): ...                 # -> {"latency_p50_ms": ..., "params": ...} before training
+        def train(self, model, callbacks=()): ...  # -> TrainedStudent
+        def evaluate(self, model): ...             # -> {"accuracy": ...}
+        def checkpoint_score(self, model): ...     # -> validation accuracy during training (early stopping)
+        def save(self, student, directory): ...
+        def teacher_figures(self, recorded): ...   # -> the study's teacher row (measured once per study)
+
+    AutoDistillation(MyTask(), search_section, storage_url=..., study_name=..., output_dir=...)
+
+The built-in `autodistill.study.task.DistillationTask` implements it (flash then regular
+distillation of Hugging Face students from a teacher and data files). Seed 003's function-style
+API (`AutoDistillation(model_builder, config, train_func=..., eval_func=...)`) is `FunctionTask`,
+an adapter onto it: each callable becomes one method.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from torch import nn
+
+from autodistill.distill.callbacks import DistillationCallback
+from autodistill.space import Architecture
+
+
+@dataclass(frozen=True)
+class TrainedStudent:
+    """A trained student and what `save` writes beside its weights (e.g. its feature matchers)."""
+
+    model: nn.Module
+    artifacts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    measures_cost: bool  # `cost` measures latency / params / size (screening and constraints need it)
+    stops_early: bool    # `train` passes callbacks to training and `checkpoint_score` scores mid-training
+
+    def build(self, architecture: Architecture) -> nn.Module: ...
+
+    def cost(self, model: nn.Module) -> Mapping[str, Any]: ...
+
+    def train(self, model: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent: ...
+
+    def evaluate(self, model: nn.Module) -> Mapping[str, Any]: ...
+
+    def checkpoint_score(self, model: nn.Module) -> float: ...
+
+    def save(self, student: TrainedStudent, directory: Path) -> None: ...
+
+    def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any] | None: ...
+
+
+def save_model(model: nn.Module, directory: Path) -> None:
+    """`save_pretrained` where the model has it, else its state dict as student.pt."""
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(directory)
+    else:
+        import torch
+
+        torch.save(model.state_dict(), directory / "student.pt")
+
+
+class FunctionTask:
+    """Seed 003's callables as a Task: `model_builder(architecture)`, `train_func(model[, callbacks])`,
+    `eval_func(model)`, and optionally `save_func(model, directory)`, `cost_func(model)` and
+    `checkpoint_func(model)` (early stopping's score). The teacher's figures, when the user has
+    them, are `teacher_accuracy` and `teacher_latency_ms`."""
+
+    def __init__(self, model_builder: Callable[[Mapping[str, Any]], nn.Module], *,
+                 train_func: Callable[..., nn.Module], eval_func: Callable[[nn.Module], Mapping[str, Any]],
+                 save_func: Callable[[nn.Module, Path], None] | None = None,
+                 cost_func: Callable[[nn.Module], Mapping[str, Any]] | None = None,
+                 checkpoint_func: Callable[[nn.Module], float] | None = None,
+                 teacher_accuracy: float | None = None, teacher_latency_ms: float | None = None) -> None:
+        self.model_builder, self.train_func, self.eval_func = model_builder, train_func, eval_func
+        self.save_func, self.cost_func, self.checkpoint_func = save_func or save_model, cost_func, checkpoint_func
+        self.measures_cost = cost_func is not None
+        self._takes_callbacks = "callbacks" in inspect.signature(train_func).parameters
+        self.stops_early = checkpoint_func is not None and self._takes_callbacks
+        self._teacher = {key: value for key, value in (("accuracy", teacher_accuracy),
+                                                       ("latency_p50_ms", teacher_latency_ms))
+                         if value is not None}
+
+    def build(self, architecture: Architecture) -> nn.Module:
+        return self.model_builder(architecture)
+
+    def cost(self, model: nn.Module) -> Mapping[str, Any]:
+        return {} if self.cost_func is None else self.cost_func(model)
+
+    def train(self, model: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent:
+        trained = self.train_func(model, callbacks=list(callbacks)) if callbacks else self.train_func(model)
+        return TrainedStudent(trained)
+
+    def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
+        return self.eval_func(model)
+
+    def checkpoint_score(self, model: nn.Module) -> float:
+        if self.checkpoint_func is None:
+            raise NotImplementedError("no checkpoint_func was given")
+        return self.checkpoint_func(model)
+
+    def save(self, student: TrainedStudent, directory: Path) -> None:
+        self.save_func(student.model, directory)
+
+    def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        return recorded if recorded is not None else (self._teacher or None)
+
+
+class TaskWithFunctions:
+    """`base` with some of its steps replaced by the user's callables (a config's
+    `search.model_builder`, `search.train_func`, `search.eval_func` as `module:function`);
+    everything else (cost, checkpoints, saving, the teacher's figures) stays the base task's."""
+
+    def __init__(self, base: Task, *, model_builder: Callable[[Mapping[str, Any]], nn.Module] | None = None,
+                 train_func: Callable[..., nn.Module] | None = None,
+                 eval_func: Callable[[nn.Module], Mapping[str, Any]] | None = None) -> None:
+        self.base, self.model_builder, self.train_func, self.eval_func = base, model_builder, train_func, eval_func
+        self.measures_cost = base.measures_cost
+        self.stops_early = base.stops_early if train_func is None else (
+            base.stops_early and "callbacks" in inspect.signature(train_func).parameters)
+
+    def build(self, architecture: Architecture) -> nn.Module:
+        return (self.model_builder or self.base.build)(architecture)
+
+    def cost(self, model: nn.Module) -> Mapping[str, Any]:
+        return self.base.cost(model)
+
+    def train(self, model: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent:
+        if self.train_func is None:
+            return self.base.train(model, callbacks)
+        return TrainedStudent(self.train_func(model, callbacks=list(callbacks)) if callbacks
+                              else self.train_func(model))
+
+    def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
+        return (self.eval_func or self.base.evaluate)(model)
+
+    def checkpoint_score(self, model: nn.Module) -> float:
+        return self.base.checkpoint_score(model)
+
+    def save(self, student: TrainedStudent, directory: Path) -> None:
+        self.base.save(student, directory)
+
+    def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        return self.base.teacher_figures(recorded)
+
+
+__all__ = ["FunctionTask", "Task", "TaskWithFunctions", "TrainedStudent", "save_model"]
