@@ -88,8 +88,8 @@ ROWS = [
         r"give data with the teacher's classes, or fine-tune it",
         replace=(("train_file: {root}/train.csv", "train_file: {tmp}/three.csv"),)),
     Row("classes-differ-from-the-teachers-distill", ("distill", "{config}"), r"data\.train_file: the data has "
-        r"3 classes .* was saved with 2", replace=(("train_file: {root}/train.csv", "train_file: {tmp}/three.csv"),),
-        distill=True),
+        r"3 classes .* was saved with 2", distill=True,
+        replace=(("train_file: {root}/train.csv", "train_file: {tmp}/three.csv"),)),
     Row("hidden-size-not-divisible-by-heads-distill", ("distill", "{config}"), r"hidden_size 16 is not "
         r"divisible by num_attention_heads 3", replace=(("num_attention_heads: 2", "num_attention_heads: 3"),),
         distill=True),
@@ -429,7 +429,8 @@ def test_a_search_on_a_full_disk_ends_with_one_line_and_the_rerun_finishes(works
                             r"\w+, but the disk has \d+ KiB free; free space there .*and run again", _one_line(err))
         subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True, timeout=30)
         proc = subprocess.run([str(Path(sys.executable).parent / "autodistill"), *command], check=False,
-                              capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
         assert proc.returncode == 0, proc.stderr
         study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{disk / 'run' / 'study.db'}")
         assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
