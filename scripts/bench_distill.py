@@ -35,9 +35,9 @@ difference between the live and the cached trial's losses (features are stored a
 
     .venv/bin/python scripts/bench_distill.py --skip-regular --skip-flash --context-steps 0
 
---checkpoint-cost measures checkpointing: the regular KD step without checkpoints and checkpointing
-after every step; the difference (one checkpoint's write) over --checkpoint-every steps is the
-per-step cost at that interval:
+--checkpoint-cost measures checkpointing and TensorBoard logging: the regular KD step with neither,
+checkpointing after every step, and logging every step; each difference (one write) over its
+interval (--checkpoint-every, --log-every) is the per-step cost at that interval:
 
     .venv/bin/python scripts/bench_distill.py --random-teacher --skip-regular --skip-flash --skip-cache \
         --context-steps 0 --checkpoint-cost --steps 10 --repeats 3
@@ -132,9 +132,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-flash", action="store_true")
     p.add_argument("--skip-cache", action="store_true", help="omit the teacher-cache section")
     p.add_argument("--checkpoint-cost", action="store_true",
-                   help="measure the per-step cost of checkpointing at --checkpoint-every")
+                   help="measure the per-step cost of checkpointing at --checkpoint-every and of "
+                        "TensorBoard logging at --log-every")
     p.add_argument("--checkpoint-every", type=int, default=500,
                    help="the interval the checkpoint cost is amortised over (the default checkpoint_every_steps)")
+    p.add_argument("--log-every", type=int, default=10,
+                   help="the interval the logging cost is amortised over (the default logging.every_steps)")
     p.add_argument("--cache-examples", type=int, default=512,
                    help="cache section: training examples (a stratified subset of the BBC News "
                         "training split; 0: all of it)")
@@ -296,36 +299,43 @@ def baseline_regular(args: argparse.Namespace, teacher: nn.Module, student0: nn.
 
 
 def ours_regular(args: argparse.Namespace, teacher: nn.Module, student0: nn.Module,
-                 batches: Sequence[Batch], warmup: int, steps: int, *, checkpoint_every: int = 0
-                 ) -> Measurement:
-    """With `checkpoint_every`, checkpoints into a fresh temporary folder at that interval."""
+                 batches: Sequence[Batch], warmup: int, steps: int, *, checkpoint_every: int = 0,
+                 log_every: int = 0) -> Measurement:
+    """With `checkpoint_every`, checkpoints into a fresh temporary folder at that interval; with
+    `log_every`, TensorBoard scalars (and the gradient norm) at that interval."""
     student = copy.deepcopy(student0)
     clock = StepClock()
     config = {**regular_config(args, warmup + steps), "checkpoint_every_steps": checkpoint_every}
-    distiller = Distiller(teacher, student, config, callbacks=[clock], quiet=True)
     with tempfile.TemporaryDirectory() as folder:
+        if log_every:
+            config["logging"] = {"tensorboard": f"{folder}/tensorboard", "every_steps": log_every}
+        distiller = Distiller(teacher, student, config, callbacks=[clock], quiet=True)
         result = distiller.fit(list(batches), checkpoint_dir=f"{folder}/checkpoints" if checkpoint_every else None)
     return ours_measurement(result.stages[0], clock.begins[0], clock.stages[0], warmup, steps)
 
 
 def checkpoint_section(args: argparse.Namespace, teacher: nn.Module, student0: nn.Module,
                        batches: Sequence[Batch]) -> None:
-    """The per-step cost of checkpointing at --checkpoint-every: regular KD steps with no
-    checkpoints against the same steps checkpointing after every one (alternating, medians);
-    their difference is one checkpoint's cost, amortised over the interval."""
-    off, every_step = [], []
+    """The per-step cost of checkpointing at --checkpoint-every and of TensorBoard logging at
+    --log-every: regular KD steps with neither, checkpointing after every step, and logging every
+    step (alternating); each difference is one write's cost, amortised over its interval. The fastest
+    repeat of each is compared: on a shared machine it is the least disturbed one."""
+    variants = {"none": {}, "checkpoint": {"checkpoint_every": 1}, "log": {"log_every": 1}}
+    runs: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.repeats):
-        order = [(off, 0), (every_step, 1)]
-        for runs, every in (order if r % 2 == 0 else order[::-1]):
+        names = list(variants) if r % 2 == 0 else list(variants)[::-1]
+        for name in names:
             gc.collect()
-            runs.append(ours_regular(args, teacher, student0, batches, args.warmup, args.steps,
-                                     checkpoint_every=every).steady)
-    step_ms, write_ms = med(off), max(0.0, med(every_step) - med(off))
-    print(f"\ncheckpoints (student {sum(p.numel() for p in student0.parameters()) / 1e6:.2f} M params + "
-          f"AdamW state): step {step_ms:.1f} ms without, {med(every_step):.1f} ms checkpointing every step "
-          f"-> one checkpoint {write_ms:.1f} ms; at every {args.checkpoint_every} steps "
-          f"{write_ms / args.checkpoint_every / step_ms:.4%} of step time "
-          f"(per repeat, no checkpoints: {fmt_ratios(off)} ms; every step: {fmt_ratios(every_step)} ms)")
+            runs[name].append(ours_regular(args, teacher, student0, batches, args.warmup, args.steps,
+                                           **variants[name]).steady)
+    step_ms = min(runs["none"])
+    print(f"\nper-step cost at the default intervals (student "
+          f"{sum(p.numel() for p in student0.parameters()) / 1e6:.2f} M params + AdamW state); "
+          f"fastest step {step_ms:.1f} ms with neither (per repeat {fmt_ratios(runs['none'])} ms)")
+    for name, every in (("checkpoint", args.checkpoint_every), ("log", args.log_every)):
+        write_ms = max(0.0, min(runs[name]) - step_ms)
+        print(f"  {name:<10} every step {min(runs[name]):.1f} ms (per repeat {fmt_ratios(runs[name])} ms) -> one "
+              f"write {write_ms:.1f} ms; every {every} steps: {write_ms / every / step_ms:.3%} of step time")
 
 
 # ----------------------------------------------------------------------------- flash
