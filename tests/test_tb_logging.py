@@ -145,3 +145,24 @@ def test_the_trainer_takes_bf16_and_refuses_it_where_it_would_be_slow(tmp_path, 
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     trainer.distill(distillation_config=KD_CONFIG, teacher_model=bert(hidden=32, layers=2, heads=4, seed=2))
     assert trainer.distiller.plan.precision == "bf16"
+
+
+def test_the_distill_command_evaluates_during_training_and_logs_to_its_output(workspace, tmp_path, capsys):
+    import json
+
+    from autodistill.cli import main
+    from test_cli_distill import _config
+
+    pytest.importorskip("tensorboard", reason="the tensorboard package (autodistill-nas[tensorboard]) is missing")
+    out = tmp_path / "student"
+    config = _config(workspace, out)
+    config.write_text(config.read_text().replace(
+        "  progress: false", "  progress: false\n  eval_every_steps: 5\n  logging: {tensorboard: true, every_steps: 2}"))
+    assert main(["distill", str(config), "--quiet"]) == 0
+    summary = json.loads((out / "distillation.json").read_text())
+    assert [(e["stage"], e["global_step"]) for e in summary["evaluations"]] == [
+        ("flash[0]:bert.encoder.layer.0", 4), ("regular", 5), ("regular", 10)]
+    assert summary["evaluations"][-1]["metrics"]["validation"]["accuracy"] == summary["accuracy"]
+    scalars = events(out / "tensorboard")
+    assert [s for s, _ in scalars["regular/loss"]] == [6, 8, 10]
+    assert [s for s, _ in scalars["eval/validation/accuracy"]] == [4, 5, 10]
