@@ -118,6 +118,16 @@ def test_a_checkpoint_of_another_plan_or_architecture_is_refused(reference_teach
     assert latest(folder) == before and sorted(p.name for p in folder.iterdir()) == files
 
 
+def test_a_resumed_run_may_change_what_does_not_change_the_weights(reference_teacher, uninterrupted, tmp_path):
+    folder = tmp_path / "checkpoints"
+    _stopped_run(reference_teacher, folder, stop_after=5)
+    student = dropout_bert(seed=99)
+    config = {**plan(every=3), "progress": True, "eval_every_steps": 4, "device": "cpu"}
+    Distiller(copy.deepcopy(reference_teacher), student, config, quiet=True).fit(
+        shuffled_loader(), toy_batches(1, 8, seed=8), resume_from=folder)
+    assert all(torch.equal(t, uninterrupted[1][n]) for n, t in student.state_dict().items())
+
+
 def test_a_run_that_does_not_resume_never_overwrites_a_checkpoint(reference_teacher, tmp_path):
     folder = tmp_path / "checkpoints"
     before, files = _stopped_run(reference_teacher, folder)

@@ -63,9 +63,12 @@ class Checkpoint:
 
 
 def fingerprint(plan: DistillationPlan, student: nn.Module) -> str:
-    """What a checkpoint must match: the plan (less the settings that do not change training) and the
-    student's class, parameter and buffer names, shapes and types."""
-    training = dataclasses.replace(plan, progress=True, device="auto", checkpoint_every_steps=0)
+    """What a checkpoint must match: the plan (less the settings that do not change the weights:
+    device, progress, checkpoint, evaluation and logging intervals) and the student's class,
+    parameter and buffer names, shapes and types."""
+    training = dataclasses.replace(plan, progress=True, device="auto", checkpoint_every_steps=0,
+                                   precision_force=False, eval_every_steps=0, tensorboard=False,
+                                   log_every_steps=0)
     architecture = [(n, list(t.shape), str(t.dtype)) for n, t in student.state_dict().items()]
     blob = json.dumps({"plan": repr(training), "student": type(student).__qualname__,
                        "architecture": architecture})
