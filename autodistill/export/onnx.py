@@ -1,10 +1,10 @@
 """A student as ONNX, checked: ONNX Runtime must give PyTorch's logits within a tolerance.
 
 Needs the `onnx` extra (`pip install 'autodistill-nas[onnx]'`: onnx and onnxruntime; the
-`test` extra includes it). The graph is traced by torch's TorchScript exporter (`dynamo=False`, which needs no
-onnxscript) with dynamic batch and sequence axes, and the check runs on another batch
-size and sequence length than the trace, with padding, so a shape frozen into the graph
-shows up as a failed check rather than as a wrong model later.
+`test` extra includes it). The graph is traced by torch's TorchScript exporter
+(`dynamo=False`, which needs no onnxscript) with dynamic batch and sequence axes, and the
+check runs on another batch size and sequence length than the trace, with padding, so a
+shape frozen into the graph shows up as a failed check rather than as a wrong model later.
 """
 
 from __future__ import annotations
