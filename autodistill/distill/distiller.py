@@ -300,13 +300,12 @@ class Distiller:
         needs the loader's order to repeat (a fixed list, or make_loader's own generator).
         `log_dir`: where `logging.tensorboard: true` writes its event files (default: runs/).
         """
-        fix = "resume from it (resume_from, or `autodistill distill --resume`), or give a new folder"
         mark = fingerprint(self.plan, self.student)
-        resumed = (read_checkpoint(resume_from, mark, fix="start without resuming")
-                   if resume_from is not None else None)
+        resumed = None if resume_from is None else read_checkpoint(resume_from, mark, fix="start without resuming")
         folder = checkpoint_dir if checkpoint_dir is not None else resume_from
-        if folder is not None and (resumed is None or Path(folder) != Path(resume_from or "")):
-            refuse_overwrite(folder, fix=fix)
+        if folder is not None and (resume_from is None or Path(folder) != Path(resume_from)):
+            refuse_overwrite(folder, fix="resume from it (resume_from, or `autodistill distill --resume`), "
+                                         "or give a new folder")
         checkpoints = Checkpointer(folder, mark, self.plan.checkpoint_every_steps) if folder else None
         evaluator = _Evaluator(_eval_sets(eval_loaders), eval_fn or self._accuracy, self.plan.eval_every_steps,
                                self.device)
