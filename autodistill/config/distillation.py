@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
@@ -52,6 +52,26 @@ class DistillationSection(TrainingSection):
     ] | None = None
     regular_distillation: StageSection | None = None
     train: SeedTrainSection | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_knowledge_transfer(cls, raw: Any) -> Any:
+        """Seed 003's Python dict nests the flash blocks under `flash_distillation.knowledge_transfer`
+        and the regular stage under `flash_distillation.regular_distillation`: lifted to this level."""
+        flash = raw.get("flash_distillation") if isinstance(raw, dict) else None
+        if not isinstance(flash, dict) or "knowledge_transfer" not in flash:
+            return raw
+        rest = {k: v for k, v in flash.items() if k not in ("knowledge_transfer", "regular_distillation")}
+        if rest:
+            raise ValueError(f"flash_distillation holds knowledge_transfer, so its other keys {sorted(rest)} "
+                             "belong inside flash_distillation.knowledge_transfer; move them there")
+        raw = {**raw, "flash_distillation": flash["knowledge_transfer"]}
+        if "regular_distillation" in flash:
+            if "regular_distillation" in raw:
+                raise ValueError("regular_distillation is given twice (at this level and inside "
+                                 "flash_distillation); keep one of them")
+            raw["regular_distillation"] = flash["regular_distillation"]
+        return raw
 
     @field_validator("precision")
     @classmethod

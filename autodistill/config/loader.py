@@ -18,8 +18,9 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -27,6 +28,9 @@ from pydantic import BaseModel, ValidationError
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.plan import DistillationPlan
 from autodistill.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from autodistill.config.schema import AutoDistillationSection, SearchSection
 
 M = TypeVar("M", bound=BaseModel)
 Location = tuple[str | int, ...]
@@ -183,6 +187,10 @@ def _message(model: type[BaseModel], err: Mapping[str, Any], prefix: Location) -
     msg = str(err["msg"]).removeprefix("Value error, ")
     value = err.get("input")
     shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+    if isinstance(value, str) and value.rstrip().endswith(",") and kind.endswith("_parsing"):
+        # `temperature: 1.0,` (seed 003's own example): in YAML the comma is part of the value
+        return (f"{key}: {msg}{shown}: a comma ends a value only inside [...] or {{...}} in YAML; "
+                f"write {key.rsplit('.', 1)[-1]}: {value.rstrip().rstrip(',').strip()}")
     return f"{key}: {msg}{shown}"
 
 
@@ -244,3 +252,75 @@ def load_distillation_section(source: str | Path | Mapping[str, Any] | Distillat
 def load_distillation_plan(source: str | Path | Mapping[str, Any] | DistillationSection) -> DistillationPlan:
     """The plan the engine runs, from anything `load_distillation_section` takes."""
     return load_distillation_section(source).plan()
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What `AutoDistillation(model_builder, config)` reads from its config: the search section,
+    the whole `auto_distillation` section when the config has stages (`training`: its stages,
+    evaluation.latency and early_stopping), and a file's `output_dir` and `model.name`."""
+
+    search: SearchSection
+    training: AutoDistillationSection | None = None
+    output_dir: str | None = None
+    name: str | None = None
+
+
+_SEARCH_FILE_KEYS = ("model", "auto_distillation", "output_dir")
+
+
+def load_search_config(source: Any) -> SearchConfig:
+    """A `SearchConfig` from seed 003's `autodistillation_config` dict (`{'search': {...},
+    'flash_distillation': {...}}`), its `search` part alone (`{'search_space': ...}`), a YAML
+    path holding either (at the top or under `auto_distillation:`, beside `model:` and
+    `output_dir:`), a `SearchSection`, an `AutoDistillationSection` or a `SearchRunConfig`."""
+    from autodistill.config.schema import AutoDistillationSection, ModelSection, SearchRunConfig, SearchSection
+
+    if isinstance(source, SearchSection):
+        return SearchConfig(source)
+    if isinstance(source, AutoDistillationSection):
+        return SearchConfig(source.search, source)
+    if isinstance(source, SearchRunConfig):
+        return SearchConfig(source.search, source.auto_distillation, source.output_dir,
+                            source.model.name if source.model is not None else None)
+    if isinstance(source, (str, Path)):
+        data, lines = read_yaml(source)
+        name = str(source)
+    elif isinstance(source, Mapping):
+        data, lines, name = source, {}, "<config>"
+    else:
+        raise ConfigError(
+            "AutoDistillation's config is seed 003's autodistillation_config dict, its 'search' part, a "
+            f"YAML path, a SearchSection or an AutoDistillationSection; got {type(source).__name__}")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: expected a mapping of keys at the top, got {type(data).__name__}")
+    prefix: Location = ()
+    output_dir = model_name = None
+    if "auto_distillation" in data:
+        extra = sorted(set(data) - set(_SEARCH_FILE_KEYS))
+        if extra:
+            raise ConfigError(f"{_where(name, lines, (extra[0],))}: {extra[0]}: unknown key beside "
+                              f"auto_distillation{did_you_mean(str(extra[0]), _SEARCH_FILE_KEYS)}; "
+                              f"allowed keys here: {', '.join(_SEARCH_FILE_KEYS)} (a whole search file "
+                              "with teacher and data runs with `autodistill search`)")
+        if data.get("model") is not None:
+            model_name = validate(ModelSection, data["model"], source=name, lines=lines, prefix=("model",)).name
+        output_dir = data.get("output_dir")
+        if output_dir is not None and not isinstance(output_dir, (str, Path)):
+            raise ConfigError(f"{_where(name, lines, ('output_dir',))}: output_dir: expected a folder path, "
+                              f"got {output_dir!r}")
+        data, prefix = data["auto_distillation"], ("auto_distillation",)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{_where(name, lines, prefix)}: auto_distillation: expected a mapping "
+                              f"of keys, got {type(data).__name__}")
+    if "search" in data and set(data) != {"search"}:
+        training = validate(AutoDistillationSection, data, source=name, lines=lines, prefix=prefix)
+        return SearchConfig(training.search, training, None if output_dir is None else str(output_dir), model_name)
+    if "search" in data:
+        data, prefix = data["search"], (*prefix, "search")
+    elif "search_space" not in data:
+        raise ConfigError(f"{name}: {'.'.join(map(str, prefix)) or '(top level)'}: a search config holds "
+                          "'search' (seed 003's autodistillation_config) or 'search_space' (its search "
+                          f"part); got the keys {sorted(map(str, data))}")
+    search = validate(SearchSection, data, source=name, lines=lines, prefix=prefix)
+    return SearchConfig(search, None, None if output_dir is None else str(output_dir), model_name)

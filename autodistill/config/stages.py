@@ -249,7 +249,9 @@ class FlashSection(TrainingSection):
     loss_types: list[list[str]] | None = None
     loss_weights: list[list[Weight]] | None = None
     add_origin_loss: list[bool] | bool = False
-    train_steps: list[Annotated[BoundedInt, Field(ge=0)]]
+    # none (seed 003's OOB dict gives none): each block trains as a stage without a length does
+    # (one epoch; under DistillationTrainer, TrainingArguments' max_steps or num_train_epochs)
+    train_steps: list[Annotated[BoundedInt, Field(ge=0)]] | None = None
 
     @model_validator(mode="after")
     def _per_block(self) -> FlashSection:
@@ -301,7 +303,7 @@ class FlashSection(TrainingSection):
                 layer_mappings_for_knowledge_transfer=self.layer_mappings[i],
                 loss_types=self.loss_types[i] if self.loss_types else None,
                 loss_weights=self.loss_weights[i] if self.loss_weights else None,
-                add_origin_loss=origin, train_steps=self.train_steps[i],
+                add_origin_loss=origin, train_steps=self.train_steps[i] if self.train_steps is not None else None,
             )
             out.append(section.stage(name=f"flash[{i}]:{block}", kind="flash",
                                      defaults=shared, trainable=(block,)))

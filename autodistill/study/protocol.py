@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from torch import nn
 
 from autodistill.distill.callbacks import DistillationCallback
+from autodistill.errors import ConfigError
+from autodistill.evaluation.latency import LatencySpec, count_parameters, measure_latency, model_size_mb
 from autodistill.space import Architecture
+from autodistill.study.objectives import Metric
 
 
 @dataclass(frozen=True)
@@ -71,20 +74,47 @@ def save_model(model: nn.Module, directory: Path) -> None:
         torch.save(model.state_dict(), directory / "student.pt")
 
 
+def measured_cost(model: nn.Module, spec: LatencySpec) -> dict[str, Any]:
+    """Latency (the benchmark of evaluation/latency.py on dummy token ids below the model's
+    `config.vocab_size`, the sequence capped at its `max_position_embeddings`), parameters and
+    size of `model`: what a FunctionTask records when the user's functions give none."""
+    config = getattr(model, "config", None)
+    if getattr(config, "vocab_size", None) is None:
+        raise ConfigError(
+            f"the search measures latency itself when eval_func returns none, but {type(model).__name__} "
+            "has no config.vocab_size to build token inputs from; give AutoDistillation(..., cost_func=f) "
+            "with f(model) -> {'latency_p50_ms': ...}, or return 'latency_p50_ms' from eval_func")
+    longest = getattr(config, "max_position_embeddings", None)
+    if isinstance(longest, int) and spec.sequence_length > longest:
+        spec = replace(spec, sequence_length=longest)
+    latency = measure_latency(model, spec)
+    return {"latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
+            "latency_min_ms": latency.min_ms, "latency_spread": latency.spread,
+            "latency_attempts": latency.attempts, "params": count_parameters(model),
+            "size_mb": model_size_mb(model)}
+
+
 class FunctionTask:
     """Seed 003's callables as a Task: `model_builder(architecture)`, `train_func(model[, callbacks])`,
     `eval_func(model)`, and optionally `save_func(model, directory)`, `cost_func(model)` and
     `checkpoint_func(model)` (early stopping's score). The teacher's figures, when the user has
-    them, are `teacher_accuracy` and `teacher_latency_ms`."""
+    them, are `teacher_accuracy` and `teacher_latency_ms`.
+
+    Without a `cost_func`, the figures of the `measured` metrics (AutoDistillation passes the
+    study's latency, params and size objectives) that `eval_func` does not return are measured
+    on the trained student (`measured_cost`, timed as `latency` says: default `LatencySpec()`)."""
 
     def __init__(self, model_builder: Callable[[Mapping[str, Any]], nn.Module], *,
                  train_func: Callable[..., nn.Module], eval_func: Callable[[nn.Module], Mapping[str, Any]],
                  save_func: Callable[[nn.Module, Path], None] | None = None,
                  cost_func: Callable[[nn.Module], Mapping[str, Any]] | None = None,
                  checkpoint_func: Callable[[nn.Module], float] | None = None,
-                 teacher_accuracy: float | None = None, teacher_latency_ms: float | None = None) -> None:
+                 teacher_accuracy: float | None = None, teacher_latency_ms: float | None = None,
+                 measured: Sequence[Metric] = (), latency: LatencySpec | None = None) -> None:
         self.model_builder, self.train_func, self.eval_func = model_builder, train_func, eval_func
         self.save_func, self.cost_func, self.checkpoint_func = save_func or save_model, cost_func, checkpoint_func
+        self.measured = tuple(measured) if cost_func is None else ()
+        self.latency = latency or LatencySpec()
         self.measures_cost = cost_func is not None
         self._takes_callbacks = "callbacks" in inspect.signature(train_func).parameters
         self.stops_early = checkpoint_func is not None and self._takes_callbacks
@@ -103,7 +133,10 @@ class FunctionTask:
         return TrainedStudent(trained)
 
     def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
-        return self.eval_func(model)
+        result = self.eval_func(model)
+        if any(metric.value(result) is None for metric in self.measured):
+            return {**measured_cost(model, self.latency), **result}
+        return result
 
     def checkpoint_score(self, model: nn.Module) -> float:
         if self.checkpoint_func is None:
@@ -155,4 +188,4 @@ class TaskWithFunctions:
         return self.base.teacher_figures(recorded)
 
 
-__all__ = ["FunctionTask", "Task", "TaskWithFunctions", "TrainedStudent", "save_model"]
+__all__ = ["FunctionTask", "Task", "TaskWithFunctions", "TrainedStudent", "measured_cost", "save_model"]

@@ -43,15 +43,26 @@ from torch import nn
 from autodistill import interrupts
 from autodistill.advisors import make_advisor
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
-from autodistill.config.schema import EarlyStoppingSection, SearchSection
+from autodistill.config.loader import load_search_config
+from autodistill.config.schema import EarlyStoppingSection
 from autodistill.errors import ConfigError, DiskSpaceError, InvalidArchitecture
-from autodistill.paths import inside
+from autodistill.evaluation.latency import LatencySpec
+from autodistill.paths import check_name, inside
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from autodistill.study.claims import Claims
 from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
-from autodistill.study.objectives import ACCURACY, LATENCY, objective_values, objectives_for, trial_result
+from autodistill.study.objectives import (
+    ACCURACY,
+    LATENCY,
+    LATENCY_P90,
+    PARAMS,
+    SIZE,
+    objective_values,
+    objectives_for,
+    trial_result,
+)
 from autodistill.study.outcomes import (
     Outcome,
     SearchStopped,
@@ -63,7 +74,7 @@ from autodistill.study.outcomes import (
 from autodistill.study.pareto import pareto_front
 from autodistill.study.protocol import FunctionTask, Task, TrainedStudent
 from autodistill.study.screening import broken_budgets
-from autodistill.study.storage import open_storage, open_study
+from autodistill.study.storage import default_storage_url, open_storage, open_study
 
 log = logging.getLogger(__name__)
 
@@ -73,57 +84,155 @@ MAX_PROPOSALS_WITHOUT_TRAINING = 50
 # proposals in a row that train nothing (repeats, impossible or screened architectures) before
 # the next trial is drawn at random from the architectures not tried yet
 ADVISOR_PATIENCE = 3
+DEFAULT_OUTPUT_DIR = "runs/autodistillation"
+DEFAULT_STUDY_NAME = "autodistillation"
+COST_METRICS = (LATENCY, LATENCY_P90, PARAMS, SIZE)  # measured by the search when eval_func gives none
 
 
 class AutoDistillation:
     """The search for one study: `task` (a `Task`, or seed 003's model builder with its functions
-    as keywords) and `config` (the search section); see the module docstring."""
+    as keywords or set as `agent.train_func` / `agent.eval_func`) and `config`; see the module
+    docstring.
 
-    def __init__(self, task: Task | ModelBuilder, config: SearchSection, *, storage_url: str, study_name: str,
-                 output_dir: str | Path, early_stopping: EarlyStoppingSection | None = None,
+    `config`: seed 003's `autodistillation_config` dict (or its `search` part), a YAML path, a
+    `SearchSection` or an `AutoDistillationSection` (config/loader.py `load_search_config`; a bad
+    one is one `ConfigError`). Unset keywords default from it: `output_dir` is the file's
+    `output_dir`, else `runs/autodistillation`; `study_name` is `search.study_name`, else
+    `model.name`, else `autodistillation`; `storage_url` is `search.storage`, else
+    `sqlite:///<output_dir>/study.db`; `early_stopping` is the section's. The study is opened
+    at once when the task is complete (a `Task`, or both functions given as keywords), else on
+    first use (`search_loop()`, `agent.study`), so seed 003's order of calls works."""
+
+    def __init__(self, task: Task | ModelBuilder, config: Any, *, storage_url: str | None = None,
+                 study_name: str | None = None, output_dir: str | Path | None = None,
+                 early_stopping: EarlyStoppingSection | None = None,
                  study_attrs: Mapping[str, Any] | None = None, progress: bool = True,
                  save_students: bool = True, **functions: Any) -> None:
-        self.task: Task = task if isinstance(task, Task) else FunctionTask(task, **functions)
         if isinstance(task, Task) and functions:
             raise ConfigError(f"give a Task or a model builder with functions, not both: {sorted(functions)}")
-        self.config, self.early_stopping = config, early_stopping
-        if early_stopping is not None and not self.task.stops_early:
-            raise ConfigError(
-                "early_stopping needs a checkpoint function (validation accuracy) and a train "
-                "function that takes `callbacks` and passes them to the Distiller (the built-in one does)")
-        if config.constraints and not self.task.measures_cost:
-            raise ConfigError("search.constraints need a cost function (latency, params, size) "
-                              "to screen architectures before training")
+        if not isinstance(task, Task) and not callable(task):
+            raise ConfigError(f"AutoDistillation's first argument is a Task or a model_builder(architecture) "
+                              f"function, got {type(task).__name__}")
+        loaded = load_search_config(config)
+        self.config = config = loaded.search
+        self.early_stopping = early_stopping if early_stopping is not None else (
+            loaded.training.early_stopping if loaded.training is not None else None)
         self.save_students = save_students  # False: proxy trials score a sliced supernet, keep nothing
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir if output_dir is not None else loaded.output_dir or DEFAULT_OUTPUT_DIR)
+        self.study_name = check_name(study_name or config.study_name or loaded.name or DEFAULT_STUDY_NAME,
+                                     key="study_name", fix="give AutoDistillation(study_name=...)")
+        self.storage_url = storage_url or config.storage or default_storage_url(self.output_dir)
         self.search_space = SearchSpace.from_mapping(config.search_space, source="search.search_space")
         self.objectives = objectives_for(config.metrics, config.higher_is_better)
         self.advisor = self._advisor(config.seed)
-        self.storage = open_storage(storage_url, heartbeat_seconds=config.heartbeat_seconds,
+        self._model_builder = None if isinstance(task, Task) else task
+        self._functions = dict(functions)
+        if loaded.training is not None and "latency" not in functions:
+            latency = loaded.training.evaluation.latency
+            self._functions["latency"] = LatencySpec(
+                batch_size=latency.batch_size, sequence_length=latency.sequence_length or 128,
+                warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads, device=latency.device)
+        self._task: Task | None = self._checked(task) if isinstance(task, Task) else None
+        self._study: optuna.Study | None = None
+        self._study_attrs = dict(study_attrs or {})
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._joined = False
+        self.progress = progress
+        self._teacher_accuracy = self._teacher_latency_ms = None
+        if self._task is not None or {"train_func", "eval_func"} <= self._functions.keys():
+            self._open()
+
+    # -- seed 003's functions, settable until the study opens -------------------------------
+    @property
+    def train_func(self) -> Callable[..., nn.Module] | None:
+        return self._functions.get("train_func")
+
+    @train_func.setter
+    def train_func(self, func: Callable[..., nn.Module]) -> None:
+        self._set_function("train_func", func)
+
+    @property
+    def eval_func(self) -> Callable[[nn.Module], Mapping[str, Any]] | None:
+        return self._functions.get("eval_func")
+
+    @eval_func.setter
+    def eval_func(self, func: Callable[[nn.Module], Mapping[str, Any]]) -> None:
+        self._set_function("eval_func", func)
+
+    def _set_function(self, name: str, func: Any) -> None:
+        if self._model_builder is None:
+            raise ConfigError(f"this search runs a Task ({type(self._task).__name__}); set {name} on the task, "
+                              "or give AutoDistillation a model builder")
+        if not callable(func):
+            raise ConfigError(f"agent.{name} must be a function of the model, got {type(func).__name__}")
+        self._functions[name] = func
+        self._task = None  # the FunctionTask is built again, with the new function, on next use
+
+    @property
+    def task(self) -> Task:
+        """The search's Task (seed 003's functions adapted by FunctionTask, built on first use)."""
+        if self._task is None:
+            missing = [name for name in ("train_func", "eval_func") if self._functions.get(name) is None]
+            if missing:
+                raise ConfigError(
+                    f"AutoDistillation has no {' or '.join(missing)}: set agent.{missing[0]} = f (seed 003) "
+                    f"or pass {missing[0]}=f before search_loop()")
+            measured = [o.metric for o in self.objectives if o.metric in COST_METRICS]
+            self._task = self._checked(FunctionTask(self._model_builder, measured=measured, **self._functions))
+        return self._task
+
+    def _checked(self, task: Task) -> Task:
+        if self.early_stopping is not None and not task.stops_early:
+            raise ConfigError(
+                "early_stopping needs a checkpoint function (validation accuracy) and a train "
+                "function that takes `callbacks` and passes them to the Distiller (the built-in one does)")
+        if self.config.constraints and not task.measures_cost:
+            raise ConfigError("search.constraints need a cost function (latency, params, size) "
+                              "to screen architectures before training")
+        return task
+
+    # -- the study, opened once -------------------------------------------------------------
+    def _open(self) -> optuna.Study:
+        if self._study is not None:
+            return self._study
+        task, config = self.task, self.config
+        self.storage = open_storage(self.storage_url, heartbeat_seconds=config.heartbeat_seconds,
                                     grace_seconds=config.grace_seconds,
                                     on_lost=functools.partial(lost_trials.retry_lost,
                                                               max_retries=config.max_retries))
-        self.study = open_study(self.storage, study_name=study_name,
-                                directions=[o.direction for o in self.objectives],
-                                metric_names=[o.name for o in self.objectives], sampler=self.advisor)
-        self.claims = Claims(self.study, self.storage, config)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._joined = False
-        for key, value in (study_attrs or {}).items():
-            self.study.set_user_attr(key, attrs.json_safe(value))
-        self.progress = progress
-        self.teacher_accuracy = self.teacher_latency_ms = None
-        self._teacher_figures()
+        study = open_study(self.storage, study_name=self.study_name,
+                           directions=[o.direction for o in self.objectives],
+                           metric_names=[o.name for o in self.objectives], sampler=self.advisor)
+        self.claims = Claims(study, self.storage, config)
+        for key, value in self._study_attrs.items():
+            study.set_user_attr(key, attrs.json_safe(value))
+        self._study = study
+        self._teacher_figures(task)
+        return study
 
-    def _teacher_figures(self) -> None:
+    @property
+    def study(self) -> optuna.Study:
+        return self._open()
+
+    @property
+    def teacher_accuracy(self) -> float | None:
+        self._open()
+        return self._teacher_accuracy
+
+    @property
+    def teacher_latency_ms(self) -> float | None:
+        self._open()
+        return self._teacher_latency_ms
+
+    def _teacher_figures(self, task: Task) -> None:
         """The study's teacher row: recorded once per study, measured by the task when it is not."""
         recorded = self.study.user_attrs.get(attrs.TEACHER)
-        figures = self.task.teacher_figures(recorded)
+        figures = task.teacher_figures(recorded)
         if figures is None:
             return
         if recorded is None:
             self.study.set_user_attr(attrs.TEACHER, attrs.json_safe(dict(figures)))
-        self.teacher_accuracy, self.teacher_latency_ms = ACCURACY.value(figures), LATENCY.value(figures)
+        self._teacher_accuracy, self._teacher_latency_ms = ACCURACY.value(figures), LATENCY.value(figures)
 
     # -- seed 003's attributes ------------------------------------------------------------
     @property
