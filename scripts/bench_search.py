@@ -98,7 +98,8 @@ from optuna.trial import TrialState
 from autodistill.advisors import ADVISORS
 from autodistill.config.schema import EarlyStoppingSection, SearchRunConfig
 from autodistill.study.pareto import non_dominated
-from autodistill.study.run import TEACHER_ATTR, load_search_config, run_search
+from autodistill.study.run import load_search_config, run_search
+from autodistill.study.trials import TEACHER as TEACHER_ATTR
 from autodistill.study.storage import open_storage
 
 BENCH_ATTR = "bench"
