@@ -214,6 +214,13 @@ def test_a_killed_distill_command_resumes_to_the_uninterrupted_student(workspace
     assert len(error) == 1 and "add --resume to continue it" in error[0]
     assert latest(killed / "checkpoints").name == "step-000000006"
 
+    other = tmp_path / "other.yaml"  # another plan, same output_dir: refused, nothing touched
+    other.write_text(text.replace("learning_rate: 0.003", "learning_rate: 0.002"))
+    assert main(["distill", str(other), "--quiet", "--resume"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "written by another plan or student architecture" in error[0]
+    assert latest(killed / "checkpoints").name == "step-000000006" and not (killed / "distillation.json").exists()
+
     assert main(["distill", str(config), "--quiet", "--resume"]) == 0
     assert not (killed / "checkpoints").exists()
     resumed, reference = _weights(killed), _weights(whole)
