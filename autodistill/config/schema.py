@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Seed, Section, registered
@@ -127,7 +127,7 @@ class DistillRunConfig(Section):
     student: StudentSection
     data: DataSection
     distillation: DistillationSection
-    output_dir: str = "runs/distill"
+    output_dir: Annotated[str, Field(min_length=1)] = "runs/distill"
 
     @model_validator(mode="after")
     def _teachers(self) -> DistillRunConfig:
@@ -334,9 +334,29 @@ class SearchRunConfig(Section):
     model: ModelSection | None = None
     teacher: TeacherSection
     student: StudentBuilderSection = StudentBuilderSection()
+    # sequence_classification | masked_lm (autodistill.tasks); left out, teacher.model_cls decides:
+    # *ForMaskedLM / *ForPreTraining -> masked_lm, anything else -> sequence_classification
+    task: str | None = Field(default=None, validate_default=True)
     data: DataSection
     auto_distillation: AutoDistillationSection
-    output_dir: str = "runs/search"
+    output_dir: Annotated[str, Field(min_length=1)] = "runs/search"
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, name: str | None, info: ValidationInfo) -> str | None:
+        from autodistill.tasks import TASK_KINDS, check_task_fits, infer_task
+
+        teacher, student = info.data.get("teacher"), info.data.get("student")
+        if teacher is None:  # its own error is reported
+            return name
+        name = infer_task(teacher.model_cls) if name is None else registered(TASK_KINDS, name)
+        try:
+            check_task_fits(name, teacher.model_cls, key="teacher.model_cls")
+            if student is not None and student.model_cls is not None:
+                check_task_fits(name, student.model_cls, key="student.model_cls")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return TASK_KINDS.get(name).name
 
     @property
     def search(self) -> SearchSection:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from autodistill.errors import ConfigError
+
+UNLABELLED = "text"  # the one class name of texts read without labels
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ class LabelledTexts:
                 f"every label must be an id in 0..{len(self.label_names) - 1} "
                 f"(one per name in {list(self.label_names)}), but got {bad[0]}"
             )
+
+    @classmethod
+    def unlabelled(cls, texts: Iterable[str]) -> LabelledTexts:
+        """Texts without labels (masked LM): every text in the one class `UNLABELLED`."""
+        texts = tuple(texts)
+        return cls(texts=texts, labels=(0,) * len(texts), label_names=(UNLABELLED,))
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -26,8 +26,11 @@ def _limited(data: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts
     return data.subset(keep)
 
 
-def load_splits(section) -> Splits:  # type: ignore[no-untyped-def]  # a config.schema.DataSection
-    """Read the files, or split the corpus (stratified, seeded); the description goes in the study."""
+def load_splits(section, *, labelled: bool = True) -> Splits:  # type: ignore[no-untyped-def]  # a DataSection
+    """Read the files, or split the corpus (stratified, seeded); the description goes in the study.
+
+    `labelled=False` (masked LM) reads only the files' text column; the corpus keeps its
+    classes, which then only stratify the split."""
     if section.corpus is not None:
         corpus = load_bbc_news()
         train, validation, test = stratified_split(corpus, fractions=section.fractions,
@@ -37,7 +40,7 @@ def load_splits(section) -> Splits:  # type: ignore[no-untyped-def]  # a config.
     else:
         def read(path: str, names: tuple[str, ...] | None = None) -> LabelledTexts:
             return read_text_file(path, text_column=section.text_column,
-                                  label_column=section.label_column,
+                                  label_column=section.label_column if labelled else None,
                                   label_names=list(names) if names else section.label_names)
 
         train = read(section.train_file)

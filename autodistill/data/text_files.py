@@ -39,10 +39,13 @@ def read_text_file(
     path: str | os.PathLike[str],
     *,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str | None = "label",
     label_names: Sequence[str] | None = None,
 ) -> LabelledTexts:
     """Read `path` (.csv, .tsv, or JSON Lines in .jsonl/.json) into labelled texts.
+
+    With `label_column=None` only the text column is read (a label column, if any, is
+    ignored): the texts come back `LabelledTexts.unlabelled` (the masked-LM task's data).
 
     Labels are either names or integer ids. Names map to ids in the order of
     `label_names` or, when that is not given, in sorted order. A file whose labels
@@ -64,6 +67,8 @@ def read_text_file(
     rows = reader(path, _decode(path), text_column, label_column)
     if not rows:
         raise ConfigError(f"{path}: the file holds no examples; add at least one row")
+    if label_column is None:
+        return LabelledTexts.unlabelled(r.text for r in rows)
     ids, names = _label_ids(path, rows, label_column, label_names)
     return LabelledTexts(texts=tuple(r.text for r in rows), labels=ids, label_names=names)
 
@@ -81,7 +86,7 @@ def _decode(path: Path) -> str:
         ) from err
 
 
-def _read_csv(path: Path, content: str, text_column: str, label_column: str) -> list[_Row]:
+def _read_csv(path: Path, content: str, text_column: str, label_column: str | None) -> list[_Row]:
     """Rows of a CSV (.csv) or tab-separated (.tsv) file with a header line."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     if csv.field_size_limit() < MAX_TEXT_CHARACTERS:  # the csv module's default is 131,072
@@ -104,7 +109,7 @@ def _read_csv(path: Path, content: str, text_column: str, label_column: str) -> 
             continue  # blank line
         if header is None:
             header = [name.strip() for name in fields]
-            for column in (text_column, label_column):
+            for column in _columns(text_column, label_column):
                 _require_column(path, f"line {line} (header)", column, header)
             continue
         if len(fields) != len(header):
@@ -117,7 +122,7 @@ def _read_csv(path: Path, content: str, text_column: str, label_column: str) -> 
     return rows
 
 
-def _read_json_lines(path: Path, content: str, text_column: str, label_column: str) -> list[_Row]:
+def _read_json_lines(path: Path, content: str, text_column: str, label_column: str | None) -> list[_Row]:
     """Rows of a JSON Lines file: one JSON object per non-blank line."""
     rows = []
     for line, source in enumerate(io.StringIO(content, newline=""), start=1):
@@ -135,13 +140,18 @@ def _read_json_lines(path: Path, content: str, text_column: str, label_column: s
                 f"{path}, line {line}: expected a JSON object such as "
                 f'{{"{text_column}": "...", "{label_column}": "..."}}, got {type(record).__name__}'
             )
-        for column in (text_column, label_column):
+        for column in _columns(text_column, label_column):
             _require_column(path, f"line {line}", column, list(record))
         rows.append(_row(path, line, record, text_column, label_column))
     return rows
 
 
-_ROW_READERS: dict[str, Callable[[Path, str, str, str], list[_Row]]] = {
+def _columns(text_column: str, label_column: str | None) -> tuple[str, ...]:
+    """The columns every row must have."""
+    return (text_column,) if label_column is None else (text_column, label_column)
+
+
+_ROW_READERS: dict[str, Callable[[Path, str, str, str | None], list[_Row]]] = {
     ".csv": _read_csv,
     ".tsv": _read_csv,
     ".jsonl": _read_json_lines,
@@ -158,7 +168,7 @@ def _require_column(path: Path, where: str, column: str, present: list[str]) -> 
         )
 
 
-def _row(path: Path, line: int, record: dict, text_column: str, label_column: str) -> _Row:
+def _row(path: Path, line: int, record: dict, text_column: str, label_column: str | None) -> _Row:
     """Check one record's text and label and keep them with their line number."""
     where = f"{path}, line {line}, column '{text_column}'"
     text = record[text_column]
@@ -169,6 +179,8 @@ def _row(path: Path, line: int, record: dict, text_column: str, label_column: st
                           f"{MAX_TEXT_CHARACTERS:,} one text may hold; {_TOO_LONG_FIX}")
     if not text.strip():
         raise ConfigError(f"{where}: the text is empty; remove the row or fill in its text")
+    if label_column is None:
+        return _Row(line=line, text=text, label=0)
     where = f"{path}, line {line}, column '{label_column}'"
     label = record[label_column]
     if isinstance(label, str):

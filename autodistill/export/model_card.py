@@ -18,6 +18,7 @@ from autodistill.report.summary import markdown_table
 from autodistill.study.objectives import LATENCY, LATENCY_P90
 from autodistill.study.pareto import retention, speedup
 from autodistill.study.trials import ARCHITECTURE
+from autodistill.tasks import kind_of_class
 
 MODEL_CARD = "README.md"
 FILE_NOTES = {
@@ -102,9 +103,9 @@ def _data_lines(data: Mapping[str, Any]) -> list[str]:
 
 def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
     attrs = trial.user_attrs
-    classifier = bool(facts.model_class and facts.model_class.endswith("ForSequenceClassification"))
+    kind = kind_of_class(facts.model_class) if facts.model_class else None  # the export class per task
     front = ["---", "library_name: transformers",
-             *(["pipeline_tag: text-classification"] if classifier else []),
+             *([f"pipeline_tag: {kind.pipeline_tag}"] if kind is not None and kind.pipeline_tag else []),
              "tags: [autodistill, knowledge-distillation]", "---"]
     architecture = attrs.get(ARCHITECTURE) or {}
     parts = [
@@ -143,10 +144,10 @@ def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
     parts += [
         "## Use",
         "```python\n"
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-        "model = AutoModelForSequenceClassification.from_pretrained(\"path/to/this/folder\")\n"
+        f"from transformers import {kind.export_class}, AutoTokenizer\n\n"
+        f"model = {kind.export_class}.from_pretrained(\"path/to/this/folder\")\n"
         "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")\n"
-        "```" if classifier else
+        "```" if kind is not None else
         "Load it with the transformers class named above, `from_pretrained(\"path/to/this/folder\")`.",
     ]
     return "\n\n".join(parts) + "\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from autodistill.losses.masking import element_mask, masked_mean, position_mask
+from autodistill.losses.masking import IGNORE_INDEX, element_mask, masked_mean, position_mask
 from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
 
 _TINY = 1e-12
@@ -69,7 +69,8 @@ def target_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ctx: LossCo
     """Cross-entropy against class ids (-100 ignored) or against soft label distributions."""
     if labels.dtype.is_floating_point and labels.shape == logits.shape:
         return soft_cross_entropy(logits, labels, LossContext(mask=ctx.mask, teacher_is_probs=True))
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           ignore_index=IGNORE_INDEX)
 
 
 def target_mean_squared_error(logits: torch.Tensor, labels: torch.Tensor, ctx: LossContext) -> torch.Tensor:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+IGNORE_INDEX = -100  # the label of a token no loss or metric counts (transformers' ignore_index)
+
 
 def _is_attention_map(shape: torch.Size, seq_len: int) -> bool:
     return len(shape) == 4 and shape[2] == seq_len and shape[3] == seq_len
@@ -47,3 +49,16 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
         return values.mean()
     weights = mask.to(values.dtype).expand_as(values)
     return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def logit_positions(mask: torch.Tensor | None, labels: torch.Tensor | None,
+                    shape: torch.Size) -> torch.Tensor | None:
+    """The positions logit KD averages over, as a `(batch, seq_len)` mask: the real tokens, and
+    with per-token labels (masked LM, token labels) only those whose label is not IGNORE_INDEX;
+    None for per-example logits `(batch, classes)`."""
+    if len(shape) < 3:
+        return None
+    if labels is not None and tuple(labels.shape) == tuple(shape[:2]):
+        kept = labels.ne(IGNORE_INDEX)
+        return kept if mask is None else kept & mask.bool()
+    return mask if position_mask(mask, shape) is not None else None

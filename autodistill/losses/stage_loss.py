@@ -15,7 +15,7 @@ import torch
 from autodistill.config.plan import LayerMapping, OutputIndex, Stage
 from autodistill.losses.logits import extract_logits, extract_own_loss
 from autodistill.losses.matchers import FeatureMatchers
-from autodistill.losses.masking import position_mask
+from autodistill.losses.masking import logit_positions
 from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
 
 
@@ -81,8 +81,7 @@ class StageLoss:
         if kd is not None and self._kd_losses is not None:
             ts_fn, st_fn = self._kd_losses
             logits = extract_logits(student.output, role="student")
-            mask_for_logits = mask if position_mask(mask, logits.shape) is not None else None
-            ctx = LossContext(mask=mask_for_logits, temperature=kd.temperature)
+            ctx = LossContext(mask=logit_positions(mask, labels, logits.shape), temperature=kd.temperature)
             if kd.loss_weights[0]:
                 ts = sum(
                     w * ts_fn(logits, extract_logits(t.output, role=f"teacher {i}").to(logits.dtype), ctx)

@@ -17,14 +17,12 @@ from typing import Any
 from torch import nn
 
 from autodistill.config.schema import SearchRunConfig
-from autodistill.data import TokenizedDataset, make_loader
-from autodistill.data.examples import check_teacher_classes
+from autodistill.data import make_loader
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
 from autodistill.distill.teacher_cache import TeacherCache, teacher_fingerprint
 from autodistill.errors import AutodistillError, InvalidArchitecture
-from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import (
     LatencySpec,
     count_parameters,
@@ -41,13 +39,16 @@ from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.builders import check_architecture, student_config
 from autodistill.supernet.importance import reorder_by_importance
+from autodistill.tasks import TASK_KINDS
 
 log = logging.getLogger(__name__)
 
 
 class DistillationTask:
     """Teacher, data and settings of a search; `build`, `train`, `evaluate`, `save` per trial
-    (the `Task` protocol, study/protocol.py)."""
+    (the `Task` protocol, study/protocol.py). The config's `task` names the kind (autodistill.tasks:
+    sequence classification, masked LM) that collates the data, scores students and names the
+    model class; this class is the same for every kind."""
 
     measures_cost = True  # the paired latency benchmark, parameters and size, before training
     stops_early = True    # train() passes callbacks to the Distiller; checkpoint_score() is validation accuracy
@@ -58,36 +59,34 @@ class DistillationTask:
 
         self.config, self.quiet = config, quiet
         self.output_dir = Path(output_dir or config.output_dir)
-        section = config.teacher
+        self.kind = TASK_KINDS.get(config.task or "")
+        section, data = config.teacher, config.data
         location = section.location()
-        self.splits: Splits = load_splits(config.data)
-        self.tokenizer = load_tokenizer(config.data.tokenizer or location,
-                                        key="data.tokenizer" if config.data.tokenizer else "teacher.model")
-        self.train_set = TokenizedDataset(self.splits.train, self.tokenizer,
-                                          max_length=config.data.max_length)
+        self.splits: Splits = load_splits(data, labelled=self.kind.labelled)
+        self.tokenizer = load_tokenizer(data.tokenizer or location,
+                                        key="data.tokenizer" if data.tokenizer else "teacher.model")
+        self.train_set, validation_set, test_set = self.kind.datasets(
+            self.splits, self.tokenizer, max_length=data.max_length, seed=data.split_seed)
         num_labels = section.num_labels or len(self.splits.train.label_names)
+        self.model_kwargs = self.kind.model_kwargs(num_labels)
         self.teacher_reused = False
-        if section.fine_tune is None:  # its head must fit the data as it is
+        if section.fine_tune is None:  # its head must fit the task and the data as it is
             from autodistill.preflight import model_config
 
-            check_teacher_classes(self.splits.train, model_config(location, key="teacher.model").num_labels,
-                                  teacher=f"teacher {location!r}")
+            self.kind.check_teacher(self.splits.train, model_config(location, key="teacher.model"),
+                                    location=location)
         if section.fine_tune is not None:
-            location, self.teacher_reused = self._fine_tune(location, num_labels)
+            location, self.teacher_reused = self._fine_tune(location)
         self.teacher_location = location
         self.teacher = load_pretrained(location, model_cls=section.model_cls, role="teacher",
-                                       num_labels=num_labels,
-                                       attn_implementation=section.attn_implementation).eval()
-        data = config.data
+                                       attn_implementation=section.attn_implementation,
+                                       **self.model_kwargs).eval()
         self.train_loader = make_loader(self.train_set, batch_size=data.batch_size, shuffle=True,
                                         seed=config.auto_distillation.seed)
         evaluation = config.auto_distillation.evaluation
-        self.validation_loader = make_loader(
-            TokenizedDataset(self.splits.validation, self.tokenizer, max_length=data.max_length),
-            batch_size=evaluation.batch_size, shuffle=False)
-        self.test_loader = None if self.splits.test is None else make_loader(
-            TokenizedDataset(self.splits.test, self.tokenizer, max_length=data.max_length),
-            batch_size=evaluation.batch_size, shuffle=False)
+        self.validation_loader = make_loader(validation_set, batch_size=evaluation.batch_size, shuffle=False)
+        self.test_loader = None if test_set is None else make_loader(
+            test_set, batch_size=evaluation.batch_size, shuffle=False)
         latency = evaluation.latency
         self.latency_spec = LatencySpec(
             batch_size=latency.batch_size, sequence_length=latency.sequence_length or data.max_length,
@@ -96,7 +95,9 @@ class DistillationTask:
         resolve_latency_device(latency.device)  # a device this machine lacks fails before training
         self.teacher_cache = TeacherCache(self.teacher, self.train_set,
                                           root=self.output_dir / "teacher_cache") \
-            if config.auto_distillation.teacher_cache else None
+            if config.auto_distillation.teacher_cache and self.kind.caches_teacher_logits else None
+        if config.auto_distillation.teacher_cache and self.teacher_cache is None:
+            log.info("task %s: the teacher runs live (its logits are too large to cache)", self.kind.name)
         self.student_cls = config.student.model_cls or section.model_cls
         self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
         self._teacher_figures: dict[str, Any] | None = None
@@ -111,11 +112,13 @@ class DistillationTask:
         # the study's teacher latency (its teacher row): every student's latency is expressed at it
         self.reference_latency_ms: float | None = None
 
-    def _fine_tune(self, location: str, num_labels: int) -> tuple[str, bool]:
+    def _fine_tune(self, location: str) -> tuple[str, bool]:
+        """The teacher trained on the training split with the task's own loss (masked LM: the
+        MLM objective on the corpus text, which also trains a head the teacher shipped without)."""
         section, data = self.config.teacher, self.config.data
         ft = section.fine_tune
         assert ft is not None
-        settings = {**ft.model_dump(), "max_length": data.max_length, "num_labels": num_labels,
+        settings = {**ft.model_dump(), "max_length": data.max_length, **self.model_kwargs,
                     "model_cls": section.model_cls}
         key = cache_key(location, settings, {"train": self.splits.train.fingerprint(),
                                              "labels": list(self.splits.train.label_names)})
@@ -126,7 +129,7 @@ class DistillationTask:
             location, key=key, cache_root=self.output_dir / "teacher", plan=plan, quiet=self.quiet,
             train=make_loader(self.train_set, batch_size=ft.batch_size, shuffle=True, seed=ft.seed),
             load=lambda where: load_pretrained(where, model_cls=section.model_cls, role="teacher",
-                                               num_labels=num_labels),
+                                               **self.model_kwargs),
             save_tokenizer=self.tokenizer.save_pretrained)
         return str(folder), reused
 
@@ -184,19 +187,22 @@ class DistillationTask:
         return TrainedStudent(student, {"matchers": distiller.matchers})
 
     def validation_accuracy(self, model: nn.Module) -> float:
-        return accuracy(model, self.validation_loader, device=next(model.parameters()).device)
+        """The task's `accuracy` on the validation split (masked LM: masked-token accuracy)."""
+        return self.kind.evaluate(model, self.validation_loader, device=next(model.parameters()).device)["accuracy"]
 
     def checkpoint_score(self, model: nn.Module) -> float:
         """Early stopping's score during regular distillation: validation accuracy."""
         return self.validation_accuracy(model)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Validation accuracy (chooses architectures) and test accuracy (reported only)."""
+        """The task's figures on the validation split (`accuracy` chooses architectures; masked LM
+        adds `perplexity`) and on the test split, prefixed `test_` (reported only)."""
         started = time.perf_counter()
         device = next(model.parameters()).device
-        result: dict[str, float] = {"accuracy": accuracy(model, self.validation_loader, device=device)}
+        result: dict[str, float] = dict(self.kind.evaluate(model, self.validation_loader, device=device))
         if self.test_loader is not None:
-            result["test_accuracy"] = accuracy(model, self.test_loader, device=device)
+            result.update({f"test_{name}": value for name, value in
+                           self.kind.evaluate(model, self.test_loader, device=device).items()})
         result["eval_seconds"] = time.perf_counter() - started
         return result
 

@@ -1,0 +1,51 @@
+"""What a built-in task kind owns: its data collation, metrics, logit-KD shape and export class.
+
+    kind = TASK_KINDS.get("masked_lm")           # autodistill.tasks.registry
+    train, validation, test = kind.datasets(splits, tokenizer, max_length=64, seed=0)
+    figures = kind.evaluate(model, loader, device="cpu")   # {"accuracy": ..., ...}
+
+`DistillationTask` (study/task.py) holds one and asks it; nothing else branches on the task.
+The logit-KD shape follows the labels a kind's datasets carry: per-example labels (sequence
+classification) give one distribution per example; per-token labels (masked LM: -100 where a
+token is not predicted) make logit KD per kept token (losses/masking.py: `logit_positions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from autodistill.data.examples import LabelledTexts
+    from autodistill.data.sources import Splits
+
+
+class TaskKind(Protocol):
+    name: str
+    model_suffixes: tuple[str, ...]  # transformers class names ending so belong to this kind
+    export_class: str                # the Auto class that reloads an exported student
+    pipeline_tag: str | None         # the Hugging Face pipeline of the model card
+    labelled: bool                   # reads the data's label column (false: text only)
+    caches_teacher_logits: bool      # teacher logits small enough for the teacher cache
+    objective: str                   # what `accuracy`, the search objective, measures (for humans)
+
+    def datasets(self, splits: Splits, tokenizer: Any, *, max_length: int, seed: int
+                 ) -> tuple[Dataset, Dataset, Dataset | None]: ...
+
+    def evaluate(self, model: nn.Module, loader: Iterable[Any], *,
+                 device: torch.device | str) -> Mapping[str, float]: ...
+
+    def model_kwargs(self, num_labels: int) -> dict[str, Any]: ...
+
+    def check_teacher(self, data: LabelledTexts, teacher_config: Any, *, location: str) -> None:
+        """Before the teacher loads: a teacher used as saved (no teacher.fine_tune) fits the
+        task and the data (its config.json, `teacher_config`); a ConfigError if not."""
+
+
+def fits(kind: TaskKind, model_cls: str) -> bool:
+    """Whether a transformers class name (e.g. BertForMaskedLM, AutoModelForPreTraining) is of `kind`."""
+    return model_cls.endswith(kind.model_suffixes)

@@ -1,0 +1,231 @@
+"""Task masked_lm: fixed masks, masked-token accuracy and perplexity, per-token logit KD, and a
+search of tiny BERT masked-LM students through the real CLI ending with a Pareto table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
+
+from autodistill.cli import main
+from autodistill.config.loader import load_config_file
+from autodistill.config.schema import SearchRunConfig
+from autodistill.data import LabelledTexts, make_loader, read_text_file
+from autodistill.data.masked_lm import MaskedTokens
+from autodistill.evaluation.masked_lm import masked_lm_figures
+from autodistill.losses.builtin import kl_divergence
+from autodistill.losses.masking import logit_positions
+from autodistill.losses.registry import LossContext
+from autodistill.tasks import TASK_KINDS, infer_task
+from conftest import WORDS
+
+TEXTS = [" ".join(WORDS[(i * 5 + j) % len(WORDS)] for j in range(8)) for i in range(48)]
+
+
+@pytest.fixture(scope="module")
+def mlm_workspace(tmp_path_factory) -> Path:
+    """A tiny BERT masked-LM teacher with its tokenizer, a bare encoder (no MLM head), and
+    text files (the CSV has a label column, which the task ignores)."""
+    root = tmp_path_factory.mktemp("mlm")
+    vocab = root / "vocab"
+    vocab.mkdir()
+    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
+    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=32)
+    torch.manual_seed(0)
+    for name, cls in (("teacher", BertForMaskedLM), ("encoder", BertModel)):
+        cls(config).save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    (root / "train.csv").write_text("text,label\n" + "".join(f"{t},x\n" for t in TEXTS[:32]))
+    (root / "dev.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[32:40]))
+    (root / "test.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[40:]))
+    return root
+
+
+MLM_YAML = """\
+model: {{name: tiny_mlm}}
+teacher:
+  model: {root}/{teacher}
+  model_cls: AutoModelForMaskedLM
+{task}data:
+  train_file: {root}/train.csv
+  validation_file: {root}/dev.jsonl
+  test_file: {root}/test.jsonl
+  max_length: 12
+  batch_size: 8
+auto_distillation:
+  seed: 3
+  progress: false
+  optimizer: {{name: AdamW, learning_rate: 0.003}}
+  search:
+    search_space:
+      hidden_size: [8, 16]
+      num_hidden_layers: {{low: 1, high: 2}}
+      num_attention_heads: [2, 4]
+    search_algorithm: random
+    metrics: [accuracy, latency]
+    higher_is_better: [true, false]
+    max_trials: 2
+    seed: 0
+  flash_distillation:
+    block_names: bert.encoder.layer.{{i}}
+    layer_mappings_for_knowledge_transfer:
+      - ['bert.encoder.layer.{{i}}.output', 'bert.encoder.layer.{{t}}.output']
+    loss_types: [MSE]
+    train_steps: 2
+  regular_distillation:
+    train_steps: 4
+    temperature: 2.0
+  evaluation:
+    latency: {{batch_size: 1, warmup: 1, repeats: 20, threads: 1}}
+output_dir: {out}
+"""
+
+
+def write_config(root: Path, out: Path, *, task: str = "", teacher: str = "teacher",
+                 fine_tune: str = "") -> Path:
+    text = MLM_YAML.format(root=root, out=out, task=task, teacher=teacher)
+    if fine_tune:
+        text = text.replace("  model_cls: AutoModelForMaskedLM\n",
+                            f"  model_cls: AutoModelForMaskedLM\n  fine_tune: {fine_tune}\n")
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_task_follows_the_teacher_class_unless_given():
+    assert infer_task("AutoModelForMaskedLM") == "masked_lm"
+    assert infer_task("BertForPreTraining") == "masked_lm"
+    assert infer_task("AutoModelForSequenceClassification") == "sequence_classification"
+    assert TASK_KINDS.get("masked_lm").export_class == "AutoModelForMaskedLM"
+
+
+def test_masks_are_bert_style_and_the_same_on_every_build(mlm_workspace):
+    tokenizer = BertTokenizerFast.from_pretrained(str(mlm_workspace / "teacher"))
+    texts = LabelledTexts.unlabelled(TEXTS * 20)
+    first = MaskedTokens(texts, tokenizer, max_length=12, seed=5)
+    again = MaskedTokens(texts, tokenizer, max_length=12, seed=5)
+    other = MaskedTokens(texts, tokenizer, max_length=12, seed=6)
+    assert first.fingerprint() == again.fingerprint() != other.fingerprint()
+    original = tokenizer(list(texts.texts), truncation=True, padding="max_length", max_length=12,
+                         return_tensors="pt")["input_ids"]
+    labels, ids = first.tensors["labels"], first.tensors["input_ids"]
+    chosen = labels.ne(-100)
+    special = torch.isin(original, torch.tensor(tokenizer.all_special_ids))
+    assert not (chosen & special).any()  # [CLS], [SEP] and padding are never predicted
+    assert torch.equal(labels[chosen], original[chosen])
+    assert torch.equal(ids[~chosen], original[~chosen])
+    share = chosen.sum() / (~special).sum()
+    masked = (ids[chosen] == tokenizer.mask_token_id).float().mean()
+    kept = (ids[chosen] == original[chosen]).float().mean()
+    assert 0.12 < share < 0.18 and 0.74 < masked < 0.86 and 0.05 < kept < 0.16
+
+
+def test_masked_lm_figures_count_only_masked_tokens():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits, self.weight = logits, torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids, attention_mask=None):
+            return {"logits": self.logits}
+
+    logits = torch.full((1, 3, 4), -10.0)
+    logits[0, 0, 1] = logits[0, 1, 2] = logits[0, 2, 3] = 10.0  # predicts 1, 2, 3
+    labels = torch.tensor([[1, 0, -100]])  # right, wrong, not counted
+    batch = {"input_ids": torch.zeros(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3),
+             "labels": labels}
+    figures = masked_lm_figures(Fixed(logits), [batch])
+    expected = math.exp(float(F.cross_entropy(logits[0, :2], labels[0, :2])))
+    assert figures["accuracy"] == 0.5 and figures["masked_tokens"] == 2
+    assert figures["perplexity"] == pytest.approx(expected)
+
+
+def test_logit_kd_is_per_masked_token_batchmean_times_t_squared():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]])
+    labels = torch.tensor([[-100, 3, -100, 2, 4], [1, -100, -100, -100, -100]])  # (0,4) is padding
+    kept = logit_positions(mask, labels, student.shape)
+    assert kept.tolist() == [[False, True, False, True, False], [True, False, False, False, False]]
+    value = kl_divergence(student, teacher, LossContext(mask=kept, temperature=2.0))
+    rows = [student[0, 1], student[0, 3], student[1, 0]], [teacher[0, 1], teacher[0, 3], teacher[1, 0]]
+    s, t = torch.stack(rows[0]) / 2.0, torch.stack(rows[1]) / 2.0
+    expected = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), reduction="batchmean",
+                        log_target=True) * 4.0
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert logit_positions(mask, torch.tensor([0, 1]), torch.Size((2, 3))) is None  # per-example logits
+
+
+def test_text_files_without_labels_are_read_for_the_masked_lm_task(mlm_workspace):
+    texts = read_text_file(mlm_workspace / "dev.jsonl", label_column=None)
+    assert texts.texts == tuple(TEXTS[32:40]) and set(texts.labels) == {0}
+
+
+@pytest.mark.parametrize("body, words", [
+    ("task: masked_lm\nteacher: {model: t, model_cls: AutoModelForSequenceClassification}\n",
+     ["task", "masked_lm", "teacher.model_cls", "sequence_classification"]),
+    ("teacher: {model: t, model_cls: AutoModelForMaskedLM}\nstudent: {model_cls: AutoModelForSequenceClassification}\n",
+     ["student.model_cls", "masked_lm"]),
+    ("task: masked_llm\nteacher: {model: t}\n", ["task", "masked_lm", "allowed"]),
+])
+def test_a_task_that_does_not_fit_the_model_class_is_one_config_error(tmp_path, body, words):
+    path = tmp_path / "c.yaml"
+    path.write_text(body + "data: {train_file: x.csv}\nauto_distillation:\n  search: {search_space: "
+                    "{hidden_size: [8]}}\n")
+    with pytest.raises(Exception) as caught:
+        load_config_file(SearchRunConfig, path)
+    message = str(caught.value)
+    assert all(word in message for word in words), message
+    assert "\n" not in message
+
+
+def test_a_teacher_without_a_masked_lm_head_needs_fine_tune_before_it_loads(mlm_workspace, tmp_path, capsys):
+    config = write_config(mlm_workspace, tmp_path / "run", teacher="encoder")
+    assert main(["search", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("autodistill: error: teacher.fine_tune:")
+    assert "BertModel" in err[0] and not (tmp_path / "run" / "trials").exists()
+
+
+def test_a_masked_lm_search_ends_with_a_pareto_table_of_mlm_accuracy_and_latency(mlm_workspace, tmp_path,
+                                                                                 capsys):
+    out = tmp_path / "run"
+    config = write_config(mlm_workspace, out)
+    assert main(["search", str(config)]) == 0
+    table = capsys.readouterr().out
+    assert "teacher" in table and "accuracy" in table and "latency" in table
+    study = optuna.load_study(study_name="tiny_mlm", storage=f"sqlite:///{out / 'study.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and study.user_attrs
+    for trial in done:
+        attrs = trial.user_attrs
+        assert 0 <= trial.values[0] <= 1 and trial.values[0] == attrs["accuracy"]
+        assert attrs["perplexity"] > 1 and attrs["test_perplexity"] > 1 and attrs["masked_tokens"] > 0
+    student = BertForMaskedLM.from_pretrained(Path(done[0].user_attrs["student_path"]))
+    assert student.config.architectures == ["BertForMaskedLM"]
+    front = json.loads((out / "pareto.json").read_text())
+    assert front["front"]
+
+
+def test_the_built_in_head_is_adapted_by_fine_tune_with_the_mlm_objective(mlm_workspace, tmp_path):
+    """An encoder saved without an MLM head (as the built-in teacher is) is fine-tuned on the
+    text first; the fine-tuned teacher predicts masked tokens better than its random head."""
+    from autodistill.study.task import DistillationTask
+
+    out = tmp_path / "run"
+    config = load_config_file(SearchRunConfig, write_config(
+        mlm_workspace, out, teacher="encoder", fine_tune="{epochs: 6, learning_rate: 0.005, batch_size: 8}"))
+    assert config.task == "masked_lm"
+    task = DistillationTask(config, output_dir=out, quiet=True)
+    assert task.teacher_cache is None  # vocabulary-sized logits per token run live
+    untrained = BertForMaskedLM.from_pretrained(mlm_workspace / "encoder")
+    trained, untouched = task.evaluate(task.teacher), task.evaluate(untrained)
+    assert trained["perplexity"] < untouched["perplexity"]
