@@ -15,7 +15,7 @@ module layout, found by module paths rather than by class):
 - for each student layer i, teacher layer `layer_map[i]`: attention query/key/value and
   output, the intermediate and output dense layers and both LayerNorms. By default the
   teacher layers are spread evenly, student layer i <- teacher layer
-  round((i + 1) * T / S) - 1 (`autodistill.config.sections.teacher_layer_for`, the rule the
+  round((i + 1) * T / S) - 1 (`autodistill.config.stages.teacher_layer_for`, the rule the
   flash templates use for their mappings);
 - the pooler, and the classifier (`classifier.*`, outside the base model) when the student
   has as many labels as the teacher; otherwise the classifier keeps its fresh weights.
