@@ -1,4 +1,5 @@
-"""The built-in model builder, train function and eval function of a search.
+"""The built-in `Task` of a search (study/protocol.py): `DistillationTask` builds, distils
+(flash then regular), evaluates and saves Hugging Face students of one teacher and data set.
 
 Everything that is the same for every trial is done once, here: the teacher is loaded
 (and evaluated) once, the data is read and tokenised once, the latency inputs are fixed.
