@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_distill.py                  # real MiniLM-L6 teacher
     .venv/bin/python scripts/bench_distill.py --random-teacher # same-size random BERT teacher
+    .venv/bin/python scripts/bench_distill.py --precision bf16 # both sides under bf16 autocast
 
 Prints per-step milliseconds (warm-up steps discarded, medians over repeats that alternate
 baseline/ours) and the ratio ours/baseline, for regular (logit) distillation and for flash
@@ -83,6 +84,7 @@ from autodistill.data import (
     split_indices,
     stratified_split,
 )
+from autodistill.distill.precision import autocast
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache, features_for
 
 Batch = dict[str, torch.Tensor]
@@ -131,6 +133,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-regular", action="store_true")
     p.add_argument("--skip-flash", action="store_true")
     p.add_argument("--skip-cache", action="store_true", help="omit the teacher-cache section")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="autocast of the forward passes, both sides (bf16 forced where the CPU lacks it)")
     p.add_argument("--checkpoint-cost", action="store_true",
                    help="measure the per-step cost of checkpointing at --checkpoint-every and of "
                         "TensorBoard logging at --log-every")
@@ -264,7 +268,17 @@ def regular_config(args: argparse.Namespace, steps: int) -> dict[str, Any]:
     return {"regular_distillation": {"train_steps": steps, "loss_types": ["KL", "CE"],
                                      "loss_weights": [0.5, 0.5], "temperature": args.temperature},
             "optimizer": {"name": "AdamW", "learning_rate": args.lr},
-            "progress": False}
+            "progress": False, **precision_keys(args)}
+
+
+def precision_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """--precision for the Distiller (forced: the bench measures it wherever it runs)."""
+    return {"precision": args.precision, "precision_force": True} if args.precision != "fp32" else {}
+
+
+def forward_precision(args: argparse.Namespace) -> Any:
+    """The hand-written loops' autocast for --precision (the Distiller's own, for the same work)."""
+    return autocast(args.precision, torch.device("cpu"))
 
 
 def kd_loss(s_logits: torch.Tensor, t_logits: torch.Tensor, labels: torch.Tensor, T: float) -> torch.Tensor:
@@ -285,11 +299,12 @@ def baseline_regular(args: argparse.Namespace, teacher: nn.Module, student0: nn.
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0, fused=True)
     stamps, losses = [], []
     for batch in cycle(batches, warmup + steps):
-        with torch.no_grad():
-            t_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        s_logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        loss = kd_loss(s_logits, t_logits, batch["labels"], T)
-        loss.backward()
+        with forward_precision(args):
+            with torch.no_grad():
+                t_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            s_logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = kd_loss(s_logits, t_logits, batch["labels"], T)
+        loss.float().backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
@@ -358,7 +373,7 @@ def flash_config(args: argparse.Namespace, pairs: list[tuple[int, int]], steps: 
                                    "train_steps": [steps for _ in pairs]},
             "optimizer": {"name": "AdamW", "learning_rate": args.lr},
             "truncate_forward": not args.no_truncate,
-            "progress": False}
+            "progress": False, **precision_keys(args)}
 
 
 class _Done(Exception):
@@ -428,11 +443,12 @@ def baseline_flash(args: argparse.Namespace, teacher: nn.Module, student0: nn.Mo
         stamps, losses = [], []
         for _ in range(warmup + steps):
             batch = next(stream)
-            with torch.no_grad():
-                t_hid, t_att = t_hooks.run(teacher, batch)
-            s_hid, s_att = s_hooks.run(student, batch)
-            loss = flash_loss(proj, s_hid, s_att, t_hid, t_att)
-            loss.backward()
+            with forward_precision(args):
+                with torch.no_grad():
+                    t_hid, t_att = t_hooks.run(teacher, batch)
+                s_hid, s_att = s_hooks.run(student, batch)
+                loss = flash_loss(proj, s_hid, s_att, t_hid, t_att)
+            loss.float().backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
@@ -728,8 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.student_heads} heads, ffn {args.student_intermediate}, {n_s:.2f} M params")
     print(f"data: {args.num_batches} random batches of {args.batch_size} x {args.seq_len} tokens, "
           f"{args.num_labels} labels; warm-up {args.warmup} steps discarded, {args.steps} timed "
-          f"steps, {args.repeats} repeats alternating baseline/ours; figures are medians of "
-          f"{'wall' if args.clock == 'wall' else 'process CPU'} time")
+          f"steps, {args.repeats} repeats alternating baseline/ours; precision {args.precision}; "
+          f"figures are medians of {'wall' if args.clock == 'wall' else 'process CPU'} time")
 
     rows: list[tuple[str, list[float], list[float]]] = []
     whole_rows: list[tuple[str, list[float], list[float]]] = []
