@@ -31,6 +31,7 @@ _EXPORTS = {
     "Architecture": "autodistill.space",
     "SearchSpace": "autodistill.space",
     "AutoDistillation": "autodistill.study.search",
+    "DistillationTrainer": "autodistill.study.trainer_search",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -56,3 +57,4 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from autodistill.losses import LOSSES, TARGET_LOSSES, FeatureMatchers, LossContext
     from autodistill.space import Architecture, SearchSpace
     from autodistill.study.search import AutoDistillation
+    from autodistill.study.trainer_search import DistillationTrainer

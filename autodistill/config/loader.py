@@ -276,6 +276,8 @@ def load_search_config(source: Any) -> SearchConfig:
     `output_dir:`), a `SearchSection`, an `AutoDistillationSection` or a `SearchRunConfig`."""
     from autodistill.config.schema import AutoDistillationSection, ModelSection, SearchRunConfig, SearchSection
 
+    if isinstance(source, SearchConfig):
+        return source
     if isinstance(source, SearchSection):
         return SearchConfig(source)
     if isinstance(source, AutoDistillationSection):

@@ -1,8 +1,13 @@
 """How a batch becomes model inputs, labels and a padding mask (seed 001's data adaptor).
 
-The default handles dict batches (Hugging Face style: `input_ids`,
-`attention_mask`, `labels`, ...) and `(inputs, labels)` tuples. Subclass it to feed
-the teacher and the student different inputs from one batch.
+The default handles
+- dict batches (Hugging Face style: `input_ids`, `attention_mask`, `labels`, ...);
+- `(inputs, labels)` pairs: `inputs` is the model's one positional argument;
+- seed 001's 4-tuples, mapped by position to `TUPLE_FIELDS` = (`input_ids`, `attention_mask`,
+  `token_type_ids`, `labels`): the first three are passed by name, the mask is the padding mask.
+A tuple of any other length is refused (`TupleBatchError`): give dict batches, or subclass
+`DataAdaptor` to say what each position is (also to feed the teacher and the student
+different inputs from one batch).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from typing import Any
 
 import torch
 
+from autodistill.errors import ConfigError
+
 LABEL_KEYS = ("labels", "label")
+TUPLE_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "labels")  # seed 001's tuple batches
 NON_INPUT_KEYS = ("example_index",)  # bookkeeping a batch carries that no model takes
 
 
@@ -25,6 +33,23 @@ class ModelInputs:
         self.args, self.kwargs = args, kwargs
 
 
+class TupleBatchError(ConfigError):
+    """A tuple batch whose positions the default adaptor cannot name."""
+
+
+def _tuple_fields(batch: tuple | list) -> dict[str, Any] | None:
+    """Seed 001's 4-tuple by name; a pair is (inputs, labels): None; any other length refused."""
+    if len(batch) == len(TUPLE_FIELDS):
+        return dict(zip(TUPLE_FIELDS, batch))
+    if len(batch) == 2:
+        return None
+    raise TupleBatchError(
+        f"a tuple batch of {len(batch)} elements has no default meaning: the default adaptor reads "
+        f"(inputs, labels) or {TUPLE_FIELDS}; give dict batches (e.g. a collator returning "
+        "{'input_ids': ..., 'attention_mask': ..., 'labels': ...}) or a DataAdaptor subclass that names "
+        "each position")
+
+
 class DataAdaptor:
     def __init__(self, *, pass_labels_to_student: bool = True) -> None:
         self.pass_labels_to_student = pass_labels_to_student
@@ -32,8 +57,9 @@ class DataAdaptor:
     def labels(self, batch: Any) -> torch.Tensor | None:
         if isinstance(batch, Mapping):
             return next((batch[k] for k in LABEL_KEYS if k in batch), None)
-        if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-            return batch[1]
+        if isinstance(batch, (tuple, list)):
+            fields = _tuple_fields(batch)
+            return batch[1] if fields is None else fields["labels"]
         return None
 
     def example_indices(self, batch: Any) -> torch.Tensor | None:
@@ -41,14 +67,22 @@ class DataAdaptor:
         return batch.get(NON_INPUT_KEYS[0]) if isinstance(batch, Mapping) else None
 
     def attention_mask(self, batch: Any) -> torch.Tensor | None:
-        return batch.get("attention_mask") if isinstance(batch, Mapping) else None
+        if isinstance(batch, Mapping):
+            return batch.get("attention_mask")
+        if isinstance(batch, (tuple, list)):
+            fields = _tuple_fields(batch)
+            return None if fields is None else fields["attention_mask"]
+        return None
 
     def _inputs(self, batch: Any, with_labels: bool) -> ModelInputs:
+        if isinstance(batch, (tuple, list)):
+            fields = _tuple_fields(batch)
+            if fields is None:
+                return ModelInputs(batch[0])
+            batch = fields
         if isinstance(batch, Mapping):
             return ModelInputs(**{k: v for k, v in batch.items() if k not in NON_INPUT_KEYS
                                   and (with_labels or k not in LABEL_KEYS)})
-        if isinstance(batch, (tuple, list)):
-            return ModelInputs(batch[0])
         return ModelInputs(batch)
 
     def student_inputs(self, batch: Any, *, with_labels: bool) -> ModelInputs:

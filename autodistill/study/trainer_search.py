@@ -1,0 +1,122 @@
+"""Seed 003's Trainer API: `DistillationTrainer.autodistillation(...)`, the search on a Trainer.
+
+    from autodistill import DistillationTrainer       # this class (the study layer's)
+
+    trainer = DistillationTrainer(model=teacher_model, args=TrainingArguments("out", max_steps=50),
+                                  train_dataset=train, eval_dataset=dev, compute_metrics=compute_metrics)
+    trainer.autodistillation_config = {"search": {"search_space": {...}}, "flash_distillation": {...}}
+    best = trainer.autodistillation(teacher_model, model_cls=AutoModelForSequenceClassification)  # OOB
+    best = trainer.autodistillation(teacher_model, model_builder, train_func=train, eval_func=evaluate)
+
+It lives in the study layer, not in autodistill/distill/: the engine never imports the search
+(tests/test_layers.py), so this subclass of `autodistill.distill.trainer.DistillationTrainer`
+adds the search to the Trainer that distils (`distill()` is the engine's).
+
+`autodistillation_config` is seed 003's dict, its `search` part, a YAML path or a typed section
+(`load_search_config`). OOB mode: the built-in model builder (`model_builder_builtin`: the
+teacher's config with the sampled keys replaced, built as `model_cls`), the built-in train
+function (`distill()` with the config's flash and regular stages, or logit KD when it has none,
+on the Trainer's train dataset and collator, lengths from the TrainingArguments), and the
+built-in eval function (`evaluate()` on the eval dataset with `compute_metrics`, `eval_` taken
+off its keys; accuracy when there is no `compute_metrics`). Latency, parameters and size are
+measured by the search (FunctionTask). The study is `<args.output_dir>/study.db` (unless
+`search.storage` names one), its students under `<args.output_dir>/trials/`; the result is the
+Pareto-best architectures.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from autodistill.config.distillation import DistillationSection
+from autodistill.config.loader import load_search_config
+from autodistill.config.stages import StageSection
+from autodistill.distill import trainer as distill_trainer
+from autodistill.distill.callbacks import DistillationCallback
+from autodistill.errors import ConfigError, InvalidArchitecture
+from autodistill.evaluation import accuracy
+from autodistill.models.builders import check_architecture, student_config
+from autodistill.models.classes import model_class
+from autodistill.space import Architecture
+from autodistill.study.search import AutoDistillation
+
+EVAL_PREFIX = "eval_"
+
+
+class DistillationTrainer(distill_trainer.DistillationTrainer):
+    """The engine's DistillationTrainer (`distill()`) with seed 003's `autodistillation()`."""
+
+    autodistillation_config: Any = None
+
+    def autodistillation(self, teacher_model: nn.Module, model_builder: Callable[[Mapping[str, Any]], nn.Module]
+                         | None = None, model_cls: type | str | None = None,
+                         train_func: Callable[..., nn.Module] | None = None,
+                         eval_func: Callable[[nn.Module], Mapping[str, Any]] | None = None) -> list[Architecture]:
+        """Search `self.autodistillation_config`'s space for students of `teacher_model`; return
+        the Pareto-best architectures (module docstring). The Trainer's model is restored after."""
+        if self.autodistillation_config is None:
+            raise ConfigError("trainer.autodistillation_config is not set; set it to seed 003's dict "
+                              "({'search': {'search_space': {...}}, ...}), a YAML path or a section")
+        if teacher_model is None:
+            raise ConfigError("teacher_model is None; give the teacher model")
+        config = load_search_config(self.autodistillation_config)
+        if model_builder is None:
+            if model_cls is None:
+                raise ConfigError("autodistillation needs model_builder (advanced mode) or model_cls "
+                                  "(OOB mode, e.g. model_cls=AutoModelForSequenceClassification)")
+            model_builder = functools.partial(self.model_builder_builtin, model_cls=model_cls,
+                                              teacher_model=teacher_model)
+        section: DistillationSection = config.training or DistillationSection(regular_distillation=StageSection())
+        agent = AutoDistillation(model_builder, config, output_dir=self.args.output_dir,
+                                 progress=not self.args.disable_tqdm)
+        agent.train_func = train_func or functools.partial(self._train_builtin, section=section,
+                                                           teacher_model=teacher_model)
+        agent.eval_func = eval_func or self._eval_builtin
+        own = self.model
+        try:
+            return agent.search_loop()
+        finally:
+            self.model = own
+
+    def model_builder_builtin(self, model_arch_paras: Mapping[str, Any], model_cls: type | str, *,
+                              teacher_model: nn.Module) -> nn.Module:
+        """OOB mode's student: the teacher's config with the sampled keys replaced, as `model_cls`
+        (a transformers class or its name), freshly initialised."""
+        base = getattr(teacher_model, "config", None)
+        if base is None:
+            raise ConfigError(f"OOB mode builds students from the teacher's config, but "
+                              f"{type(teacher_model).__name__} has none; give model_builder=")
+        config = student_config(base, dict(model_arch_paras))
+        check_architecture(config)
+        cls = model_class(model_cls) if isinstance(model_cls, str) else model_cls
+        build = getattr(cls, "from_config", None) or cls._from_config
+        attention = getattr(base, "_attn_implementation", None)
+        try:
+            return build(config, **({"attn_implementation": attention} if attention else {}))
+        except ValueError as exc:  # transformers' own consistency checks
+            raise InvalidArchitecture(str(exc)) from None
+
+    def _train_builtin(self, model: nn.Module, callbacks: Sequence[DistillationCallback] = (), *,
+                       section: DistillationSection, teacher_model: nn.Module) -> nn.Module:
+        """OOB mode's training: `distill()` of the config's stages into `model`."""
+        self.model = model
+        return self.distill(section, teacher_model, callbacks=callbacks)
+
+    def _eval_builtin(self, model: nn.Module) -> dict[str, float]:
+        """OOB mode's evaluation: the Trainer's `evaluate()` (its eval dataset and `compute_metrics`),
+        or accuracy on the eval dataset when there is no `compute_metrics`."""
+        if self.eval_dataset is None:
+            raise ConfigError("autodistillation's built-in eval function evaluates on the Trainer's "
+                              "eval_dataset; give DistillationTrainer(eval_dataset=...) or eval_func=")
+        self.model = model
+        if self.compute_metrics is None:
+            return {"accuracy": accuracy(model, self.get_eval_dataloader(), device=self.args.device)}
+        metrics = self.evaluate()
+        return {key.removeprefix(EVAL_PREFIX): value for key, value in metrics.items()}
+
+
+__all__ = ["DistillationTrainer"]

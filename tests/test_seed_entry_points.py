@@ -1,0 +1,377 @@
+"""The seeds' entry points as written (issue 14): seed 003's `AutoDistillation(model_builder, config)`
+with `agent.train_func = ...`, its `autodistillation_config` dicts and YAML, its Trainer API
+`trainer.autodistillation(...)`, and seed 001's tuple batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from optuna.trial import TrialState
+from torch import nn
+from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+from autodistill import DistillationTrainer
+from autodistill.config import load_distillation_plan
+from autodistill.config.loader import load_search_config
+from autodistill.distill.adaptor import DataAdaptor, TupleBatchError
+from autodistill.errors import ConfigError
+from autodistill.space import Architecture
+from autodistill.study.protocol import FunctionTask
+from autodistill.study.search import AutoDistillation
+from tests.conftest import SEQ, VOCAB, tiny_bert
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def seed003_oob_config() -> dict:
+    """Seed 003's OOB-mode `trainer.autodistillation_config`, as written."""
+    return {
+        'search': {
+            'search_space': {
+                'hidden_size': [128, 246, 384, 512],
+                'intra_bottleneck_size': [64, 96, 128, 160],
+                'num_attention_heads': [1, 2, 4, 8],
+                'intermediate_size': [384, 512, 640],
+                'num_feedforward_networks': [2, 4, 6]
+            }
+        },
+        'flash_distillation': {
+            'knowledge_transfer': {
+                'block_names':
+                    ['mobilebert.encoder.layer.{}'.format(i) for i in range(24)],
+                'layer_mappings_for_knowledge_transfer':
+                    [
+                        [
+                            (
+                                'mobilebert.encoder.layer.{}.attention.self'.format(i), '1',
+                                'bert.encoder.layer.{}.attention.self'.format(i), '1'
+                            ),
+                            (
+                                'mobilebert.encoder.layer.{}.output'.format(i),
+                                'bert.encoder.layer.{}.output'.format(i)
+                            )
+                        ] for i in range(24)
+                    ],
+                'loss_types': [['KL', 'MSE'] for i in range(24)],
+            },
+            'regular_distillation': {
+                'layer_mappings_for_knowledge_transfer': [
+                    [('cls', '0', 'cls', '0')]
+                ],
+                'loss_types': [['KL']],
+                'add_origin_loss': [True],
+            },
+        }
+    }
+
+
+def seed003_advanced_config() -> dict:
+    """Seed 003's advanced-mode dict, as written (the seed's page drops three commas after
+    'metrics', 'higher_is_better' and 'max_trials', which Python needs)."""
+    return {
+        'search': {
+            'search_space': {
+                'hidden_size': [128, 246, 384, 512],
+                'intra_bottleneck_size': [64, 96, 128, 160],
+                'num_attention_heads': [1, 2, 4, 8],
+                'intermediate_size': [384, 512, 640],
+                'num_feedforward_networks': [2, 4, 6]
+            },
+            'search_algorithm': 'BO',
+            'metrics': ['accuracy', 'latency'],
+            'higher_is_better': [True, False],
+            'max_trials': 10,
+            'seed': 42
+        },
+        'flash_distillation': {
+            'knowledge_transfer': {
+                'block_names':
+                    ['mobilebert.encoder.layer.{}'.format(i) for i in range(24)],
+                'layer_mappings_for_knowledge_transfer':
+                    [
+                        [
+                            (
+                                'mobilebert.encoder.layer.{}.attention.self'.format(i), '1',
+                                'bert.encoder.layer.{}.attention.self'.format(i), '1'
+                            ),
+                            (
+                                'mobilebert.encoder.layer.{}.output'.format(i),
+                                'bert.encoder.layer.{}.output'.format(i)
+                            )
+                        ] for i in range(24)
+                    ],
+                'loss_types': [['KL', 'MSE'] for i in range(24)],
+                'loss_weights': [[0.5, 0.5] for i in range(24)],
+                'train_steps': [500 for i in range(24)]
+            },
+            'regular_distillation': {
+                'layer_mappings_for_knowledge_transfer': [
+                    [('cls', '0', 'cls', '0')]
+                ],
+                'loss_types': [['KL']],
+                'add_origin_loss': [True],
+                'train_steps': [25000]
+            },
+        }
+    }
+
+
+SEED003_KD_YAML = """\
+model:
+  name: mobilebert_distillation
+  framework: pytorch
+distillation:
+  train:
+    optimizer:
+      SGD:
+        learning_rate: 0.001
+    criterion:
+      KnowledgeDistillationLoss:
+        temperature: 1.0,
+        loss_types: ['CE', 'CE']
+        loss_weights: [0.5, 0.5]
+"""
+
+
+def tiny_from_seed_space(arch) -> nn.Module:
+    """A tiny BERT standing in for seed 003's MobileBERT (its space's keys, scaled down)."""
+    hidden = {128: 8, 246: 12, 384: 16, 512: 24}[arch["hidden_size"]]
+    heads = 2 if arch["num_attention_heads"] > 1 else 1
+    return tiny_bert(hidden=hidden, layers=1, heads=heads)
+
+
+def accuracy_only(model) -> dict:
+    """An eval function that returns accuracy and no latency (as seed 003's users write)."""
+    return {"accuracy": 1.0 - 1.0 / (1 + model.config.hidden_size)}
+
+
+# -- seed 003's dicts and YAML load as written ------------------------------------------------
+def test_seed003_oob_dict_loads_as_written_with_search_and_25_stages():
+    config = load_search_config(seed003_oob_config())
+    assert config.search.max_trials == 10 and config.search.search_algorithm == "BO"
+    plan = load_distillation_plan(seed003_oob_config())
+    assert len(plan.stages) == 25 and plan.stages[0].train_steps is None  # the Trainer's max_steps
+    assert plan.stages[0].mappings[0].loss == "KL" and plan.stages[0].mappings[1].loss == "MSE"
+    regular = plan.stages[-1]
+    assert regular.add_origin_loss and regular.mappings[0].student == "cls"
+
+
+def test_seed003_advanced_dict_loads_as_written():
+    plan = load_distillation_plan(seed003_advanced_config())
+    assert [s.train_steps for s in plan.stages] == [500] * 24 + [25000]
+    assert all(m.weight == 0.5 for s in plan.stages[:24] for m in s.mappings)
+
+
+def test_a_key_beside_knowledge_transfer_names_where_it_belongs():
+    config = seed003_oob_config()
+    config["flash_distillation"]["train_steps"] = [1]
+    with pytest.raises(ConfigError, match=r"flash_distillation.*\['train_steps'\].*knowledge_transfer"):
+        load_distillation_plan(config)
+
+
+def test_seed003_yaml_typo_trailing_comma_is_a_clear_error(tmp_path):
+    """Seed 003's own distillation YAML as written: `temperature: 1.0,` is the string '1.0,'."""
+    path = tmp_path / "kd.yaml"
+    path.write_text(SEED003_KD_YAML)
+    with pytest.raises(ConfigError) as err:
+        load_distillation_plan(path)
+    message = str(err.value)
+    assert "kd.yaml:11:9: distillation.train.criterion.KnowledgeDistillationLoss.temperature" in message
+    assert "'1.0,'" in message and "write temperature: 1.0" in message
+
+
+# -- AutoDistillation(model_builder, config) in seed 003's order --------------------------------
+def test_seed003_agent_with_functions_set_after_construction_measures_latency_itself(tmp_path, monkeypatch):
+    """Seed 003's calls: `AutoDistillation(model_builder, config)`, then `agent.train_func = ...`,
+    `agent.eval_func = ...`, `agent.search_loop()`, with the advanced dict verbatim. The eval
+    function returns no latency: the search times each student (and counts params and size).
+    The study lives at the documented defaults."""
+    monkeypatch.chdir(tmp_path)
+    agent = AutoDistillation(tiny_from_seed_space, seed003_advanced_config())
+    assert not (tmp_path / "runs").exists()  # nothing opened before the functions are set
+    agent.train_func = lambda model: model
+    agent.eval_func = accuracy_only
+    best = agent.search_loop()
+    assert (tmp_path / "runs" / "autodistillation" / "study.db").is_file()
+    assert agent.study.study_name == "autodistillation"
+    done = agent.study.get_trials(states=(TrialState.COMPLETE,))
+    assert done and len([t for t in agent.study.trials if t.state != TrialState.RUNNING]) >= 10
+    for trial in done:
+        figures = trial.user_attrs
+        assert figures["latency_p50_ms"] > 0 and figures["params"] > 0 and figures["size_mb"] > 0
+        assert trial.values[1] == figures["latency_p50_ms"]
+    assert best and all(isinstance(a, Architecture) for a in best)
+
+
+def test_the_seed003_auto_distillation_yaml_names_the_study_and_its_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agent = AutoDistillation(tiny_from_seed_space, str(FIXTURES / "seed003_auto_distillation.yaml"),
+                             train_func=lambda m: m, eval_func=accuracy_only)
+    assert agent.study.study_name == "MobileBERT_NAS"  # model.name
+    assert agent.storage_url == "sqlite:///runs/autodistillation/study.db"
+    assert agent.config.max_trials == 10
+
+
+def test_a_bad_config_dict_is_one_config_error(tmp_path):
+    bad = seed003_advanced_config()
+    bad["search"]["max_trials"] = 0
+    with pytest.raises(ConfigError, match=r"search\.max_trials"):
+        AutoDistillation(tiny_from_seed_space, bad, output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="'search' .* or 'search_space'"):
+        AutoDistillation(tiny_from_seed_space, {"serch": {}}, output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="got list"):
+        AutoDistillation(tiny_from_seed_space, [1, 2], output_dir=tmp_path)
+
+
+def test_search_loop_without_a_train_func_names_it(tmp_path):
+    agent = AutoDistillation(tiny_from_seed_space, seed003_oob_config()["search"], output_dir=tmp_path)
+    agent.eval_func = accuracy_only
+    with pytest.raises(ConfigError, match="agent.train_func"):
+        agent.search_loop()
+
+
+def test_latency_of_a_model_without_vocab_size_asks_for_a_cost_func():
+    from autodistill.study.objectives import LATENCY
+
+    task = FunctionTask(lambda a: nn.Linear(4, 2), train_func=lambda m: m, eval_func=lambda m: {"accuracy": 0.5},
+                        measured=[LATENCY])
+    with pytest.raises(ConfigError, match="cost_func"):
+        task.evaluate(nn.Linear(4, 2))
+    given = FunctionTask(lambda a: nn.Linear(4, 2), train_func=lambda m: m,
+                         eval_func=lambda m: {"accuracy": 0.5, "latency_p50_ms": 2.0}, measured=[LATENCY])
+    assert given.evaluate(nn.Linear(4, 2)) == {"accuracy": 0.5, "latency_p50_ms": 2.0}  # not timed again
+
+
+# -- seed 001's tuple batches ------------------------------------------------------------------
+def _tuple_batch():
+    ids = torch.randint(1, VOCAB, (4, SEQ))
+    mask = torch.ones_like(ids)
+    mask[:, SEQ // 2:] = 0
+    return ids, mask, torch.zeros_like(ids), torch.tensor([0, 1, 0, 1])
+
+
+def test_seed001_tuple_batches_map_by_position_and_use_the_mask():
+    ids, mask, types, labels = batch = _tuple_batch()
+    adaptor = DataAdaptor()
+    assert adaptor.labels(batch) is labels and adaptor.attention_mask(batch) is mask
+    inputs = adaptor.student_inputs(batch, with_labels=True)
+    assert inputs.args == () and set(inputs.kwargs) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert adaptor.teacher_inputs(batch).kwargs.keys() == {"input_ids", "attention_mask", "token_type_ids"}
+    model = tiny_bert().eval()
+    with torch.no_grad():  # the mask is applied: padding does not change the logits
+        out = model(**adaptor.teacher_inputs(batch).kwargs).logits
+        changed = model(**adaptor.teacher_inputs((ids.masked_fill(mask == 0, 7), mask, types, labels)).kwargs).logits
+    torch.testing.assert_close(out, changed)
+
+
+def test_tuple_batches_of_other_lengths_ask_for_dicts_or_an_adaptor():
+    ids, mask, _, labels = _tuple_batch()
+    with pytest.raises(TupleBatchError, match="dict batches .* DataAdaptor subclass"):
+        DataAdaptor().labels((ids, mask, labels))
+    pair = (ids, labels)  # (inputs, labels) keeps its meaning
+    assert DataAdaptor().labels(pair) is labels and DataAdaptor().teacher_inputs(pair).args == (ids,)
+
+
+# -- seed 003's Trainer API ----------------------------------------------------------------------
+class ToyData(torch.utils.data.Dataset):
+    """label = first token in the upper half of the vocabulary."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.ids = torch.randint(1, VOCAB, (n, SEQ), generator=torch.Generator().manual_seed(seed))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = self.ids[i]
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                "labels": torch.tensor(int(ids[0] >= VOCAB // 2))}
+
+
+def _compute_metrics(prediction) -> dict[str, float]:
+    logits, labels = prediction
+    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+
+
+def _trainer(tmp_path, teacher) -> DistillationTrainer:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=2,
+                             per_device_train_batch_size=8, per_device_eval_batch_size=16, disable_tqdm=True)
+    return DistillationTrainer(model=teacher, args=args, train_dataset=ToyData(32, 0), eval_dataset=ToyData(16, 1),
+                               compute_metrics=_compute_metrics)
+
+
+def tiny_oob_config() -> dict:
+    """Seed 003's OOB dict in its own form (knowledge_transfer per block by comprehension, tuples,
+    the regular stage nested), for a 2-layer tiny BERT."""
+    return {
+        'search': {
+            'search_space': {'hidden_size': [16, 32], 'intermediate_size': [32, 64]},
+            'search_algorithm': 'random', 'max_trials': 3, 'seed': 0,
+        },
+        'flash_distillation': {
+            'knowledge_transfer': {
+                'block_names': ['bert.encoder.layer.{}'.format(i) for i in range(2)],
+                'layer_mappings_for_knowledge_transfer': [
+                    [('bert.encoder.layer.{}.attention.self'.format(i), '1',
+                      'bert.encoder.layer.{}.attention.self'.format(i), '1'),
+                     ('bert.encoder.layer.{}.output'.format(i), 'bert.encoder.layer.{}.output'.format(i))]
+                    for i in range(2)],
+                'loss_types': [['KL', 'MSE'] for i in range(2)],
+            },
+            'regular_distillation': {
+                'layer_mappings_for_knowledge_transfer': [[('classifier', 'classifier')]],
+                'loss_types': [['KL']],
+                'add_origin_loss': [True],
+            },
+        },
+    }
+
+
+def test_trainer_autodistillation_oob_mode_builds_trains_and_times_students(tmp_path):
+    """OOB mode: students are the teacher's config with the sampled keys replaced, distilled with
+    the config's stages on the Trainer's data, evaluated with its compute_metrics, timed by the
+    search; the study is stored under args.output_dir and the Trainer's model is restored."""
+    teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
+    trainer = _trainer(tmp_path, teacher)
+    trainer.autodistillation_config = tiny_oob_config()
+    best = trainer.autodistillation(teacher, model_cls=AutoModelForSequenceClassification)
+    assert best and all(set(a) == {"hidden_size", "intermediate_size"} for a in best)
+    assert (tmp_path / "out" / "study.db").is_file() and trainer.model is teacher
+    import optuna
+
+    study = optuna.load_study(study_name="autodistillation", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert done and all(t.user_attrs["latency_p50_ms"] > 0 and "loss" in t.user_attrs for t in done)
+    assert trainer.distillation_result is not None
+    assert [s.name for s in trainer.distillation_result.stages][-1] == "regular"
+
+
+def test_trainer_autodistillation_advanced_mode_runs_the_users_functions(tmp_path):
+    teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
+    trainer = _trainer(tmp_path, teacher)
+    trainer.autodistillation_config = {"search": {"search_space": {"hidden_size": [8, 16]}, "max_trials": 2,
+                                                  "search_algorithm": "grid", "seed": 0}}
+    built, trained = [], []
+
+    def model_builder(model_arch_paras):
+        built.append(dict(model_arch_paras))
+        return tiny_bert(hidden=model_arch_paras["hidden_size"], layers=1, heads=2)
+
+    def train_func(model):
+        trained.append(model.config.hidden_size)
+        return model
+
+    best = trainer.autodistillation(teacher, model_builder, train_func=train_func, eval_func=accuracy_only)
+    assert sorted(trained) == [8, 16] and len(built) == 2
+    assert best and all(isinstance(a, Architecture) for a in best)
+    assert (tmp_path / "out" / "study.db").is_file()
+
+
+def test_trainer_autodistillation_without_a_builder_or_model_cls_is_refused(tmp_path):
+    teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
+    trainer = _trainer(tmp_path, teacher)
+    with pytest.raises(ConfigError, match="autodistillation_config is not set"):
+        trainer.autodistillation(teacher, model_cls=AutoModelForSequenceClassification)
+    trainer.autodistillation_config = tiny_oob_config()
+    with pytest.raises(ConfigError, match="model_builder .* or model_cls"):
+        trainer.autodistillation(teacher)
