@@ -8,12 +8,12 @@ import copy
 
 import pytest
 import torch
+from conftest import VOCAB, tiny_bert, toy_batches
 from torch.utils.data import DataLoader
 from transformers import BertConfig, BertForSequenceClassification
 
 from autodistill import ConfigError, DistillationCallback, Distiller
 from autodistill.distill.checkpoint import latest
-from conftest import SEQ, VOCAB, tiny_bert, toy_batches
 
 
 def dropout_bert(*, hidden: int = 16, layers: int = 2, seed: int = 1) -> BertForSequenceClassification:
@@ -190,8 +190,9 @@ def test_a_killed_distill_command_resumes_to_the_uninterrupted_student(workspace
     import subprocess
     import sys
 
-    from autodistill.cli import main
     from test_cli_distill import _config
+
+    from autodistill.cli import main
 
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     config = _config(workspace, killed)
@@ -229,8 +230,9 @@ def test_a_killed_distill_command_resumes_to_the_uninterrupted_student(workspace
 
 
 def test_resume_without_a_checkpoint_is_one_line_naming_the_fix(workspace, tmp_path, capsys):
-    from autodistill.cli import main
     from test_cli_distill import _config
+
+    from autodistill.cli import main
 
     assert main(["distill", str(_config(workspace, tmp_path / "new")), "--quiet", "--resume"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
@@ -253,7 +255,7 @@ def test_the_trainer_checkpoints_every_save_steps_and_resumes_from_checkpoint(tm
     whole, distill = trainer(tmp_path / "whole")
     distill()
     assert not (tmp_path / "whole" / "out" / CHECKPOINTS).exists()  # removed once complete
-    stopped, distill = trainer(tmp_path / "stopped", callbacks=[StopAt(7)])
+    _, distill = trainer(tmp_path / "stopped", callbacks=[StopAt(7)])
     with pytest.raises(KeyboardInterrupt):
         distill()
     assert latest(tmp_path / "stopped" / "out" / CHECKPOINTS).name == "step-000000006"

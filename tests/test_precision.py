@@ -8,12 +8,12 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import tiny_bert, toy_batches
 
 from autodistill import ConfigError, Distiller, load_distillation_plan
 from autodistill.distill import precision as precision_module
 from autodistill.evaluation import accuracy
 from autodistill.models.finetune import fine_tune_plan
-from conftest import tiny_bert, toy_batches
 
 NO_GPU = "no CUDA GPU here: the CUDA autocast and fp16 gradient-scaler paths run only on one"
 
@@ -59,7 +59,9 @@ def test_a_plan_built_in_python_is_checked_by_the_distiller(teacher, student, no
 
 
 def test_the_cpu_capability_is_read_from_the_machine():
-    flags = open("/proc/cpuinfo").read().split()
+    from pathlib import Path
+
+    flags = Path("/proc/cpuinfo").read_text().split()
     assert precision_module.cpu_has_bf16() == (
         "avx512_bf16" in flags or "amx_bf16" in flags
         or torch.backends.cpu.get_cpu_capability() == "AVX512_BF16")

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 import torch
+from conftest import toy_batches
+from test_trainer import KD_CONFIG, ToyTask, arguments, bert
 
 from autodistill import ConfigError, Distiller, load_distillation_plan
 from autodistill.distill.trainer import DistillationTrainer
 from autodistill.evaluation import accuracy
-from conftest import toy_batches
-from test_trainer import KD_CONFIG, ToyTask, arguments, bert
 
 
 def plan(**extra):
@@ -150,8 +150,9 @@ def test_the_trainer_takes_bf16_and_refuses_it_where_it_would_be_slow(tmp_path, 
 def test_the_distill_command_evaluates_during_training_and_logs_to_its_output(workspace, tmp_path, capsys):
     import json
 
-    from autodistill.cli import main
     from test_cli_distill import _config
+
+    from autodistill.cli import main
 
     pytest.importorskip("tensorboard", reason="the tensorboard package (autodistill-nas[tensorboard]) is missing")
     out = tmp_path / "student"
