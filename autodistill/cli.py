@@ -48,9 +48,8 @@ def _distill(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from autodistill.study.run import load_search_config, run_search
 
-    config = load_search_config(args.config)
-    result = run_search(config, storage=args.storage, study_name=args.study_name,
-                        output_dir=args.output_dir, max_trials=args.max_trials,
+    config = load_search_config(args.config).overridden(output_dir=args.output_dir)  # by output_dir's rule
+    result = run_search(config, storage=args.storage, study_name=args.study_name, max_trials=args.max_trials,
                         search_algorithm=args.search_algorithm, strategy=args.strategy, quiet=args.quiet,
                         command=args.command_line)
     print(f"Pareto front of study {result.study.study_name!r} ({len(result.study.trials)} trials):")

@@ -155,6 +155,12 @@ CASES = [
          args=("--max-trials", "0"), subprocess=True),
     Case("max-trials-too-large", rf"--max-trials: Input should be less than or equal to {INT_MAX}",
          args=("--max-trials", "99999999999")),
+    Case("output-dir-empty", r"--output-dir: String should have at least 1 character \(got ''\); it overrides "
+         r"the config's output_dir", args=("--output-dir", "")),
+    Case("output-dir-empty-distill", r"--output-dir: String should have at least 1 character", command="distill",
+         args=("--output-dir", "")),
+    Case("output-dir-empty-in-config", r"config\.yaml:\d+:\d+: output_dir: String should have at least 1 character",
+         replace=(("output_dir: {out}", "output_dir: ''"),)),
     Case("max-trials-not-a-number", r"autodistill search: argument --max-trials: invalid int value: 'many' "
          r"\(see autodistill search --help\)", args=("--max-trials", "many"), subprocess=True),
 ]
