@@ -19,7 +19,7 @@ training time, which every seed is charged in full) against a `per_trial` BO sea
 same wall time (run as `autodistill search` and stopped with Ctrl-C at that time: finished
 trials are kept). Prints the hypervolume of each final front (validation accuracy against
 latency as a fraction of the paired teacher's, scripts/bench_search.py's `HV paired`).
-Asserts nothing; prints figures for README.
+Asserts nothing; prints figures for docs/benchmarks.md.
 """
 
 from __future__ import annotations
