@@ -55,8 +55,13 @@ def section_from(config: Any) -> DistillationSection:
     return load_distillation_section(config)
 
 
+def _strategy(value: Any) -> str:
+    """A TrainingArguments choice (an enum member or its string) as its string."""
+    return str(getattr(value, "value", value))
+
+
 def _schedule_from(args: transformers.TrainingArguments) -> ScheduleSection:
-    kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    kind = _strategy(args.lr_scheduler_type)
     if kind not in _SCHEDULES:
         raise ConfigError(
             f"TrainingArguments.lr_scheduler_type {kind!r} has no equivalent here; use one of "
@@ -82,16 +87,12 @@ def _schedule_from(args: transformers.TrainingArguments) -> ScheduleSection:
 
 
 def _optimizer_from(args: transformers.TrainingArguments) -> OptimizerSection:
-    optim = str(getattr(args.optim, "value", args.optim))
+    optim = _strategy(args.optim)
     raw: dict[str, Any] = {"name": "SGD" if optim == "sgd" else "AdamW",
                            "learning_rate": args.learning_rate, "weight_decay": args.weight_decay}
     if raw["name"] == "AdamW":
         raw.update(betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
     return validate(OptimizerSection, raw, source="TrainingArguments", prefix=("optimizer",))
-
-
-def _strategy(value: Any) -> str:
-    return str(getattr(value, "value", value))
 
 
 def _interval(args: transformers.TrainingArguments, strategy: str, steps: float, *, key: str,
@@ -186,7 +187,7 @@ class _TrainerLog(DistillationCallback):
     def on_step_end(self, state: DistillationState, control: DistillationControl) -> None:
         trainer, args = self.trainer, self.trainer.args
         self._sync(state)
-        if str(getattr(args.logging_strategy, "value", args.logging_strategy)) != "steps":
+        if _strategy(args.logging_strategy) != "steps":
             return
         every = args.logging_steps
         every = int(every) if every >= 1 else max(1, round(every * max(1, state.total_steps)))
