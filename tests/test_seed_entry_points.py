@@ -375,3 +375,78 @@ def test_trainer_autodistillation_without_a_builder_or_model_cls_is_refused(tmp_
     trainer.autodistillation_config = tiny_oob_config()
     with pytest.raises(ConfigError, match="model_builder .* or model_cls"):
         trainer.autodistillation(teacher)
+
+
+# -- the user's losses named in YAML -------------------------------------------------------------
+USER_LOSSES = '''\
+import torch.nn.functional as F
+
+CALLS = []
+
+
+def smooth_l1(student, teacher, context):
+    CALLS.append(tuple(student.shape))
+    return F.smooth_l1_loss(student, teacher)
+'''
+
+
+@pytest.fixture
+def user_losses(tmp_path, monkeypatch):
+    """A module of the user's own, importable as `my_losses`; its loss types unregistered after."""
+    from autodistill.losses import LOSSES
+
+    (tmp_path / "my_losses.py").write_text(USER_LOSSES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield __import__("importlib").import_module("my_losses")
+    for name in ("SmoothL1", "my_losses:smooth_l1"):
+        LOSSES.unregister(name)
+    __import__("sys").modules.pop("my_losses", None)
+
+
+def test_a_configs_losses_are_imported_before_its_loss_types_are_checked(user_losses, tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("distillation:\n  losses: {SmoothL1: 'my_losses:smooth_l1'}\n  regular_distillation:\n"
+                    "    layer_mappings: [[a, b], [c, d]]\n    loss_types: [SmoothL1, 'my_losses:smooth_l1']\n")
+    first, second = load_distillation_plan(path).stages[0].mappings
+    assert (first.loss, second.loss) == ("SmoothL1", "my_losses:smooth_l1")
+    from autodistill.losses import LOSSES
+
+    assert LOSSES.get("SmoothL1") is user_losses.smooth_l1 is LOSSES.get("my_losses:smooth_l1")
+    load_distillation_plan(path)  # loading it again registers nothing twice
+
+
+def test_a_loss_that_cannot_be_imported_or_shadows_a_builtin_names_its_key(user_losses, tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("distillation:\n  losses: {Mine: 'no_such_module:f'}\n  regular_distillation: {}\n")
+    with pytest.raises(ConfigError, match=r"d\.yaml:2:3: distillation\.losses: Mine: cannot import module 'no_such_module'.*PYTHONPATH"):
+        load_distillation_plan(path)
+    path.write_text("distillation:\n  losses: {MSE: 'my_losses:smooth_l1'}\n  regular_distillation: {}\n")
+    with pytest.raises(ConfigError, match="distillation.losses: MSE: loss type 'MSE' is already registered"):
+        load_distillation_plan(path)
+    path.write_text("distillation:\n  regular_distillation: {layer_mappings: [[a, b]], loss_types: ['my_losses:nope']}\n")
+    with pytest.raises(ConfigError, match="regular_distillation.loss_types: loss type .my_losses:nope.: module .my_losses. has no attribute"):
+        load_distillation_plan(path)
+
+
+def test_the_cli_distils_with_a_loss_named_in_the_config(user_losses, workspace, tmp_path):
+    from autodistill.cli import main
+
+    out = tmp_path / "student"
+    config = tmp_path / "distill.yaml"
+    config.write_text(f"""
+teacher: {{model: {workspace / 'teacher'}}}
+student:
+  overrides: {{hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32}}
+data: {{train_file: {workspace / 'train.csv'}, validation_file: {workspace / 'dev.csv'}, max_length: 12, batch_size: 16}}
+distillation:
+  progress: false
+  losses: {{SmoothL1: 'my_losses:smooth_l1'}}
+  regular_distillation:
+    layer_mappings: [[bert.encoder.layer.0.output, bert.encoder.layer.1.output]]
+    loss_types: [SmoothL1]
+    add_origin_loss: true
+    train_steps: 3
+output_dir: {out}
+""")
+    assert main(["distill", str(config), "--quiet"]) == 0
+    assert len(user_losses.CALLS) >= 3 and user_losses.CALLS[0][-1] == 32  # matched to the teacher's width

@@ -14,6 +14,7 @@ from autodistill.config.stages import (
     SeedTrainSection,
     StageSection,
     flash_form,
+    register_user_loss,
 )
 
 
@@ -36,6 +37,9 @@ class LoggingSection(Section):
 class DistillationSection(TrainingSection):
     """`distillation:` in our configs, and `auto_distillation:`'s training part."""
 
+    # the user's loss functions, {name: 'module:function'}: imported and registered before the
+    # stages below are checked, so their loss_types may name them (fields validate in this order)
+    losses: dict[str, str] = {}
     seed: Seed = 42
     device: str = "auto"
     teacher_weights: list[Weight] | None = None
@@ -72,6 +76,13 @@ class DistillationSection(TrainingSection):
                                  "flash_distillation); keep one of them")
             raw["regular_distillation"] = flash["regular_distillation"]
         return raw
+
+    @field_validator("losses")
+    @classmethod
+    def _user_losses(cls, losses: dict[str, str]) -> dict[str, str]:
+        for name, spec in losses.items():
+            register_user_loss(name, spec, key=name)
+        return losses
 
     @field_validator("precision")
     @classmethod

@@ -28,6 +28,7 @@ from autodistill.config.sections import (
 )
 from autodistill.errors import ConfigError
 
+USER_LOSS_SEPARATOR = ":"  # a loss type written 'module:function' is the user's function, imported
 _INDEX = re.compile(r"^-?\d+(\.-?\d+)*$")
 # an element of a module's output: a position (negative counts from the end) or a key
 OutputIndex = tuple[Annotated[int, Field(ge=-INT_MAX, le=INT_MAX)] | str, ...]
@@ -49,6 +50,34 @@ def parse_index(raw: Any) -> tuple[int | str, ...]:
             return tuple(int(p) for p in text.split("."))
         return tuple(int(p) if _INDEX.match(p) else p for p in text.split("."))
     raise ValueError(f"output index must be an int or a string like '1' or '1.0', got {raw!r}")
+
+
+def register_user_loss(name: str, spec: str, *, key: str) -> str:
+    """Import `spec` ('module:function', a feature loss `fn(student, teacher, context)`) and
+    register it as loss type `name`, before any loss_types entry is checked; loading the same
+    config again is a no-op. A ValueError starting with `key` (pydantic adds the config key before
+    it) when it cannot be imported or `name` is taken by another loss."""
+    from autodistill.config.callables import import_callable
+    from autodistill.losses.registry import LOSSES
+
+    try:
+        function = import_callable(spec, key=key)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if name in LOSSES:
+        if LOSSES.get(name) is not function:
+            raise ValueError(f"{key}: loss type {name!r} is already registered (a built-in or another "
+                             f"function); give {spec!r} another name")
+        return name
+    LOSSES.register(name, function)
+    return name
+
+
+def user_loss_name(name: str) -> str:
+    """A registered loss type, or 'module:function' (imported and registered under that name)."""
+    if USER_LOSS_SEPARATOR in name:
+        register_user_loss(name, name, key=f"loss type {name!r}")
+    return loss_name(name)
 
 
 def _looks_like_index(value: Any) -> bool:
@@ -97,7 +126,7 @@ class MappingSection(Section):
     @field_validator("loss")
     @classmethod
     def _loss(cls, name: str | None) -> str | None:
-        return None if name is None else loss_name(name)
+        return None if name is None else user_loss_name(name)
 
     @field_validator("matcher")
     @classmethod
@@ -174,7 +203,7 @@ class StageSection(TrainingSection):
     @field_validator("loss_types")
     @classmethod
     def _losses(cls, names: list[str] | None) -> list[str] | None:
-        return None if names is None else [loss_name(n) for n in names]
+        return None if names is None else [user_loss_name(n) for n in names]
 
     @model_validator(mode="after")
     def _lengths(self) -> StageSection:
@@ -284,7 +313,7 @@ class FlashSection(TrainingSection):
     @field_validator("loss_types")
     @classmethod
     def _losses(cls, names: list[list[str]] | None) -> list[list[str]] | None:
-        return None if names is None else [[loss_name(n) for n in block] for block in names]
+        return None if names is None else [[user_loss_name(n) for n in block] for block in names]
 
     def stages(self, defaults: TrainingSection) -> list[Stage]:
         shared = TrainingSection(
@@ -399,7 +428,7 @@ class FlashTemplateSection(TrainingSection):
     @field_validator("loss_types")
     @classmethod
     def _losses(cls, names: list[str] | None) -> list[str] | None:
-        return None if names is None else [loss_name(n) for n in names]
+        return None if names is None else [user_loss_name(n) for n in names]
 
     @model_validator(mode="after")
     def _lengths(self) -> FlashTemplateSection:
