@@ -18,7 +18,7 @@ from autodistill.errors import ConfigError
 from autodistill.space import Architecture
 from autodistill.study.protocol import FunctionTask
 from autodistill.study.search import AutoDistillation
-from tests.conftest import SEQ, VOCAB, tiny_bert
+from conftest import SEQ, VOCAB, tiny_bert, toy_batches
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
@@ -262,6 +262,21 @@ def test_seed001_tuple_batches_map_by_position_and_use_the_mask():
         out = model(**adaptor.teacher_inputs(batch).kwargs).logits
         changed = model(**adaptor.teacher_inputs((ids.masked_fill(mask == 0, 7), mask, types, labels)).kwargs).logits
     torch.testing.assert_close(out, changed)
+
+
+def test_a_distiller_trains_on_seed001_tuple_batches_with_their_labels(teacher, student):
+    """The student gets the tuple's labels for its own loss (add_origin_loss), which a tuple
+    read as (inputs, labels) never gave it."""
+    from autodistill import Distiller
+
+    batches = [(b["input_ids"], b["attention_mask"], torch.zeros_like(b["input_ids"]), b["labels"])
+               for b in toy_batches(3)]
+    plan = load_distillation_plan({"progress": False, "regular_distillation": {
+        "add_origin_loss": True, "loss_weights": [0.0, 1.0], "train_steps": 3}})
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    result = Distiller(teacher, student, plan).fit(batches)
+    assert len(result.losses) == 3 and all(loss > 0 for loss in result.losses)
+    assert any(not torch.equal(before[k], v) for k, v in student.state_dict().items())
 
 
 def test_tuple_batches_of_other_lengths_ask_for_dicts_or_an_adaptor():

@@ -1,12 +1,18 @@
 """`AutoDistillation`: the search loop of seed 003, on an Optuna study.
 
-    agent = AutoDistillation(task, search_section, storage_url="sqlite:///runs/x/study.db",
-                             study_name="x", output_dir="runs/x")
+    agent = AutoDistillation(model_builder, autodistillation_config)   # seed 003, as written
+    agent.train_func = train_func
+    agent.eval_func = eval_func
     best = agent.search_loop()        # the Pareto-best architectures
 
+    agent = AutoDistillation(task, search_section, storage_url="sqlite:///runs/x/study.db",
+                             study_name="x", output_dir="runs/x")
+
 `task` is a `Task` (study/protocol.py: build, cost, train, evaluate, save; the built-in
-`DistillationTask` is one), or seed 003's model builder with `train_func=`, `eval_func=` (and
-optionally `save_func`, `cost_func`, `checkpoint_func`), which `FunctionTask` adapts.
+`DistillationTask` is one), or seed 003's model builder with `train_func`, `eval_func` (and
+optionally `save_func`, `cost_func`, `checkpoint_func`, `latency`), which `FunctionTask` adapts;
+latency, params and size that eval_func does not return are measured by the search. The config
+and the defaults of storage, study name and output dir: the class docstring.
 
 Each iteration asks the advisor for an architecture (`model_arch_proposition`), builds,
 trains and evaluates it (`train_evaluate`), and tells the study its objective values.
@@ -127,7 +133,7 @@ class AutoDistillation:
         self.advisor = self._advisor(config.seed)
         self._model_builder = None if isinstance(task, Task) else task
         self._functions = dict(functions)
-        if loaded.training is not None and "latency" not in functions:
+        if self._model_builder is not None and loaded.training is not None and "latency" not in functions:
             latency = loaded.training.evaluation.latency
             self._functions["latency"] = LatencySpec(
                 batch_size=latency.batch_size, sequence_length=latency.sequence_length or 128,
