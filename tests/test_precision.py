@@ -99,3 +99,29 @@ def test_cuda_mixed_precision_trains_with_fp32_weights(precision):
     result = distiller.fit(toy_batches(4, 8))
     assert all(torch.isfinite(torch.tensor(result.losses)))
     assert all(p.dtype == torch.float32 and p.is_cuda for p in student.parameters())
+
+
+def test_the_fp16_scaler_path_trains_and_resumes_exactly(teacher, student, tmp_path, monkeypatch):
+    """fp16 is refused on a CPU; with the refusal lifted, CPU fp16 autocast runs the CUDA path's
+    gradient-scaler code (unscaled before clipping): finite losses, fp32 weights, the scaler's
+    state in a checkpoint, and a resumed run ending with the uninterrupted run's weights."""
+    from autodistill.distill import distiller as distiller_module
+    from autodistill.distill.checkpoint import latest
+    from test_checkpoints import StopAt
+
+    monkeypatch.setattr(distiller_module, "precision_refusal", lambda *a, **k: None)
+    plan = dataclasses.replace(load_distillation_plan(regular(max_grad_norm=1.0)), precision="fp16",
+                               checkpoint_every_steps=2)
+    whole = copy.deepcopy(student)
+    result = Distiller(copy.deepcopy(teacher), whole, plan).fit(toy_batches(4, 8))
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert all(p.dtype == torch.float32 for p in whole.parameters())
+    with pytest.raises(KeyboardInterrupt):
+        Distiller(copy.deepcopy(teacher), copy.deepcopy(student), plan, callbacks=[StopAt(3)]).fit(
+            toy_batches(4, 8), checkpoint_dir=tmp_path)
+    saved = torch.load(latest(tmp_path) / "state.pt", weights_only=True)
+    assert saved["scaler"]["scale"] > 0
+    resumed = copy.deepcopy(student)
+    again = Distiller(copy.deepcopy(teacher), resumed, plan).fit(toy_batches(4, 8), resume_from=tmp_path)
+    assert again.losses == result.losses
+    assert all(torch.equal(t, whole.state_dict()[n]) for n, t in resumed.state_dict().items())
