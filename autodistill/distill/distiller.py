@@ -300,22 +300,10 @@ class Distiller:
         needs the loader's order to repeat (a fixed list, or make_loader's own generator).
         `log_dir`: where `logging.tensorboard: true` writes its event files (default: runs/).
         """
-        mark = fingerprint(self.plan, self.student)
-        resumed = None if resume_from is None else read_checkpoint(resume_from, mark, fix="start without resuming")
-        folder = checkpoint_dir if checkpoint_dir is not None else resume_from
-        if folder is not None and (resume_from is None or Path(folder) != Path(resume_from)):
-            refuse_overwrite(folder, fix="resume from it (resume_from, or `autodistill distill --resume`), "
-                                         "or give a new folder")
-        checkpoints = Checkpointer(folder, mark, self.plan.checkpoint_every_steps) if folder else None
+        checkpoints, resumed = self._checkpointing(checkpoint_dir, resume_from)
         evaluator = _Evaluator(_eval_sets(eval_loaders), eval_fn or self._accuracy, self.plan.eval_every_steps,
                                self.device)
-        callbacks = self.callbacks
-        if self.plan.tensorboard:
-            from autodistill.distill.tb_logging import TensorBoardLogger
-
-            tb_dir = self.plan.tensorboard if isinstance(self.plan.tensorboard, str) else (log_dir or "runs")
-            callbacks = CallbackList([*callbacks.callbacks,
-                                      TensorBoardLogger(tb_dir, every=self.plan.log_every_steps)])
+        callbacks = self._with_loggers(log_dir)
         first = next(_Batches(train_loader))
         resolved = self.prepare(first)
         if self.teacher_cache is not None:
@@ -357,6 +345,29 @@ class Distiller:
                 break
         callbacks.fire("on_fit_end", state, control)
         return result
+
+    def _checkpointing(self, checkpoint_dir: str | Path | None, resume_from: str | Path | None
+                       ) -> tuple[Checkpointer | None, Checkpoint | None]:
+        """Where this run writes checkpoints, and the checkpoint it resumes from: both checked
+        before any work (another plan's checkpoint refused, none overwritten without resuming)."""
+        mark = fingerprint(self.plan, self.student)
+        resumed = None if resume_from is None else read_checkpoint(resume_from, mark, fix="start without resuming")
+        folder = checkpoint_dir if checkpoint_dir is not None else resume_from
+        if folder is None:
+            return None, resumed
+        if resume_from is None or Path(folder) != Path(resume_from):
+            refuse_overwrite(folder, fix="resume from it (resume_from, or `autodistill distill --resume`), "
+                                         "or give a new folder")
+        return Checkpointer(folder, mark, self.plan.checkpoint_every_steps), resumed
+
+    def _with_loggers(self, log_dir: str | Path | None) -> CallbackList:
+        """The user's callbacks, and the TensorBoard logger where the plan asks for one."""
+        if not self.plan.tensorboard:
+            return self.callbacks
+        from autodistill.distill.tb_logging import TensorBoardLogger
+
+        folder = self.plan.tensorboard if isinstance(self.plan.tensorboard, str) else (log_dir or "runs")
+        return CallbackList([*self.callbacks.callbacks, TensorBoardLogger(folder, every=self.plan.log_every_steps)])
 
     def _accuracy(self, student: nn.Module, loader: Iterable[Any]) -> dict[str, float]:
         from autodistill.evaluation.accuracy import accuracy
