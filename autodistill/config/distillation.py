@@ -21,14 +21,16 @@ from autodistill.config.stages import (
 class LoggingSection(Section):
     """`logging:` what a run records besides its progress bars."""
 
-    tensorboard: bool | Annotated[str, Field(min_length=1)] = False  # true: <output_dir>/tensorboard
+    tensorboard: bool | str = False  # true: <output_dir>/tensorboard
     every_steps: Annotated[BoundedInt, Field(ge=1)] = 10
 
-    @field_validator("tensorboard")
+    @field_validator("tensorboard", mode="before")
     @classmethod
-    def _writer_installed(cls, tensorboard: bool | str) -> bool | str:
+    def _true_or_folder(cls, tensorboard: Any) -> bool | str:
         from autodistill.distill.tb_logging import tensorboard_missing
 
+        if not isinstance(tensorboard, bool) and not (isinstance(tensorboard, str) and tensorboard.strip()):
+            raise ValueError("give true (the run's own folder), false, or a folder name")
         if tensorboard is not False and (missing := tensorboard_missing()) is not None:
             raise ValueError(missing)
         return tensorboard
