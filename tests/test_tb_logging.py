@@ -167,3 +167,9 @@ def test_the_distill_command_evaluates_during_training_and_logs_to_its_output(wo
     scalars = events(out / "tensorboard")
     assert [s for s, _ in scalars["regular/loss"]] == [6, 8, 10]
     assert [s for s, _ in scalars["eval/validation/accuracy"]] == [4, 5, 10]
+
+
+@pytest.mark.parametrize("value", ["", "  ", 3, ["runs"]])
+def test_tensorboard_takes_true_false_or_a_folder_name(value):
+    with pytest.raises(ConfigError, match=r"logging\.tensorboard: give true .*, false, or a folder name"):
+        load_distillation_plan(plan(logging={"tensorboard": value}))
