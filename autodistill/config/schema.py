@@ -358,6 +358,21 @@ class SearchRunConfig(Section):
             raise ValueError(str(exc)) from None
         return TASK_KINDS.get(name).name
 
+    @model_validator(mode="after")
+    def _logit_kd_fits_the_task(self) -> SearchRunConfig:
+        from autodistill.tasks import TASK_KINDS
+
+        allowed = TASK_KINDS.get(self.task or "").logit_kd_losses
+        auto = self.auto_distillation
+        regular = auto.train.stage_section() if auto.train is not None else auto.regular_distillation
+        kd = None if regular is None else regular.stage(name="regular", kind="regular", defaults=auto).logit_kd
+        if allowed and kd is not None and any(t not in allowed for t in kd.loss_types):
+            raise ValueError(
+                f"auto_distillation.regular_distillation.loss_types: task {self.task} compares its "
+                f"logits with {'/'.join(allowed)} only, but got {list(kd.loss_types)}; set "
+                f"loss_types: [{', '.join([allowed[0]] * 2)}]")
+        return self
+
     @property
     def search(self) -> SearchSection:
         return self.auto_distillation.search

@@ -23,9 +23,15 @@ class LabelledTexts:
     texts: tuple[str, ...]
     labels: tuple[int, ...]
     label_names: tuple[str, ...]
+    targets: tuple[float, ...] | None = None  # one number per text (regression), else None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "texts", tuple(self.texts))
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(float(t) for t in self.targets))
+            if len(self.targets) != len(self.texts):
+                raise ConfigError(f"texts and targets must have the same length, but got {len(self.texts)} "
+                                  f"texts and {len(self.targets)} targets; give one target per text")
         object.__setattr__(self, "labels", tuple(int(label) for label in self.labels))
         object.__setattr__(self, "label_names", tuple(self.label_names))
         if len(self.texts) != len(self.labels):
@@ -52,6 +58,12 @@ class LabelledTexts:
         texts = tuple(texts)
         return cls(texts=texts, labels=(0,) * len(texts), label_names=(UNLABELLED,))
 
+    @classmethod
+    def with_targets(cls, texts: Iterable[str], targets: Iterable[float]) -> LabelledTexts:
+        """Texts with one number each (regression), in the one class `UNLABELLED`."""
+        texts = tuple(texts)
+        return cls(texts=texts, labels=(0,) * len(texts), label_names=(UNLABELLED,), targets=tuple(targets))
+
     def __len__(self) -> int:
         return len(self.texts)
 
@@ -61,6 +73,7 @@ class LabelledTexts:
             texts=tuple(self.texts[i] for i in indices),
             labels=tuple(self.labels[i] for i in indices),
             label_names=self.label_names,
+            targets=None if self.targets is None else tuple(self.targets[i] for i in indices),
         )
 
     def deduplicated(self) -> LabelledTexts:
@@ -83,9 +96,9 @@ class LabelledTexts:
 
     def fingerprint(self) -> str:
         """A sha256 hex digest of the texts, labels and label names, to key caches."""
-        payload = json.dumps(
-            [self.label_names, self.labels, self.texts], ensure_ascii=False, separators=(",", ":")
-        )
+        parts: list = [self.label_names, self.labels, self.texts]
+        payload = json.dumps(parts if self.targets is None else [*parts, self.targets],
+                             ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

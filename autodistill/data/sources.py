@@ -8,6 +8,7 @@ from autodistill.data.bbc_news import load_bbc_news
 from autodistill.data.examples import LabelledTexts
 from autodistill.data.splits import split_indices, stratified_split
 from autodistill.data.text_files import read_text_file
+from autodistill.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,16 @@ def _limited(data: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts
     return data.subset(keep)
 
 
-def load_splits(section, *, labelled: bool = True) -> Splits:  # type: ignore[no-untyped-def]  # a DataSection
+def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[no-untyped-def]  # a DataSection
     """Read the files, or split the corpus (stratified, seeded); the description goes in the study.
 
-    `labelled=False` (masked LM) reads only the files' text column; the corpus keeps its
-    classes, which then only stratify the split."""
+    `labels`: "classes" (class names or ids), "targets" (numbers: regression) or "none" (masked
+    LM: only the files' text column is read; the corpus keeps its classes, which then only
+    stratify the split)."""
     if section.corpus is not None:
+        if labels == "targets":
+            raise ConfigError(f"data.corpus: the {section.corpus} corpus has classes, not the numbers task "
+                              "regression predicts; give data.train_file with a numeric label_column")
         corpus = load_bbc_news()
         train, validation, test = stratified_split(corpus, fractions=section.fractions,
                                                    seed=section.split_seed)
@@ -40,13 +45,12 @@ def load_splits(section, *, labelled: bool = True) -> Splits:  # type: ignore[no
     else:
         def read(path: str, names: tuple[str, ...] | None = None) -> LabelledTexts:
             return read_text_file(path, text_column=section.text_column,
-                                  label_column=section.label_column if labelled else None,
+                                  label_column=None if labels == "none" else section.label_column,
+                                  targets=labels == "targets",
                                   label_names=list(names) if names else section.label_names)
 
         train = read(section.train_file)
         if section.validation_file is None:
-            from autodistill.errors import ConfigError
-
             raise ConfigError("data.validation_file is required: architectures are chosen on it")
         validation = read(section.validation_file, train.label_names)
         test = read(section.test_file, train.label_names) if section.test_file else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class _Row:
 
     line: int
     text: str
-    label: int | str
+    label: int | str | float
 
 
 def read_text_file(
@@ -41,11 +42,14 @@ def read_text_file(
     text_column: str = "text",
     label_column: str | None = "label",
     label_names: Sequence[str] | None = None,
+    targets: bool = False,
 ) -> LabelledTexts:
     """Read `path` (.csv, .tsv, or JSON Lines in .jsonl/.json) into labelled texts.
 
     With `label_column=None` only the text column is read (a label column, if any, is
-    ignored): the texts come back `LabelledTexts.unlabelled` (the masked-LM task's data).
+    ignored): the texts come back `LabelledTexts.unlabelled` (the masked-LM task's data). With
+    `targets=True` the label column holds numbers (JSON numbers or numeric strings), read as
+    `LabelledTexts.with_targets` (the regression task's data).
 
     Labels are either names or integer ids. Names map to ids in the order of
     `label_names` or, when that is not given, in sorted order. A file whose labels
@@ -64,11 +68,13 @@ def read_text_file(
             + ", ".join(sorted(_ROW_READERS))
             + " (.json must hold JSON Lines: one object per line)"
         )
-    rows = reader(path, _decode(path), text_column, label_column)
+    rows = reader(path, _decode(path), text_column, label_column, targets)
     if not rows:
         raise ConfigError(f"{path}: the file holds no examples; add at least one row")
     if label_column is None:
         return LabelledTexts.unlabelled(r.text for r in rows)
+    if targets:
+        return LabelledTexts.with_targets((r.text for r in rows), (float(r.label) for r in rows))
     ids, names = _label_ids(path, rows, label_column, label_names)
     return LabelledTexts(texts=tuple(r.text for r in rows), labels=ids, label_names=names)
 
@@ -86,7 +92,8 @@ def _decode(path: Path) -> str:
         ) from err
 
 
-def _read_csv(path: Path, content: str, text_column: str, label_column: str | None) -> list[_Row]:
+def _read_csv(path: Path, content: str, text_column: str, label_column: str | None,
+              numeric: bool) -> list[_Row]:
     """Rows of a CSV (.csv) or tab-separated (.tsv) file with a header line."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     if csv.field_size_limit() < MAX_TEXT_CHARACTERS:  # the csv module's default is 131,072
@@ -118,11 +125,12 @@ def _read_csv(path: Path, content: str, text_column: str, label_column: str | No
                 f"quote values that contain the delimiter {delimiter!r}"
             )
         record = dict(zip(header, fields))
-        rows.append(_row(path, line, record, text_column, label_column))
+        rows.append(_row(path, line, record, text_column, label_column, numeric))
     return rows
 
 
-def _read_json_lines(path: Path, content: str, text_column: str, label_column: str | None) -> list[_Row]:
+def _read_json_lines(path: Path, content: str, text_column: str, label_column: str | None,
+                     numeric: bool) -> list[_Row]:
     """Rows of a JSON Lines file: one JSON object per non-blank line."""
     rows = []
     for line, source in enumerate(io.StringIO(content, newline=""), start=1):
@@ -142,7 +150,7 @@ def _read_json_lines(path: Path, content: str, text_column: str, label_column: s
             )
         for column in _columns(text_column, label_column):
             _require_column(path, f"line {line}", column, list(record))
-        rows.append(_row(path, line, record, text_column, label_column))
+        rows.append(_row(path, line, record, text_column, label_column, numeric))
     return rows
 
 
@@ -151,7 +159,7 @@ def _columns(text_column: str, label_column: str | None) -> tuple[str, ...]:
     return (text_column,) if label_column is None else (text_column, label_column)
 
 
-_ROW_READERS: dict[str, Callable[[Path, str, str, str | None], list[_Row]]] = {
+_ROW_READERS: dict[str, Callable[[Path, str, str, str | None, bool], list[_Row]]] = {
     ".csv": _read_csv,
     ".tsv": _read_csv,
     ".jsonl": _read_json_lines,
@@ -168,7 +176,8 @@ def _require_column(path: Path, where: str, column: str, present: list[str]) -> 
         )
 
 
-def _row(path: Path, line: int, record: dict, text_column: str, label_column: str | None) -> _Row:
+def _row(path: Path, line: int, record: dict, text_column: str, label_column: str | None,
+         numeric: bool = False) -> _Row:
     """Check one record's text and label and keep them with their line number."""
     where = f"{path}, line {line}, column '{text_column}'"
     text = record[text_column]
@@ -183,6 +192,8 @@ def _row(path: Path, line: int, record: dict, text_column: str, label_column: st
         return _Row(line=line, text=text, label=0)
     where = f"{path}, line {line}, column '{label_column}'"
     label = record[label_column]
+    if numeric:
+        return _Row(line=line, text=text, label=_number(where, label))
     if isinstance(label, str):
         label = label.strip()
         if not label:
@@ -192,7 +203,23 @@ def _row(path: Path, line: int, record: dict, text_column: str, label_column: st
     return _Row(line=line, text=text, label=label)
 
 
-def _is_id(label: int | str) -> bool:
+def _number(where: str, value: object) -> float:
+    """A regression target: a JSON number or a numeric string, finite."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ConfigError(f"{where}: task regression reads data.label_column as numbers, but got "
+                          f"{value!r}; give a finite number, or set data.label_column to the numeric column")
+    return number
+
+
+def _is_id(label: int | str | float) -> bool:
     """Whether a raw label reads as an integer class id."""
     return isinstance(label, int) or (label.isascii() and label.isdigit())
 

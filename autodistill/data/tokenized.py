@@ -62,7 +62,8 @@ class TokenizedDataset(Dataset):
         self.tensors: dict[str, torch.Tensor] = {
             name: encoded[name] for name in _TOKENIZER_OUTPUTS if name in encoded
         }
-        self.tensors["labels"] = torch.tensor(data.labels, dtype=torch.long)
+        self.tensors["labels"] = torch.tensor(data.labels, dtype=torch.long) if data.targets is None \
+            else torch.tensor(data.targets, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.tensors["labels"])

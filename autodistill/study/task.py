@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ class DistillationTask:
         self.kind = TASK_KINDS.get(config.task or "")
         section, data = config.teacher, config.data
         location = section.location()
-        self.splits: Splits = load_splits(data, labelled=self.kind.labelled)
+        self.splits: Splits = load_splits(data, labels=self.kind.labels)
         self.tokenizer = load_tokenizer(data.tokenizer or location,
                                         key="data.tokenizer" if data.tokenizer else "teacher.model")
         self.train_set, validation_set, test_set = self.kind.datasets(
@@ -126,6 +127,10 @@ class DistillationTask:
         plan = fine_tune_plan(epochs=ft.epochs, learning_rate=ft.learning_rate,
                               warmup_ratio=ft.warmup_ratio, weight_decay=ft.weight_decay,
                               seed=ft.seed, progress=not self.quiet)
+        stage = plan.stages[0]
+        assert stage.logit_kd is not None
+        kd = replace(stage.logit_kd, loss_types=(stage.logit_kd.loss_types[0], self.kind.target_loss))
+        plan = replace(plan, stages=(replace(stage, logit_kd=kd),))
         folder, reused = fine_tuned(
             location, key=key, cache_root=self.output_dir / "teacher", plan=plan, quiet=self.quiet,
             train=make_loader(self.train_set, batch_size=ft.batch_size, shuffle=True, seed=ft.seed),

@@ -29,7 +29,9 @@ class TaskKind(Protocol):
     model_suffixes: tuple[str, ...]  # transformers class names ending so belong to this kind
     export_class: str                # the Auto class that reloads an exported student
     pipeline_tag: str | None         # the Hugging Face pipeline of the model card
-    labelled: bool                   # reads the data's label column (false: text only)
+    labels: str                      # the label column holds "classes", "targets" (numbers) or "none" is read
+    logit_kd_losses: tuple[str, ...] | None  # the logit-KD loss types that fit its logits (None: any)
+    target_loss: str                 # the student-target loss of a teacher fine-tune (TARGET_LOSSES)
     caches_teacher_logits: bool      # teacher logits small enough for the teacher cache
     objective: str                   # what `accuracy`, the search objective, measures (for humans)
 

@@ -30,7 +30,9 @@ class MaskedLM:
     model_suffixes = ("ForMaskedLM", "ForPreTraining")
     export_class = "AutoModelForMaskedLM"
     pipeline_tag = "fill-mask"
-    labelled = False
+    labels = "none"
+    logit_kd_losses = None
+    target_loss = "CE"
     caches_teacher_logits = False
     objective = "share of masked tokens whose arg-max token is the original one"
 

@@ -2,6 +2,7 @@
 
     task: masked_lm          # in a search config; left out, it follows teacher.model_cls:
                              # *ForMaskedLM / *ForPreTraining -> masked_lm, else sequence_classification
+                             # (regression shares *ForSequenceClassification: name it)
 
 Users add a kind the way the built-ins are added: `TASK_KINDS.register("my_task", MyKind())`.
 """
@@ -12,6 +13,7 @@ from autodistill.errors import ConfigError
 from autodistill.registry import Registry
 from autodistill.tasks.kind import TaskKind, fits
 from autodistill.tasks.masked_lm import MaskedLM
+from autodistill.tasks.regression import Regression
 from autodistill.tasks.sequence_classification import SequenceClassification
 
 TASK_KINDS: Registry[TaskKind] = Registry("task")
@@ -20,7 +22,7 @@ DEFAULT_TASK = "sequence_classification"
 
 def register_builtin_task_kinds() -> None:
     """Register the built-in kinds (idempotent)."""
-    for kind in (SequenceClassification(), MaskedLM()):
+    for kind in (SequenceClassification(), MaskedLM(), Regression()):
         if kind.name not in TASK_KINDS:
             TASK_KINDS.register(kind.name, kind)
 
@@ -39,7 +41,7 @@ def infer_task(model_cls: str) -> str:
 def check_task_fits(task: str, model_cls: str, *, key: str) -> None:
     """A ConfigError when `model_cls` (the value of `key`) belongs to another task than `task`."""
     kind, other = TASK_KINDS.get(task), kind_of_class(model_cls)
-    if other is not None and other.name != kind.name:
+    if other is not None and not fits(kind, model_cls):
         example = kind.model_suffixes[0]
         raise ConfigError(
             f"task {task!r} does not fit {key} {model_cls!r}, a {other.name} class; set {key}: "

@@ -13,7 +13,9 @@ class SequenceClassification:
     model_suffixes = ("ForSequenceClassification",)
     export_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
-    labelled = True
+    labels = "classes"
+    logit_kd_losses = None
+    target_loss = "CE"
     caches_teacher_logits = True
     objective = "share of texts whose arg-max class is the label"
 
