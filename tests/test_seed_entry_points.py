@@ -4,6 +4,11 @@ with `agent.train_func = ...`, its `autodistillation_config` dicts and YAML, its
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
+import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
@@ -20,7 +25,7 @@ from autodistill.study.protocol import FunctionTask
 from autodistill.study.search import AutoDistillation
 from conftest import SEQ, VOCAB, tiny_bert, toy_batches
 
-FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def seed003_oob_config() -> dict:
@@ -352,8 +357,6 @@ def test_trainer_autodistillation_oob_mode_builds_trains_and_times_students(tmp_
     best = trainer.autodistillation(teacher, model_cls=AutoModelForSequenceClassification)
     assert best and all(set(a) == {"hidden_size", "intermediate_size"} for a in best)
     assert (tmp_path / "out" / "study.db").is_file() and trainer.model is teacher
-    import optuna
-
     study = optuna.load_study(study_name="autodistillation", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert done and all(t.user_attrs["latency_p50_ms"] > 0 and "loss" in t.user_attrs for t in done)
@@ -412,10 +415,10 @@ def user_losses(tmp_path, monkeypatch):
 
     (tmp_path / "my_losses.py").write_text(USER_LOSSES)
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield __import__("importlib").import_module("my_losses")
+    yield importlib.import_module("my_losses")
     for name in ("SmoothL1", "my_losses:smooth_l1"):
         LOSSES.unregister(name)
-    __import__("sys").modules.pop("my_losses", None)
+    sys.modules.pop("my_losses", None)
 
 
 def test_a_configs_losses_are_imported_before_its_loss_types_are_checked(user_losses, tmp_path):

@@ -274,7 +274,12 @@ def load_search_config(source: Any) -> SearchConfig:
     'flash_distillation': {...}}`), its `search` part alone (`{'search_space': ...}`), a YAML
     path holding either (at the top or under `auto_distillation:`, beside `model:` and
     `output_dir:`), a `SearchSection`, an `AutoDistillationSection` or a `SearchRunConfig`."""
-    from autodistill.config.schema import AutoDistillationSection, ModelSection, SearchRunConfig, SearchSection
+    from autodistill.config.schema import (
+        AutoDistillationSection,
+        ModelSection,
+        SearchRunConfig,
+        SearchSection,
+    )
 
     if isinstance(source, SearchConfig):
         return source

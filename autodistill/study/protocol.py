@@ -31,7 +31,12 @@ from torch import nn
 
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.errors import ConfigError
-from autodistill.evaluation.latency import LatencySpec, count_parameters, measure_latency, model_size_mb
+from autodistill.evaluation.latency import (
+    LatencySpec,
+    count_parameters,
+    measure_latency,
+    model_size_mb,
+)
 from autodistill.space import Architecture
 from autodistill.study.objectives import Metric
 

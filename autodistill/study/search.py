@@ -183,6 +183,7 @@ class AutoDistillation:
                 raise ConfigError(
                     f"AutoDistillation has no {' or '.join(missing)}: set agent.{missing[0]} = f (seed 003) "
                     f"or pass {missing[0]}=f before search_loop()")
+            assert self._model_builder is not None  # a Task given is set at construction
             measured = [o.metric for o in self.objectives if o.metric in COST_METRICS]
             self._task = self._checked(FunctionTask(self._model_builder, measured=measured, **self._functions))
         return self._task
