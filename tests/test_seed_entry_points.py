@@ -360,6 +360,11 @@ def test_trainer_autodistillation_oob_mode_builds_trains_and_times_students(tmp_
     study = optuna.load_study(study_name="autodistillation", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert done and all(t.user_attrs["latency_p50_ms"] > 0 and "loss" in t.user_attrs for t in done)
+    for trial in done:  # the teacher's config with the sampled keys replaced
+        saved = AutoModelForSequenceClassification.from_pretrained(trial.user_attrs["student_path"]).config
+        assert (saved.hidden_size, saved.intermediate_size) == (trial.params["hidden_size"],
+                                                                 trial.params["intermediate_size"])
+        assert saved.num_hidden_layers == 2 and saved.vocab_size == VOCAB
     assert trainer.distillation_result is not None
     assert [s.name for s in trainer.distillation_result.stages][-1] == "regular"
 
@@ -468,3 +473,24 @@ output_dir: {out}
 """)
     assert main(["distill", str(config), "--quiet"]) == 0
     assert len(user_losses.CALLS) >= 3 and user_losses.CALLS[0][-1] == 32  # matched to the teacher's width
+
+
+def test_the_cli_reports_a_loss_it_cannot_import_in_one_line(user_losses, workspace, tmp_path, capsys):
+    from autodistill.cli import main
+
+    config = tmp_path / "distill.yaml"
+    config.write_text(f"""
+teacher: {{model: {workspace / 'teacher'}}}
+student: {{overrides: {{hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2}}}}
+data: {{train_file: {workspace / 'train.csv'}, validation_file: {workspace / 'dev.csv'}}}
+distillation:
+  losses: {{Mine: 'my_losses:missing'}}
+  regular_distillation: {{layer_mappings: [[bert.encoder.layer.0.output, bert.encoder.layer.1.output]],
+                          loss_types: [Mine]}}
+output_dir: {tmp_path / 'out'}
+""")
+    assert main(["distill", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("autodistill: error: ")
+    assert "distillation.losses: Mine: module 'my_losses' has no attribute 'missing'" in err[0]
+    assert not (tmp_path / "out").exists()
