@@ -24,6 +24,8 @@ class LabelledTexts:
     labels: tuple[int, ...]
     label_names: tuple[str, ...]
     targets: tuple[float, ...] | None = None  # one number per text (regression), else None
+    # one tag id per word (token classification; the words are the text split at spaces), else None
+    tags: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "texts", tuple(self.texts))
@@ -32,6 +34,11 @@ class LabelledTexts:
             if len(self.targets) != len(self.texts):
                 raise ConfigError(f"texts and targets must have the same length, but got {len(self.texts)} "
                                   f"texts and {len(self.targets)} targets; give one target per text")
+        if self.tags is not None:
+            object.__setattr__(self, "tags", tuple(tuple(int(t) for t in row) for row in self.tags))
+            if len(self.tags) != len(self.texts):
+                raise ConfigError(f"texts and tags must have the same length, but got {len(self.texts)} "
+                                  f"texts and {len(self.tags)} tag lists; give one tag list per text")
         object.__setattr__(self, "labels", tuple(int(label) for label in self.labels))
         object.__setattr__(self, "label_names", tuple(self.label_names))
         if len(self.texts) != len(self.labels):
@@ -74,6 +81,7 @@ class LabelledTexts:
             labels=tuple(self.labels[i] for i in indices),
             label_names=self.label_names,
             targets=None if self.targets is None else tuple(self.targets[i] for i in indices),
+            tags=None if self.tags is None else tuple(self.tags[i] for i in indices),
         )
 
     def deduplicated(self) -> LabelledTexts:
@@ -97,8 +105,8 @@ class LabelledTexts:
     def fingerprint(self) -> str:
         """A sha256 hex digest of the texts, labels and label names, to key caches."""
         parts: list = [self.label_names, self.labels, self.texts]
-        payload = json.dumps(parts if self.targets is None else [*parts, self.targets],
-                             ensure_ascii=False, separators=(",", ":"))
+        parts += [extra for extra in (self.targets, self.tags) if extra is not None]
+        payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -8,6 +8,7 @@ from autodistill.data.bbc_news import load_bbc_news
 from autodistill.data.examples import LabelledTexts
 from autodistill.data.splits import split_indices, stratified_split
 from autodistill.data.text_files import read_text_file
+from autodistill.data.token_files import read_tagged_file
 from autodistill.errors import ConfigError
 
 
@@ -30,13 +31,15 @@ def _limited(data: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts
 def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[no-untyped-def]  # a DataSection
     """Read the files, or split the corpus (stratified, seeded); the description goes in the study.
 
-    `labels`: "classes" (class names or ids), "targets" (numbers: regression) or "none" (masked
+    `labels`: "classes" (class names or ids), "targets" (numbers: regression), "tags" (a tag per
+    word, JSON Lines: token classification) or "none" (masked
     LM: only the files' text column is read; the corpus keeps its classes, which then only
     stratify the split)."""
     if section.corpus is not None:
-        if labels == "targets":
-            raise ConfigError(f"data.corpus: the {section.corpus} corpus has classes, not the numbers task "
-                              "regression predicts; give data.train_file with a numeric label_column")
+        if labels in ("targets", "tags"):
+            raise ConfigError(f"data.corpus: the {section.corpus} corpus has a class per text, not the "
+                              f"{'numbers' if labels == 'targets' else 'tags per word'} this task predicts; "
+                              "give data.train_file")
         corpus = load_bbc_news()
         train, validation, test = stratified_split(corpus, fractions=section.fractions,
                                                    seed=section.split_seed)
@@ -44,6 +47,9 @@ def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[
                        "fractions": list(section.fractions), "split_seed": section.split_seed}
     else:
         def read(path: str, names: tuple[str, ...] | None = None) -> LabelledTexts:
+            if labels == "tags":
+                return read_tagged_file(path, text_column=section.text_column, label_column=section.label_column,
+                                        label_names=list(names) if names else section.label_names)
             return read_text_file(path, text_column=section.text_column,
                                   label_column=None if labels == "none" else section.label_column,
                                   targets=labels == "targets",

@@ -70,7 +70,7 @@ class DistillationTask:
         self.train_set, validation_set, test_set = self.kind.datasets(
             self.splits, self.tokenizer, max_length=data.max_length, seed=data.split_seed)
         num_labels = section.num_labels or len(self.splits.train.label_names)
-        self.model_kwargs = self.kind.model_kwargs(num_labels)
+        self.model_kwargs = self.kind.model_kwargs(self.splits.train.label_names, num_labels)
         self.teacher_reused = False
         if section.fine_tune is None:  # its head must fit the task and the data as it is
             from autodistill.preflight import model_config

@@ -41,7 +41,8 @@ class TaskKind(Protocol):
     def evaluate(self, model: nn.Module, loader: Iterable[Any], *,
                  device: torch.device | str) -> Mapping[str, float]: ...
 
-    def model_kwargs(self, num_labels: int) -> dict[str, Any]: ...
+    def model_kwargs(self, label_names: tuple[str, ...], num_labels: int) -> dict[str, Any]:
+        """Keyword arguments of the teacher's `from_pretrained` (its head's size and names)."""
 
     def check_teacher(self, data: LabelledTexts, teacher_config: Any, *, location: str) -> None:
         """Before the teacher loads: a teacher used as saved (no teacher.fine_tune) fits the

@@ -50,7 +50,7 @@ class MaskedLM:
 
         return masked_lm_figures(model, loader, device=device)
 
-    def model_kwargs(self, num_labels: int) -> dict[str, Any]:
+    def model_kwargs(self, label_names: tuple[str, ...], num_labels: int) -> dict[str, Any]:
         return {}
 
     def check_teacher(self, data: LabelledTexts, teacher_config: Any, *, location: str) -> None:

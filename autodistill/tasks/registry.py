@@ -1,7 +1,8 @@
 """The task kinds by name, and the task a model class implies.
 
     task: masked_lm          # in a search config; left out, it follows teacher.model_cls:
-                             # *ForMaskedLM / *ForPreTraining -> masked_lm, else sequence_classification
+                             # *ForMaskedLM / *ForPreTraining -> masked_lm,
+                             # *ForTokenClassification -> token_classification, else sequence_classification
                              # (regression shares *ForSequenceClassification: name it)
 
 Users add a kind the way the built-ins are added: `TASK_KINDS.register("my_task", MyKind())`.
@@ -15,6 +16,7 @@ from autodistill.tasks.kind import TaskKind, fits
 from autodistill.tasks.masked_lm import MaskedLM
 from autodistill.tasks.regression import Regression
 from autodistill.tasks.sequence_classification import SequenceClassification
+from autodistill.tasks.token_classification import TokenClassification
 
 TASK_KINDS: Registry[TaskKind] = Registry("task")
 DEFAULT_TASK = "sequence_classification"
@@ -22,7 +24,7 @@ DEFAULT_TASK = "sequence_classification"
 
 def register_builtin_task_kinds() -> None:
     """Register the built-in kinds (idempotent)."""
-    for kind in (SequenceClassification(), MaskedLM(), Regression()):
+    for kind in (SequenceClassification(), MaskedLM(), Regression(), TokenClassification()):
         if kind.name not in TASK_KINDS:
             TASK_KINDS.register(kind.name, kind)
 

@@ -39,7 +39,7 @@ class Regression:
         figures = regression_figures(model, loader, device=device)
         return {"accuracy": figures["pearson"], **figures}
 
-    def model_kwargs(self, num_labels: int) -> dict[str, Any]:
+    def model_kwargs(self, label_names: tuple[str, ...], num_labels: int) -> dict[str, Any]:
         return {"num_labels": 1, "problem_type": "regression"}
 
     def check_teacher(self, data: LabelledTexts, teacher_config: Any, *, location: str) -> None:

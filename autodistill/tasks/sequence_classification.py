@@ -32,7 +32,7 @@ class SequenceClassification:
 
         return {"accuracy": accuracy(model, loader, device=device)}
 
-    def model_kwargs(self, num_labels: int) -> dict[str, Any]:
+    def model_kwargs(self, label_names: tuple[str, ...], num_labels: int) -> dict[str, Any]:
         return {"num_labels": num_labels}
 
     def check_teacher(self, data: LabelledTexts, teacher_config: Any, *, location: str) -> None:
