@@ -217,6 +217,22 @@ def test_the_seed003_auto_distillation_yaml_names_the_study_and_its_defaults(tmp
     assert agent.config.max_trials == 10
 
 
+def test_a_whole_search_file_gives_its_search_output_dir_and_study_name(workspace, tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(f"""
+model: {{name: tiny}}
+teacher: {{model: {workspace / 'teacher'}}}
+data: {{train_file: {workspace / 'train.csv'}, validation_file: {workspace / 'dev.csv'}}}
+auto_distillation:
+  search: {{search_space: {{hidden_size: [8, 16]}}, max_trials: 2}}
+  regular_distillation: {{train_steps: 1}}
+output_dir: {tmp_path / 'out'}
+""")
+    agent = AutoDistillation(tiny_from_seed_space, str(path), train_func=lambda m: m, eval_func=accuracy_only)
+    assert agent.study.study_name == "tiny" and agent.output_dir == tmp_path / "out"
+    assert (tmp_path / "out" / "study.db").is_file() and agent.config.max_trials == 2
+
+
 def test_a_bad_config_dict_is_one_config_error(tmp_path):
     bad = seed003_advanced_config()
     bad["search"]["max_trials"] = 0

@@ -273,7 +273,8 @@ def load_search_config(source: Any) -> SearchConfig:
     """A `SearchConfig` from seed 003's `autodistillation_config` dict (`{'search': {...},
     'flash_distillation': {...}}`), its `search` part alone (`{'search_space': ...}`), a YAML
     path holding either (at the top or under `auto_distillation:`, beside `model:` and
-    `output_dir:`), a `SearchSection`, an `AutoDistillationSection` or a `SearchRunConfig`."""
+    `output_dir:`, or a whole `autodistill search` file), a `SearchSection`, an
+    `AutoDistillationSection` or a `SearchRunConfig`."""
     from autodistill.config.schema import (
         AutoDistillationSection,
         ModelSection,
@@ -303,13 +304,15 @@ def load_search_config(source: Any) -> SearchConfig:
         raise ConfigError(f"{name}: expected a mapping of keys at the top, got {type(data).__name__}")
     prefix: Location = ()
     output_dir = model_name = None
+    if "teacher" in data:  # a whole `autodistill search` file: its search and stages are used
+        return load_search_config(validate(SearchRunConfig, data, source=name, lines=lines))
     if "auto_distillation" in data:
         extra = sorted(set(data) - set(_SEARCH_FILE_KEYS))
         if extra:
             raise ConfigError(f"{_where(name, lines, (extra[0],))}: {extra[0]}: unknown key beside "
                               f"auto_distillation{did_you_mean(str(extra[0]), _SEARCH_FILE_KEYS)}; "
-                              f"allowed keys here: {', '.join(_SEARCH_FILE_KEYS)} (a whole search file "
-                              "with teacher and data runs with `autodistill search`)")
+                              f"allowed keys here: {', '.join(_SEARCH_FILE_KEYS)}, or a whole search file "
+                              "(teacher, student, data)")
         if data.get("model") is not None:
             model_name = validate(ModelSection, data["model"], source=name, lines=lines, prefix=("model",)).name
         output_dir = data.get("output_dir")
