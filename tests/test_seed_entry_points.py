@@ -385,6 +385,24 @@ def test_trainer_autodistillation_oob_mode_builds_trains_and_times_students(tmp_
     assert [s.name for s in trainer.distillation_result.stages][-1] == "regular"
 
 
+def test_trainer_autodistillation_follows_a_searched_depth_with_a_flash_template(tmp_path):
+    teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
+    trainer = _trainer(tmp_path, teacher)
+    trainer.autodistillation_config = {
+        "search": {"search_space": {"num_hidden_layers": [1, 2]}, "search_algorithm": "grid", "max_trials": 2,
+                   "seed": 0},
+        "flash_distillation": {"block_names": "bert.encoder.layer.{i}",
+                               "layer_mappings_for_knowledge_transfer": [
+                                   ["bert.encoder.layer.{i}.output", "bert.encoder.layer.{t}.output"]]},
+        "regular_distillation": {},
+    }
+    trainer.autodistillation(teacher, model_cls="AutoModelForSequenceClassification")
+    study = optuna.load_study(study_name="autodistillation", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    assert sorted(t.params["num_hidden_layers"] for t in study.get_trials(states=(TrialState.COMPLETE,))) == [1, 2]
+    assert [s.name for s in trainer.distillation_result.stages][:-1] in (
+        ["flash[0]:bert.encoder.layer.0"], ["flash[0]:bert.encoder.layer.0", "flash[1]:bert.encoder.layer.1"])
+
+
 def test_trainer_autodistillation_advanced_mode_runs_the_users_functions(tmp_path):
     teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
     trainer = _trainer(tmp_path, teacher)

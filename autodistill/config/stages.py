@@ -414,7 +414,7 @@ class FlashTemplateSection(TrainingSection):
     loss_types: list[str] | None = None
     loss_weights: list[Weight] | None = None
     add_origin_loss: bool = False
-    train_steps: Annotated[BoundedInt, Field(ge=0)]
+    train_steps: Annotated[BoundedInt, Field(ge=0)] | None = None  # none: as FlashSection's
     depth_key: str = "num_hidden_layers"
 
     @field_validator("block_names")
@@ -445,6 +445,10 @@ class FlashTemplateSection(TrainingSection):
 
     def stages(self, defaults: TrainingSection, *, student_layers: int | None,
                teacher_layers: int | None) -> list[Stage]:
+        return self.expanded(student_layers=student_layers, teacher_layers=teacher_layers).stages(defaults)
+
+    def expanded(self, *, student_layers: int | None, teacher_layers: int | None) -> FlashSection:
+        """The per-block section this template stands for, for a student and a teacher of these depths."""
         if not student_layers or not teacher_layers:
             raise ConfigError(
                 f"flash_distillation.block_names is a template ({self.block_names!r}); expanding it "
@@ -456,17 +460,17 @@ class FlashTemplateSection(TrainingSection):
             blocks.append([m.model_copy(update={"student": m.student.format(i=i, t=t),
                                                 "teacher": m.teacher.format(i=i, t=t)})
                            for m in self.layer_mappings])
-        expanded = FlashSection(
+        return FlashSection(
             block_names=[self.block_names.format(i=i) for i in range(student_layers)],
             layer_mappings_for_knowledge_transfer=blocks,
             loss_types=[self.loss_types] * student_layers if self.loss_types else None,
             loss_weights=[self.loss_weights] * student_layers if self.loss_weights else None,
-            add_origin_loss=self.add_origin_loss, train_steps=[self.train_steps] * student_layers,
+            add_origin_loss=self.add_origin_loss,
+            train_steps=None if self.train_steps is None else [self.train_steps] * student_layers,
             optimizer=self.optimizer, schedule=self.schedule,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             max_grad_norm=self.max_grad_norm, temperature=self.temperature,
         )
-        return expanded.stages(defaults)
 
 
 def flash_form(raw: Any) -> str:

@@ -34,7 +34,7 @@ from torch import nn
 
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.loader import load_search_config
-from autodistill.config.stages import StageSection
+from autodistill.config.stages import FlashTemplateSection, StageSection
 from autodistill.distill import trainer as distill_trainer
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.errors import ConfigError, InvalidArchitecture
@@ -102,7 +102,12 @@ class DistillationTrainer(distill_trainer.DistillationTrainer):
 
     def _train_builtin(self, model: nn.Module, callbacks: Sequence[DistillationCallback] = (), *,
                        section: DistillationSection, teacher_model: nn.Module) -> nn.Module:
-        """OOB mode's training: `distill()` of the config's stages into `model`."""
+        """OOB mode's training: `distill()` of the config's stages into `model` (a flash template,
+        `block_names: bert.encoder.layer.{i}`, expanded to the student's and teacher's depth)."""
+        flash = section.flash_distillation
+        if isinstance(flash, FlashTemplateSection):
+            section = section.model_copy(update={"flash_distillation": flash.expanded(
+                student_layers=_depth(model, flash.depth_key), teacher_layers=_depth(teacher_model, flash.depth_key))})
         self.model = model
         return self.distill(section, teacher_model, callbacks=callbacks)
 
@@ -117,6 +122,10 @@ class DistillationTrainer(distill_trainer.DistillationTrainer):
             return {"accuracy": accuracy(model, self.get_eval_dataloader(), device=self.args.device)}
         metrics = self.evaluate()
         return {key.removeprefix(EVAL_PREFIX): value for key, value in metrics.items()}
+
+
+def _depth(model: nn.Module, key: str) -> int | None:
+    return getattr(getattr(model, "config", None), key, None)
 
 
 __all__ = ["DistillationTrainer"]
