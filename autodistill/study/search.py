@@ -136,7 +136,7 @@ class AutoDistillation:
         if self._model_builder is not None and loaded.training is not None and "latency" not in functions:
             latency = loaded.training.evaluation.latency
             self._functions["latency"] = LatencySpec(
-                batch_size=latency.batch_size, sequence_length=latency.sequence_length or 128,
+                batch_size=latency.batch_size, sequence_length=latency.sequence_length or LatencySpec.sequence_length,
                 warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads, device=latency.device)
         self._task: Task | None = self._checked(task) if isinstance(task, Task) else None
         self._study: optuna.Study | None = None
@@ -148,7 +148,7 @@ class AutoDistillation:
         if self._task is not None or {"train_func", "eval_func"} <= self._functions.keys():
             self._open()
 
-    # -- seed 003's functions, settable until the study opens -------------------------------
+    # -- seed 003's functions: settable after construction (the FunctionTask is built again) --
     @property
     def train_func(self) -> Callable[..., nn.Module] | None:
         return self._functions.get("train_func")
@@ -203,14 +203,14 @@ class AutoDistillation:
         if self._study is not None:
             return self._study
         task, config = self.task, self.config
-        self.storage = open_storage(self.storage_url, heartbeat_seconds=config.heartbeat_seconds,
-                                    grace_seconds=config.grace_seconds,
-                                    on_lost=functools.partial(lost_trials.retry_lost,
-                                                              max_retries=config.max_retries))
-        study = open_study(self.storage, study_name=self.study_name,
+        self._storage = open_storage(self.storage_url, heartbeat_seconds=config.heartbeat_seconds,
+                                     grace_seconds=config.grace_seconds,
+                                     on_lost=functools.partial(lost_trials.retry_lost,
+                                                               max_retries=config.max_retries))
+        study = open_study(self._storage, study_name=self.study_name,
                            directions=[o.direction for o in self.objectives],
                            metric_names=[o.name for o in self.objectives], sampler=self.advisor)
-        self.claims = Claims(study, self.storage, config)
+        self._claims = Claims(study, self._storage, config)
         for key, value in self._study_attrs.items():
             study.set_user_attr(key, attrs.json_safe(value))
         self._study = study
@@ -220,6 +220,16 @@ class AutoDistillation:
     @property
     def study(self) -> optuna.Study:
         return self._open()
+
+    @property
+    def storage(self) -> optuna.storages.RDBStorage:
+        self._open()
+        return self._storage
+
+    @property
+    def claims(self) -> Claims:
+        self._open()
+        return self._claims
 
     @property
     def teacher_accuracy(self) -> float | None:
