@@ -6,8 +6,8 @@
 
 `DistillationTask` (study/task.py) holds one and asks it; nothing else branches on the task.
 The logit-KD shape follows the labels a kind's datasets carry: per-example labels (sequence
-classification) give one distribution per example; per-token labels (masked LM: -100 where a
-token is not predicted) make logit KD per kept token (losses/masking.py: `logit_positions`).
+classification, regression) give one distribution per example; per-token labels (masked LM,
+token classification: -100 where a token is not scored) make logit KD per kept token (losses/masking.py: `logit_positions`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ class TaskKind(Protocol):
     model_suffixes: tuple[str, ...]  # transformers class names ending so belong to this kind
     export_class: str                # the Auto class that reloads an exported student
     pipeline_tag: str | None         # the Hugging Face pipeline of the model card
-    labels: str                      # the label column holds "classes", "targets" (numbers) or "none" is read
+    labels: str                      # what the label column holds: "classes", "targets" (numbers),
+                                     # "tags" (one per word) or "none" (not read)
     logit_kd_losses: tuple[str, ...] | None  # the logit-KD loss types that fit its logits (None: any)
     target_loss: str                 # the student-target loss of a teacher fine-tune (TARGET_LOSSES)
     caches_teacher_logits: bool      # teacher logits small enough for the teacher cache
-    objective: str                   # what `accuracy`, the search objective, measures (for humans)
 
     def datasets(self, splits: Splits, tokenizer: Any, *, max_length: int, seed: int
                  ) -> tuple[Dataset, Dataset, Dataset | None]: ...

@@ -34,7 +34,6 @@ class MaskedLM:
     logit_kd_losses = None
     target_loss = "CE"
     caches_teacher_logits = False
-    objective = "share of masked tokens whose arg-max token is the original one"
 
     def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
         from autodistill.data.masked_lm import MaskedTokens

@@ -31,7 +31,8 @@ def register_builtin_task_kinds() -> None:
 
 def kind_of_class(model_cls: str) -> TaskKind | None:
     """The registered kind whose classes end like `model_cls`, if any."""
-    return next((TASK_KINDS.get(name) for name in TASK_KINDS if fits(TASK_KINDS.get(name), model_cls)), None)
+    kinds = (TASK_KINDS.get(name) for name in TASK_KINDS)
+    return next((kind for kind in kinds if fits(kind, model_cls)), None)
 
 
 def infer_task(model_cls: str) -> str:

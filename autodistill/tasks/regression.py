@@ -28,7 +28,6 @@ class Regression:
     logit_kd_losses = ("MSE",)
     target_loss = "MSE"
     caches_teacher_logits = True
-    objective = "Pearson correlation of the predictions with the targets"
 
     def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
         return SequenceClassification().datasets(splits, tokenizer, max_length=max_length, seed=seed)

@@ -17,7 +17,6 @@ class SequenceClassification:
     logit_kd_losses = None
     target_loss = "CE"
     caches_teacher_logits = True
-    objective = "share of texts whose arg-max class is the label"
 
     def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
         from autodistill.data.tokenized import TokenizedDataset

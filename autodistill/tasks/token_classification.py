@@ -26,7 +26,6 @@ class TokenClassification:
     logit_kd_losses = None
     target_loss = "CE"
     caches_teacher_logits = True
-    objective = "entity-level F1 of the predicted tags"
 
     def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
         from autodistill.data.tagged_tokens import TaggedTokens
