@@ -11,19 +11,19 @@ import optuna
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import WORDS
 from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
 from autodistill.cli import main
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig
-from autodistill.data import LabelledTexts, make_loader, read_text_file
+from autodistill.data import LabelledTexts, read_text_file
 from autodistill.data.masked_lm import MaskedTokens
 from autodistill.evaluation.masked_lm import masked_lm_figures
 from autodistill.losses.builtin import kl_divergence
 from autodistill.losses.masking import logit_positions
 from autodistill.losses.registry import LossContext
 from autodistill.tasks import TASK_KINDS, infer_task
-from conftest import WORDS
 
 TEXTS = [" ".join(WORDS[(i * 5 + j) % len(WORDS)] for j in range(8)) for i in range(48)]
 

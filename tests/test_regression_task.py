@@ -10,12 +10,12 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import WORDS
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 from autodistill.cli import main
 from autodistill.data import read_text_file
 from autodistill.evaluation.regression import regression_figures
-from conftest import WORDS
 
 
 @pytest.fixture(scope="module")

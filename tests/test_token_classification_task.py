@@ -10,13 +10,13 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import WORDS
 from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
 from autodistill.cli import main
 from autodistill.data.tagged_tokens import TaggedTokens
 from autodistill.data.token_files import read_tagged_file
 from autodistill.evaluation.entities import entities, entity_f1
-from conftest import WORDS
 
 TAGS = {"good": "B-POS", "great": "B-POS", "bad": "B-NEG", "awful": "B-NEG"}
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from autodistill.config.distillation import DistillationSection
-from autodistill.config.sections import BoundedInt, Fraction, Seed, Section, registered
+from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
 from autodistill.config.supernet import SupernetSection
 from autodistill.errors import ConfigError, did_you_mean
 from autodistill.paths import folder_name

@@ -20,15 +20,16 @@ from autodistill.data.text_files import _decode, _require_column
 from autodistill.errors import ConfigError, did_you_mean
 
 
-def read_tagged_file(path: str | os.PathLike[str], *, text_column: str = "tokens", label_column: str = "tags",
-                     label_names: Sequence[str] | None = None) -> LabelledTexts:
+def read_tagged_file(path: str | os.PathLike[str], *, text_column: str = "tokens",
+                     label_column: str = "tags", label_names: Sequence[str] | None = None) -> LabelledTexts:
     """`path` (.jsonl or .json holding JSON Lines) as texts (the words joined by spaces) with tags."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; check the path (relative to {Path.cwd()})")
     if path.suffix.lower() not in (".jsonl", ".json"):
         raise ConfigError(f"{path}: task token_classification reads JSON Lines (.jsonl or .json), not "
-                          f"{path.suffix!r}; write one {{\"{text_column}\": [...], \"{label_column}\": [...]}} per line")
+                          f"{path.suffix!r}; write one {{\"{text_column}\": [...], \"{label_column}\": [...]}} "
+                          "per line")
     rows: list[tuple[int, list[str], list[str]]] = []
     for line, source in enumerate(io.StringIO(_decode(path), newline=""), start=1):
         if not source.strip():

@@ -14,8 +14,8 @@ import torch
 
 from autodistill.config.plan import LayerMapping, OutputIndex, Stage
 from autodistill.losses.logits import extract_logits, extract_own_loss
-from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.masking import logit_positions
+from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
 
 

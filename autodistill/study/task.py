@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,11 @@ from autodistill.evaluation.latency import (
     resolve_latency_device,
 )
 from autodistill.models import build_student, load_pretrained
+from autodistill.models.builders import check_architecture, student_config
+from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
+from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.study.objectives import LATENCY
 from autodistill.study.protocol import TrainedStudent
-from autodistill.models.init_from_teacher import init_from_teacher
-from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
-from autodistill.models.builders import check_architecture, student_config
 from autodistill.supernet.importance import reorder_by_importance
 from autodistill.tasks import TASK_KINDS
 

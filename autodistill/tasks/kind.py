@@ -7,7 +7,8 @@
 `DistillationTask` (study/task.py) holds one and asks it; nothing else branches on the task.
 The logit-KD shape follows the labels a kind's datasets carry: per-example labels (sequence
 classification, regression) give one distribution per example; per-token labels (masked LM,
-token classification: -100 where a token is not scored) make logit KD per kept token (losses/masking.py: `logit_positions`).
+token classification: -100 where a token is not scored) make logit KD per kept token
+(losses/masking.py: `logit_positions`).
 """
 
 from __future__ import annotations
