@@ -246,3 +246,22 @@ def test_the_mlm_config_loads_and_its_students_are_masked_lm_models():
                                    "num_attention_heads": 4, "intermediate_size": 512},
                             model_cls=config.student.model_cls)
     assert type(student).__name__ == "BertForMaskedLM"
+
+
+def test_seed_003s_pre_training_teacher_searches_as_masked_lm(mlm_workspace, tmp_path):
+    """The issue's case: an AutoModelForPreTraining teacher and students (the MLM logits are its
+    prediction_logits) failed in evaluation/accuracy.py with a shape mismatch."""
+    from transformers import BertForPreTraining
+
+    torch.manual_seed(0)
+    BertForPreTraining(BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=64,
+                                  max_position_embeddings=32)).save_pretrained(mlm_workspace / "pretraining")
+    BertTokenizerFast.from_pretrained(str(mlm_workspace / "teacher")).save_pretrained(mlm_workspace / "pretraining")
+    out = tmp_path / "run"
+    config = write_config(mlm_workspace, out, teacher="pretraining")
+    config.write_text(config.read_text().replace("AutoModelForMaskedLM", "AutoModelForPreTraining"))
+    assert main(["search", str(config), "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny_mlm", storage=f"sqlite:///{out / 'study.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(0 <= t.user_attrs["accuracy"] <= 1 and t.user_attrs["perplexity"] > 1 for t in done)
