@@ -18,6 +18,9 @@ FORBIDDEN = {
     "data": ("autodistill.distill", "autodistill.study", "autodistill.cli", "optuna"),
     "evaluation": ("autodistill.study", "autodistill.cli", "optuna"),
     "supernet": ("autodistill.study", "autodistill.cli", "optuna"),
+    "tasks": ("autodistill.study", "autodistill.cli", "optuna"),
+    "layers.py": ("autodistill.distill", "autodistill.study", "autodistill.cli", "optuna"),
+    "modes.py": ("autodistill.distill", "autodistill.study", "autodistill.cli", "optuna"),
     "study": ("autodistill.cli",),
 }
 
