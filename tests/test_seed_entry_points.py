@@ -251,6 +251,18 @@ def test_search_loop_without_a_train_func_names_it(tmp_path):
         agent.search_loop()
 
 
+def test_a_search_that_cannot_time_its_students_stops_naming_cost_func(tmp_path):
+    from autodistill.study.outcomes import SearchStopped
+
+    agent = AutoDistillation(lambda a: nn.Linear(4, a["width"]), {"search_space": {"width": [2, 4]},
+                                                                  "search_algorithm": "random", "max_trials": 2,
+                                                                  "max_consecutive_failures": 1},
+                             output_dir=tmp_path, progress=False)
+    agent.train_func, agent.eval_func = (lambda m: m), (lambda m: {"accuracy": 0.5})
+    with pytest.raises(SearchStopped, match="no config.vocab_size .* cost_func"):
+        agent.search_loop()
+
+
 def test_latency_of_a_model_without_vocab_size_asks_for_a_cost_func():
     from autodistill.study.objectives import LATENCY
 
