@@ -42,14 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import optuna  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-from autodistill.study.trials import FAILURE_REASON, INTERRUPTED, RETRY_OF, finished_count  # noqa: E402
 from conftest import write_workspace  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
 from postgres_server import PostgresServer, PostgresUnavailable  # noqa: E402
 from search_processes import SearchProcess, read_trials  # noqa: E402
 from test_search import write_config  # noqa: E402
 
+from autodistill.study.trials import FAILURE_REASON, INTERRUPTED, RETRY_OF, finished_count  # noqa: E402
 
 SPACE = ("      hidden_size: [8, 16, 24]\n      num_hidden_layers: {low: 1, high: 2}\n"
          "      num_attention_heads: [2, 3, 4]\n")

@@ -99,8 +99,8 @@ from autodistill.advisors import ADVISORS
 from autodistill.config.schema import EarlyStoppingSection, SearchRunConfig
 from autodistill.study.pareto import non_dominated
 from autodistill.study.run import load_search_config, run_search
-from autodistill.study.trials import TEACHER as TEACHER_ATTR
 from autodistill.study.storage import open_storage
+from autodistill.study.trials import TEACHER as TEACHER_ATTR
 
 BENCH_ATTR = "bench"
 RETENTION = 0.97  # "fastest student with accuracy >= 97% of the teacher's"
@@ -420,11 +420,13 @@ def print_runs(runs: Sequence[RunFigures]) -> None:
         rows.append([r.name, _f(r.teacher_accuracy), _f(r.teacher_latency, ".2f"), states, str(len(r.front)),
                      _f(r.hypervolume, ".4f"), _f(r.hv_normalised, ".4f"), _f(r.hv_paired), _f(r.best_accuracy),
                      "-" if r.fastest_at_retention is None
-                     else f"{r.fastest_at_retention:.2f} ({speedup:.1f}x)" if speedup else _f(r.fastest_at_retention, ".2f"),
+                     else f"{r.fastest_at_retention:.2f} ({speedup:.1f}x)" if speedup
+                     else _f(r.fastest_at_retention, ".2f"),
                      "-" if r.best_speedup_at_retention is None else f"{r.best_speedup_at_retention:.1f}x",
                      _f(r.wall_s, ".1f"), f"{r.trial_s:.1f}", same_proposals(r, runs)])
     print(table(["study", "teacher acc", "teacher ms", "trials", "front", "HV acc*ms", "HV norm", "HV paired",
-                 "best acc", f"fastest ms @>={RETENTION:.0%}", f"best paired speed-up @>={RETENTION:.0%}", "wall s", "in trials s", "same proposals as"],
+                 "best acc", f"fastest ms @>={RETENTION:.0%}", f"best paired speed-up @>={RETENTION:.0%}",
+                 "wall s", "in trials s", "same proposals as"],
                 rows))
     for r in runs:
         if r.error:
@@ -484,7 +486,8 @@ def hv_check(runs: Sequence[RunFigures], ref_accuracy: float) -> None:
             points, ref_lat, what = r.front, r.ref_latency, f"front of {r.name}"
             break
     else:
-        points, ref_lat, what = [(0.9, 2.0), (0.95, 5.0), (0.7, 1.0), (0.8, 3.0)], 10.0, "a made-up set (no study has a front)"
+        points, ref_lat = [(0.9, 2.0), (0.95, 5.0), (0.7, 1.0), (0.8, 3.0)], 10.0
+        what = "a made-up set (no study has a front)"
     ours, theirs = hypervolume_2d(points, ref_accuracy, ref_lat), optuna_hypervolume(points, ref_accuracy, ref_lat)
     diff = "" if theirs is None else f", difference {abs(ours - theirs):.2e}"
     print(f"hypervolume check on {what}, reference ({ref_accuracy}, {ref_lat:.4g} ms): own {ours:.6f}, "
@@ -535,7 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  variant on : teacher_cache true, init_from_teacher true, early_stopping {early}, "
               f"constraints {ad.search.constraints or 'none'}")
         print("  variant off: teacher_cache false, init_from_teacher false, no early_stopping, constraints none")
-    print(f"  advisors' random start-up trials (complete trials): {config.auto_distillation.search.random_startup_trials}")
+    startup = config.auto_distillation.search.random_startup_trials
+    print(f"  advisors' random start-up trials (complete trials): {startup}")
     print(f"  hypervolume reference: accuracy {args.ref_accuracy}, latency "
           f"{args.ref_latency if args.ref_latency is not None else 'teacher p50 of each study'}")
     print(f"storage {url}; runs under {out / 'runs'}")

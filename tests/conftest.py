@@ -16,7 +16,7 @@ import torch
 
 # tiny models are faster on one thread than on two (and tests share the machine)
 torch.set_num_threads(1)
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # noqa: E402
 
 VOCAB = 60
 SEQ = 12
@@ -96,8 +96,9 @@ def write_workspace(root: Path) -> Path:
 def finished_search(workspace, tmp_path_factory) -> tuple[Path, Path]:
     """(output dir, config) of one finished tiny search (test_search's config, 4 trials), shared
     read-only by the report, export and dashboard tests."""
-    from autodistill.cli import main
     from test_search import write_config
+
+    from autodistill.cli import main
 
     out = tmp_path_factory.mktemp("finished") / "run"
     config = write_config(workspace, out)

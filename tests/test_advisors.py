@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.study import StudyDirection
 
-from autodistill.advisors import _AskTellGridSampler, ADVISORS, PrunedAsPending, make_advisor
+from autodistill.advisors import ADVISORS, PrunedAsPending, _AskTellGridSampler, make_advisor
 from autodistill.advisors.skopt_sampler import SkoptSampler, import_skopt, scalarise
 from autodistill.errors import ConfigError
 from autodistill.space import Architecture, SearchSpace
@@ -284,7 +284,8 @@ def _screened_search(sampler: optuna.samplers.BaseSampler, *, trained: int, asks
 
     from autodistill.study.trials import SCREENED_REASON
 
-    space = SearchSpace.from_mapping({"hidden_size": [8, 16, 32, 64, 128, 256], "num_hidden_layers": {"low": 1, "high": 4}})
+    space = SearchSpace.from_mapping({"hidden_size": [8, 16, 32, 64, 128, 256],
+                                      "num_hidden_layers": {"low": 1, "high": 4}})
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     screened, again, done = 0, 0, 0
     seen: set[str] = set()

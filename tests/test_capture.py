@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_bert, toy_batches
 from torch import nn
 
 from autodistill.capture import FeatureCapture, resolve_module
 from autodistill.errors import CaptureError
-from conftest import tiny_bert, toy_batches
 
 
 def test_self_attention_index_1_is_the_attention_probabilities():

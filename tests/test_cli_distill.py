@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification
 from autodistill.cli import main
 from autodistill.losses import FeatureMatchers
 
+
 def _config(root: Path, out: Path, extra: str = "") -> Path:
     text = f"""
 teacher:
@@ -63,7 +64,7 @@ def test_console_script_reports_a_bad_config_in_one_line(workspace, tmp_path):
     proc = subprocess.run([str(exe), "distill", str(path)], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert proc.returncode == 2
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert "unknown_key: unknown key" in lines[0] and "bad.yaml:" in lines[0]
     assert not (tmp_path / "bad").exists()  # nothing was trained or written

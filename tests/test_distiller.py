@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_bert, toy_batches
 
 from autodistill import (
     CaptureError,
@@ -20,7 +21,6 @@ from autodistill import (
     load_distillation_plan,
 )
 from autodistill.distill.freezing import select_parameters
-from conftest import tiny_bert, toy_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,8 @@ def test_freezing_uses_exact_prefixes_not_substrings():
                                          [["bert.encoder.layer.1.output", "bert.encoder.layer.1.output"]]],
                                      "train_steps": [2]}}
     Distiller(tiny_bert(hidden=8, layers=12, heads=2, seed=3), model, config, callbacks=[snaps]).fit(toy_batches(2))
-    begin, end = snaps.at[("flash[0]:bert.encoder.layer.1", "begin")], snaps.at[("flash[0]:bert.encoder.layer.1", "end")]
+    stage = "flash[0]:bert.encoder.layer.1"
+    begin, end = snaps.at[(stage, "begin")], snaps.at[(stage, "end")]
     assert changed(begin, end, "bert.encoder.layer.1")
     for i in (10, 11):
         assert not changed(begin, end, f"bert.encoder.layer.{i}")
@@ -149,7 +150,8 @@ def _trained_teacher():
 def _accuracy(model, batches):
     model.eval()
     with torch.no_grad():
-        hits = sum((model(**{k: v for k, v in b.items() if k != "labels"}).logits.argmax(-1) == b["labels"]).sum().item()
+        hits = sum((model(**{k: v for k, v in b.items() if k != "labels"}).logits.argmax(-1) == b["labels"])
+                   .sum().item()
                    for b in batches)
     return hits / sum(len(b["labels"]) for b in batches)
 
@@ -302,7 +304,8 @@ class CountSteps(DistillationCallback):
 
 
 @pytest.mark.parametrize("mutate, error, words", [
-    (lambda c: c["flash_distillation"]["layer_mappings_for_knowledge_transfer"][1][0].__setitem__(0, "bert.encoder.layer.1.outptu"),
+    (lambda c: c["flash_distillation"]["layer_mappings_for_knowledge_transfer"][1][0]
+     .__setitem__(0, "bert.encoder.layer.1.outptu"),
      CaptureError, "bert.encoder.layer.1.output"),
     (lambda c: c["flash_distillation"]["layer_mappings_for_knowledge_transfer"][0][0].__setitem__(3, "7"),
      CaptureError, "length 2"),
@@ -325,7 +328,8 @@ def test_bad_mappings_fail_before_any_training_step(teacher, student, mutate, er
 @pytest.mark.parametrize("mutate, words", [
     (lambda c: c["flash_distillation"].__setitem__("loss_types", [["KL", "Huber"], ["MSE"]]), "Huber.*allowed"),
     (lambda c: c["flash_distillation"].__setitem__("loss_weights", [[0.5], [1.0]]), "loss_weights"),
-    (lambda c: c["flash_distillation"].__setitem__("train_steps", [3]), "train_steps has 1 entries but block_names has 2"),
+    (lambda c: c["flash_distillation"].__setitem__("train_steps", [3]),
+     "train_steps has 1 entries but block_names has 2"),
     (lambda c: c["regular_distillation"].__setitem__("loss_weights", [1.0]), "loss_weights.*2 entries"),
     (lambda c: c.__setitem__("optimizer", {"name": "Adagrad"}), "optimizer 'Adagrad'.*allowed: SGD, Adam, AdamW"),
 ])

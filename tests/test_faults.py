@@ -15,14 +15,14 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import tiny_bert
 from optuna.trial import TrialState
+from search_processes import SearchProcess, TrialRow, read_trials
+from test_search import write_config
 
 from autodistill.config.schema import SearchSection
 from autodistill.study.search import AutoDistillation, SearchStopped
 from autodistill.study.trials import FAILURE_REASON, finished_count
-from conftest import tiny_bert
-from search_processes import SearchProcess, TrialRow, read_trials
-from test_search import write_config
 
 MAX_TRIALS = 8
 CHAIN_CONFIG = {"    max_trials: 4\n": f"    max_trials: {MAX_TRIALS}\n    heartbeat_seconds: 1\n"
@@ -135,8 +135,9 @@ def _agent(tmp_path, train, builder=None, **extra) -> AutoDistillation:
 
 
 def test_a_nan_loss_fails_the_trial_with_its_stage_and_step(tmp_path):
-    from autodistill import Distiller
     from conftest import toy_batches
+
+    from autodistill import Distiller
 
     def build(arch):
         student = tiny_bert(hidden=arch["hidden_size"], layers=arch["num_hidden_layers"], heads=2)

@@ -25,18 +25,18 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import tiny_bert
+from test_bad_inputs import DISTILL_YAML, SEARCH_YAML, _existing_run, _fill, no_training, snapshot  # noqa: F401
 from transformers import BertForSequenceClassification
 
 from autodistill.cli import main
-from autodistill.config.schema import SearchRunConfig
 from autodistill.config.loader import load_config_file
+from autodistill.config.schema import SearchRunConfig
 from autodistill.errors import ConfigError
 from autodistill.paths import MAX_NAME_LENGTH, check_name, inside
 from autodistill.preflight import check_distill_output
 from autodistill.study.binding import binding_differences, study_binding
 from autodistill.study.trials import BINDING, STUDENT_PATH, TEACHER, finished_count
-from conftest import tiny_bert
-from test_bad_inputs import DISTILL_YAML, SEARCH_YAML, _existing_run, _fill, no_training, snapshot  # noqa: F401
 
 ESCAPE = "../../../escape"  # from <tmp>/run/trials/: one level above the case's folder
 
@@ -244,7 +244,7 @@ ROWS = [(table, row) for table, rows in TABLES.items() for row in rows]
 
 
 @pytest.mark.parametrize("table, row", ROWS, ids=[f"{t}:{r.id}" for t, r in ROWS])
-def test_refused_with_one_line_and_nothing_written(table, row, workspace, tmp_path, capsys, no_training):
+def test_refused_with_one_line_and_nothing_written(table, row, workspace, tmp_path, capsys, no_training):  # noqa: F811
     _existing_run(tmp_path, other_objectives=False)
     if row.setup is not None:
         SETUPS[row.setup](tmp_path, workspace)

@@ -28,15 +28,17 @@ from typing import Annotated, Any
 import annotated_types
 import optuna
 import pytest
+import test_bad_inputs as harness
 import torch
 import yaml
+from conftest import tiny_bert
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from test_bad_inputs import Case, no_training  # noqa: F401  (the harness's fixture)
 
-import test_bad_inputs as harness
 from autodistill.cli import main
 from autodistill.config.schema import DistillRunConfig, SearchRunConfig, SearchSection
 from autodistill.config.sections import INT_MAX, SEED_MAX, Section
@@ -44,8 +46,6 @@ from autodistill.errors import CaptureError, ConfigError, MappingError, NonFinit
 from autodistill.study.outcomes import rerun_fails_again
 from autodistill.study.search import AutoDistillation, SearchStopped
 from autodistill.study.trials import FAILURE_REASON, RERUN_FAILS_AGAIN, finished_count
-from conftest import tiny_bert
-from test_bad_inputs import Case, no_training  # noqa: F401  (the harness's fixture)
 
 FINE_TUNE = ("  model: {root}/teacher\n", "  model: {root}/teacher\n  fine_tune: {epochs: 1}\n")
 REGULAR = "  regular_distillation:\n    train_steps: 1\n"
@@ -72,7 +72,8 @@ CASES = [
          replace=(_regular("    optimizer: {betas: [0.9, 1.0]}\n"),)),
     # -- weights: a negative one trains the student to maximise its loss ---------------------------
     Case("negative-flash-loss-weight", r"flash_distillation\.loss_weights\.0: Input should be greater than "
-         r"or equal to 0 \(got -1\.0\)", replace=(("loss_types: [MSE]", "loss_types: [MSE]\n    loss_weights: [-1.0]"),)),
+         r"or equal to 0 \(got -1\.0\)",
+         replace=(("loss_types: [MSE]", "loss_types: [MSE]\n    loss_weights: [-1.0]"),)),
     Case("negative-logit-loss-weight", r"regular_distillation\.loss_weights\.0: Input should be greater "
          r"than or equal to 0 \(got -0\.5\)", replace=(_regular("    loss_weights: [-0.5, 1.5]\n"),)),
     Case("negative-mapping-weight", r"distillation\.flash_distillation\.layer_mappings_for_knowledge_transfer"
@@ -120,11 +121,13 @@ CASES = [
          r"max_position_embeddings is 32", command="distill", replace=(("max_length: 12", "max_length: 64"),)),
     # -- how models are loaded: checked on the meta device, not after the teacher's fine-tune --------
     Case("teacher-attention-unknown", r"teacher\.attn_implementation: 'bogus' cannot be used: .*\"eager\"",
-         replace=((FINE_TUNE[0], "  model: {root}/teacher\n  fine_tune: {epochs: 1}\n  attn_implementation: bogus\n"),)),
+         replace=((FINE_TUNE[0],
+                   "  model: {root}/teacher\n  fine_tune: {epochs: 1}\n  attn_implementation: bogus\n"),)),
     Case("student-attention-unknown", r"student\.attn_implementation: 'bogus' cannot be used: ",
          replace=(FINE_TUNE, ("data:\n", "student: {attn_implementation: bogus}\ndata:\n"))),
     Case("distill-teacher-attention-unknown", r"teacher\.attn_implementation: 'bogus' cannot be used: ",
-         command="distill", replace=(("  model: {root}/teacher\n", "  model: {root}/teacher\n  attn_implementation: bogus\n"),)),
+         command="distill",
+         replace=(("  model: {root}/teacher\n", "  model: {root}/teacher\n  attn_implementation: bogus\n"),)),
     # -- devices this machine lacks, before the teacher loads or is fine-tuned ----------------------
     Case("latency-device-missing", r"auto_distillation\.evaluation\.latency\.device is 'cuda:7' but ",
          replace=(FINE_TUNE, (LATENCY, LATENCY[:-1] + ", device: 'cuda:7'}"))),
@@ -420,7 +423,8 @@ def test_an_all_failed_search_exits_non_zero_through_the_command_line(workspace,
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "run"
     text = harness._fill(harness.SEARCH_YAML, root=workspace, out=out).replace(
-        "    max_trials: 2\n", "    max_trials: 2\n    max_consecutive_failures: 5\n    train_func: broken_train:train\n")
+        "    max_trials: 2\n",
+        "    max_trials: 2\n    max_consecutive_failures: 5\n    train_func: broken_train:train\n")
     (tmp_path / "config.yaml").write_text(text)
     assert main(["search", str(tmp_path / "config.yaml"), "--quiet"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

@@ -12,6 +12,7 @@ import pytest
 import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
+from test_search import load, write_config
 from torch import nn
 
 from autodistill.cli import main
@@ -22,7 +23,6 @@ from autodistill.study.objectives import LATENCY, LATENCY_P90, objective_values,
 from autodistill.study.pareto import format_table, front_rows, pareto_front, speedup
 from autodistill.study.search import AutoDistillation
 from autodistill.study.trials import REPEAT_OF, SCREENED_REASON
-from test_search import load, write_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

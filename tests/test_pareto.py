@@ -200,7 +200,7 @@ def test_teacher_metric_looked_up_by_objective_alias():
 
 def test_format_table_without_teacher_and_with_wrong_metric_count():
     lines = format_table(_rows(), metric_names=["accuracy", "latency_ms"]).splitlines()
-    assert lines[2].startswith("12") and not any(l.startswith("teacher") for l in lines)
+    assert lines[2].startswith("12") and not any(line.startswith("teacher") for line in lines)
     with pytest.raises(ConfigError, match="metric_names"):
         format_table(_rows(), metric_names=["accuracy"])
 

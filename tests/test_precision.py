@@ -105,9 +105,10 @@ def test_the_fp16_scaler_path_trains_and_resumes_exactly(teacher, student, tmp_p
     """fp16 is refused on a CPU; with the refusal lifted, CPU fp16 autocast runs the CUDA path's
     gradient-scaler code (unscaled before clipping): finite losses, fp32 weights, the scaler's
     state in a checkpoint, and a resumed run ending with the uninterrupted run's weights."""
+    from test_checkpoints import StopAt
+
     from autodistill.distill import distiller as distiller_module
     from autodistill.distill.checkpoint import latest
-    from test_checkpoints import StopAt
 
     monkeypatch.setattr(distiller_module, "precision_refusal", lambda *a, **k: None)
     plan = dataclasses.replace(load_distillation_plan(regular(max_grad_norm=1.0)), precision="fp16",

@@ -84,7 +84,7 @@ def test_history_figure_has_a_panel_per_objective_with_the_front_and_the_teacher
         front = next(c for c in ax.collections if c.get_label() == "Pareto front")
         assert front.get_offsets().tolist() == [[n, POINTS[n][column]] for n in (0, 2, 4)]
         assert _texts(ax) == {"0", "2", "4"}
-        (line,) = [l for l in ax.lines if l.get_label() == "teacher"]
+        (line,) = [artist for artist in ax.lines if artist.get_label() == "teacher"]
         assert list(line.get_ydata()) == [teacher, teacher]
     assert latency.get_xlabel() == "trial number"
 
@@ -105,9 +105,9 @@ def test_write_report_writes_two_pngs_and_a_markdown_table_with_the_teacher_row(
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
     text = files.summary.read_text()
     lines = text.splitlines()
-    teacher = next(l for l in lines if l.startswith("| teacher |"))
+    teacher = next(line for line in lines if line.startswith("| teacher |"))
     assert "| 0.97 | 24 | 0.96 | 22,700,000 | 1.0x | 100.0% |" in teacher
-    rows = {l.split(" | ")[0].removeprefix("| "): l for l in lines if l.startswith("| ")}
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in lines if line.startswith("| ")}
     assert {"0", "2", "4"} <= set(rows) and not {"1", "3", "5"} & set(rows)
     # speed-up: 24 ms over the student's latency; retention: its accuracy over 0.97
     assert rows["0"].endswith("| 4.0x | 97.9% |") and rows["2"].endswith("| 8.0x | 95.9% |")

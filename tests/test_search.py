@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from conftest import tiny_bert
 from optuna.trial import TrialState
+from search_processes import ctrl_c_works
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from autodistill.cli import main
@@ -20,8 +21,6 @@ from autodistill.evaluation import accuracy
 from autodistill.study.pareto import non_dominated
 from autodistill.study.search import AutoDistillation
 from autodistill.study.trials import FAILURE_REASON, INVALID_REASON, REPEAT_OF, finished_count
-from conftest import tiny_bert
-from search_processes import ctrl_c_works
 
 SEARCH_YAML = """\
 model: {{name: tiny}}
@@ -316,7 +315,8 @@ def test_user_functions_are_named_module_colon_function(workspace, tmp_path, mon
         "    return {'accuracy': 0.5, 'latency_p50_ms': float(model.config.hidden_size)}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "u"
-    config = write_config(workspace, out, **{"    max_trials: 4\n": "    max_trials: 2\n    eval_func: my_eval:evaluate\n"})
+    config = write_config(workspace, out,
+                          **{"    max_trials: 4\n": "    max_trials: 2\n    eval_func: my_eval:evaluate\n"})
     assert main(["search", str(config), "--quiet"]) == 0
     trained = [t for t in load(out).trials if t.state == TrialState.COMPLETE]
     assert trained and all(t.values == [0.5, float(t.params["hidden_size"])] for t in trained)
@@ -360,7 +360,8 @@ def test_students_can_start_from_the_teachers_layers(workspace, tmp_path):
     from autodistill.study.task import DistillationTask
 
     out = tmp_path / "init"
-    path = write_config(workspace, out, **{"student:": "student:", "data:\n": "student: {init_from_teacher: true}\ndata:\n"})
+    path = write_config(workspace, out,
+                        **{"student:": "student:", "data:\n": "student: {init_from_teacher: true}\ndata:\n"})
     task = DistillationTask(load_search_config(path), output_dir=out, quiet=True)
     student = task.build({"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})
     teacher_q = task.teacher.bert.encoder.layer[1].attention.self.query.weight  # layer round(1*2/1)-1 = 1
@@ -418,8 +419,9 @@ def test_constraints_accept_only_known_budgets():
 # -- early stopping -------------------------------------------------------------------------
 
 def _toy_train(model, callbacks=()):
-    from autodistill import Distiller
     from conftest import toy_batches
+
+    from autodistill import Distiller
 
     config = {"progress": False, "optimizer": {"learning_rate": 1e-3},
               "regular_distillation": {"train_steps": 6, "loss_types": ["KL", "CE"]}}

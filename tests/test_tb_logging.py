@@ -158,7 +158,8 @@ def test_the_distill_command_evaluates_during_training_and_logs_to_its_output(wo
     out = tmp_path / "student"
     config = _config(workspace, out)
     config.write_text(config.read_text().replace(
-        "  progress: false", "  progress: false\n  eval_every_steps: 5\n  logging: {tensorboard: true, every_steps: 2}"))
+        "  progress: false",
+        "  progress: false\n  eval_every_steps: 5\n  logging: {tensorboard: true, every_steps: 2}"))
     assert main(["distill", str(config), "--quiet"]) == 0
     summary = json.loads((out / "distillation.json").read_text())
     assert [(e["stage"], e["global_step"]) for e in summary["evaluations"]] == [

@@ -7,12 +7,12 @@ import copy
 
 import pytest
 import torch
+from conftest import tiny_bert
 from transformers import AutoTokenizer
 
 from autodistill import Distiller
 from autodistill.data import TokenizedDataset, make_loader, read_text_file
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache, features_for
-from conftest import tiny_bert
 
 FEATURES = [("bert.encoder.layer.1.output", ()), ("bert.encoder.layer.0.attention.self", (1,)), LOGITS]
 
@@ -111,7 +111,8 @@ def test_features_for_a_plan_lists_mapped_features_and_logits():
     from autodistill import load_distillation_plan
 
     plan = load_distillation_plan({
-        "flash_distillation": {"block_names": ["a"], "layer_mappings_for_knowledge_transfer": [[["a.x", "1", "t.y", "1"]]],
+        "flash_distillation": {"block_names": ["a"],
+                               "layer_mappings_for_knowledge_transfer": [[["a.x", "1", "t.y", "1"]]],
                                "train_steps": [1]},
         "regular_distillation": {"train_steps": 1}})
     assert features_for(plan.stages) == [("t.y", (1,)), LOGITS]

@@ -13,17 +13,17 @@ import time
 
 import optuna
 import pytest
+from conftest import tiny_bert
 from optuna.trial import TrialState
+from postgres_server import PostgresServer, PostgresUnavailable
+from search_processes import SearchProcess
+from test_search import write_config
 
 from autodistill.config.schema import SearchSection
 from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from autodistill.study.search import AutoDistillation
 from autodistill.study.trials import finished_count
-from conftest import tiny_bert
-from postgres_server import PostgresServer, PostgresUnavailable
-from search_processes import SearchProcess
-from test_search import write_config
 
 
 def _agent(tmp_path, trained: list[int], max_trials: int, max_retries: int = 3) -> AutoDistillation:

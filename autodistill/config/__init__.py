@@ -1,5 +1,6 @@
 """Configuration: typed plan records, YAML sections, and the loader."""
 
+from autodistill.config.distillation import DistillationSection
 from autodistill.config.loader import load_distillation_plan, read_yaml, validate
 from autodistill.config.plan import (
     DistillationPlan,
@@ -9,7 +10,6 @@ from autodistill.config.plan import (
     ScheduleSpec,
     Stage,
 )
-from autodistill.config.distillation import DistillationSection
 
 __all__ = [
     "DistillationPlan", "DistillationSection", "LayerMapping", "LogitKD", "OptimizerSpec",

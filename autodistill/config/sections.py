@@ -15,7 +15,6 @@ from autodistill.config.plan import OptimizerSpec, ScheduleSpec
 from autodistill.errors import ConfigError
 from autodistill.registry import Registry
 
-
 # the largest value each kind of integer may take: the type it reaches downstream
 INT_MAX = 2**31 - 1   # counts (steps, batch sizes, trials, seconds): a C int (torch, threads, timers)
 SEED_MAX = 2**32 - 1  # seeds: numpy's and Optuna's samplers take [0, 2**32 - 1]

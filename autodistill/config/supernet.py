@@ -18,8 +18,8 @@ from autodistill.config.sections import (
     BoundedInt,
     OptimizerSection,
     ScheduleSection,
-    Seed,
     Section,
+    Seed,
     Weight,
 )
 

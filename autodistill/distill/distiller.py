@@ -28,6 +28,12 @@ from torch import nn
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import DistillationPlan, Stage
 from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.distill.callbacks import (
+    CallbackList,
+    DistillationCallback,
+    DistillationControl,
+    DistillationState,
+)
 from autodistill.distill.checkpoint import (
     Checkpoint,
     Checkpointer,
@@ -36,12 +42,6 @@ from autodistill.distill.checkpoint import (
     read_checkpoint,
     refuse_overwrite,
     restore_random_states,
-)
-from autodistill.distill.callbacks import (
-    CallbackList,
-    DistillationCallback,
-    DistillationControl,
-    DistillationState,
 )
 from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule

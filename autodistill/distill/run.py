@@ -33,7 +33,6 @@ from autodistill.preflight import (
     writable_folder,
 )
 
-
 SUMMARY = "distillation.json"  # written last: a folder holding it is an earlier run of `distill`
 CHECKPOINTS = "checkpoints"  # <output_dir>/checkpoints: the run's checkpoints, removed when it is done
 

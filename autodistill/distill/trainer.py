@@ -29,9 +29,9 @@ from typing import Any
 import transformers
 from torch import nn
 
+from autodistill.config.distillation import DistillationSection, LoggingSection
 from autodistill.config.loader import load_distillation_section, validate
 from autodistill.config.plan import DistillationPlan, Stage
-from autodistill.config.distillation import DistillationSection, LoggingSection
 from autodistill.config.sections import OptimizerSection, ScheduleSection
 from autodistill.distill.adaptor import DataAdaptor
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState

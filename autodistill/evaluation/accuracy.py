@@ -11,8 +11,8 @@ from torch import nn
 from autodistill.distill.adaptor import DataAdaptor, to_device
 from autodistill.distill.precision import autocast
 from autodistill.errors import MappingError
-from autodistill.modes import model_modes
 from autodistill.losses.logits import extract_logits
+from autodistill.modes import model_modes
 
 
 @torch.inference_mode()

@@ -296,7 +296,7 @@ def measure_latencies(models: Sequence[nn.Module], spec: LatencySpec | None = No
                 for _ in range(spec.warmup):
                     bench.call()
             sync(device)
-            for attempt in range(1, spec.max_attempts + 1):
+            for attempt in range(1, spec.max_attempts + 1):  # noqa: B007 (read after the loop)
                 timings_ns: list[list[int]] = [[] for _ in benches]
                 for _ in range(spec.repeats):
                     for bench, timings in zip(benches, timings_ns):

@@ -26,7 +26,8 @@ vocabulary and position tables. Attention is sliced per head: the student's head
 teacher's first `student_heads` heads and, within each, the first `student_head_dim` dims,
 so a student with smaller heads does not receive the rows of whole teacher heads mixed
 together. A student with larger heads than the teacher's (fewer, wider heads) takes the
-first rows, i.e. consecutive teacher heads merged into each of its heads. A student dimension larger than the teacher's cannot be filled and raises
+first rows, i.e. consecutive teacher heads merged into each of its heads. A student dimension
+larger than the teacher's cannot be filled and raises
 ConfigError. Student parameters outside this layout are left alone and reported.
 """
 

@@ -25,10 +25,10 @@ from autodistill.errors import ConfigError
 from autodistill.paths import check_name, inside
 from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
+from autodistill.study.binding import study_binding
 from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
 from autodistill.study.protocol import TaskWithFunctions
 from autodistill.study.search import AutoDistillation
-from autodistill.study.binding import study_binding
 from autodistill.study.storage import check_writable, default_storage_url
 from autodistill.study.trials import BINDING, DATA, SEARCH_COMMAND, TEACHER_MODEL, teacher_reference
 
