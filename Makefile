@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is the CPU wheel; any other torch requirement pulls gigabytes of CUDA.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test test-slow search clean
+.PHONY: install lint test test-slow search clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check autodistill tests scripts
+
+test: lint
 	$(PY) -m pytest -q -m "not slow"
 
 # The built-in example: fine-tune (once) the MiniLM teacher on BBC News, search students.

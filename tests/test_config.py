@@ -136,12 +136,14 @@ def test_unknown_key_names_file_line_key_and_nearest(tmp_path):
 
 def test_wrong_type_names_the_key_and_value(tmp_path):
     path = _write(tmp_path, "distillation:\n  regular_distillation:\n    train_steps: many\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml:3:\d+: distillation\.regular_distillation\.train_steps: .*'many'"):
+    where = r"bad\.yaml:3:\d+: distillation\.regular_distillation\.train_steps: .*'many'"
+    with pytest.raises(ConfigError, match=where):
         load_distillation_plan(path)
 
 
 def test_unknown_loss_type_lists_the_allowed_values(tmp_path):
-    path = _write(tmp_path, "distillation:\n  regular_distillation:\n    layer_mappings: [[a, b]]\n    loss_types: [L7]\n")
+    path = _write(tmp_path,
+                  "distillation:\n  regular_distillation:\n    layer_mappings: [[a, b]]\n    loss_types: [L7]\n")
     with pytest.raises(ConfigError, match=r"loss_types.*unknown loss type 'L7'.*allowed: MSE, KL, CE, cosine"):
         load_distillation_plan(path)
 

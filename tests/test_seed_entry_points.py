@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import SEQ, VOCAB, tiny_bert, toy_batches
 from optuna.trial import TrialState
 from torch import nn
 from transformers import AutoModelForSequenceClassification, TrainingArguments
@@ -23,7 +24,6 @@ from autodistill.errors import ConfigError
 from autodistill.space import Architecture
 from autodistill.study.protocol import FunctionTask
 from autodistill.study.search import AutoDistillation
-from conftest import SEQ, VOCAB, tiny_bert, toy_batches
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -487,13 +487,16 @@ def test_a_configs_losses_are_imported_before_its_loss_types_are_checked(user_lo
 def test_a_loss_that_cannot_be_imported_or_shadows_a_builtin_names_its_key(user_losses, tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text("distillation:\n  losses: {Mine: 'no_such_module:f'}\n  regular_distillation: {}\n")
-    with pytest.raises(ConfigError, match=r"d\.yaml:2:3: distillation\.losses: Mine: cannot import module 'no_such_module'.*PYTHONPATH"):
+    where = r"d\.yaml:2:3: distillation\.losses: Mine: cannot import module 'no_such_module'.*PYTHONPATH"
+    with pytest.raises(ConfigError, match=where):
         load_distillation_plan(path)
     path.write_text("distillation:\n  losses: {MSE: 'my_losses:smooth_l1'}\n  regular_distillation: {}\n")
     with pytest.raises(ConfigError, match="distillation.losses: MSE: loss type 'MSE' is already registered"):
         load_distillation_plan(path)
-    path.write_text("distillation:\n  regular_distillation: {layer_mappings: [[a, b]], loss_types: ['my_losses:nope']}\n")
-    with pytest.raises(ConfigError, match="regular_distillation.loss_types: loss type .my_losses:nope.: module .my_losses. has no attribute"):
+    path.write_text("distillation:\n"
+                    "  regular_distillation: {layer_mappings: [[a, b]], loss_types: ['my_losses:nope']}\n")
+    where = "regular_distillation.loss_types: loss type .my_losses:nope.: module .my_losses. has no attribute"
+    with pytest.raises(ConfigError, match=where):
         load_distillation_plan(path)
 
 
@@ -506,7 +509,8 @@ def test_the_cli_distils_with_a_loss_named_in_the_config(user_losses, workspace,
 teacher: {{model: {workspace / 'teacher'}}}
 student:
   overrides: {{hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32}}
-data: {{train_file: {workspace / 'train.csv'}, validation_file: {workspace / 'dev.csv'}, max_length: 12, batch_size: 16}}
+data: {{train_file: {workspace / 'train.csv'}, validation_file: {workspace / 'dev.csv'},
+       max_length: 12, batch_size: 16}}
 distillation:
   progress: false
   losses: {{SmoothL1: 'my_losses:smooth_l1'}}

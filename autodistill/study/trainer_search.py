@@ -93,7 +93,7 @@ class DistillationTrainer(distill_trainer.DistillationTrainer):
         config = student_config(base, dict(model_arch_paras))
         check_architecture(config)
         cls = model_class(model_cls) if isinstance(model_cls, str) else model_cls
-        build = getattr(cls, "from_config", None) or getattr(cls, "_from_config")  # Auto* / a model class
+        build = getattr(cls, "from_config", None) or cls._from_config  # Auto* / a model class
         attention = getattr(base, "_attn_implementation", None)
         try:
             return build(config, **({"attn_implementation": attention} if attention else {}))
