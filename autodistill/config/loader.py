@@ -219,22 +219,25 @@ def load_config_file(model: type[M], path: str | Path) -> M:
     return validate(model, data, source=str(path), lines=lines)
 
 
+def _read_source(source: Any, what: str) -> tuple[Any, dict[Location, tuple[int, int]], str]:
+    """(data, its line index, a name for messages) of a YAML path or an in-memory mapping;
+    anything else is a ConfigError starting with `what`."""
+    if isinstance(source, (str, Path)):
+        data, lines = read_yaml(source)
+        return data, lines, str(source)
+    if isinstance(source, Mapping):
+        return source, {}, "<config>"
+    raise ConfigError(f"{what}; got {type(source).__name__}")
+
+
 def load_distillation_section(source: str | Path | Mapping[str, Any] | DistillationSection
                               ) -> DistillationSection:
     """The validated section from a YAML file, a mapping, or a section. Files may hold it at
     the top, under `distillation:` or under `auto_distillation:`."""
     if isinstance(source, DistillationSection):
         return source
-    if isinstance(source, (str, Path)):
-        data, lines = read_yaml(source)
-        name = str(source)
-    elif isinstance(source, Mapping):
-        data, lines, name = source, {}, "<config>"
-    else:
-        raise ConfigError(
-            "a distillation config is a YAML path, a mapping, a DistillationSection or a "
-            f"DistillationPlan, got {type(source).__name__}"
-        )
+    data, lines, name = _read_source(source, "a distillation config is a YAML path, a mapping, a "
+                                             "DistillationSection or a DistillationPlan")
     prefix: Location = ()
     if isinstance(data, Mapping):
         for key in ("distillation", "auto_distillation"):
@@ -291,15 +294,9 @@ def load_search_config(source: Any) -> SearchConfig:
     if isinstance(source, SearchRunConfig):
         return SearchConfig(source.search, source.auto_distillation, source.output_dir,
                             source.model.name if source.model is not None else None)
-    if isinstance(source, (str, Path)):
-        data, lines = read_yaml(source)
-        name = str(source)
-    elif isinstance(source, Mapping):
-        data, lines, name = source, {}, "<config>"
-    else:
-        raise ConfigError(
-            "AutoDistillation's config is seed 003's autodistillation_config dict, its 'search' part, a "
-            f"YAML path, a SearchSection or an AutoDistillationSection; got {type(source).__name__}")
+    data, lines, name = _read_source(source, "AutoDistillation's config is seed 003's autodistillation_config "
+                                             "dict, its 'search' part, a YAML path, a SearchSection or an "
+                                             "AutoDistillationSection")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{name}: expected a mapping of keys at the top, got {type(data).__name__}")
     prefix: Location = ()

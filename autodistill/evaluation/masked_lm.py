@@ -15,40 +15,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autodistill.distill.adaptor import DataAdaptor, to_device
-from autodistill.distill.precision import autocast
+from autodistill.distill.adaptor import DataAdaptor
 from autodistill.errors import MappingError
-from autodistill.losses.logits import extract_logits
+from autodistill.evaluation.batches import labelled_logits
 from autodistill.losses.masking import IGNORE_INDEX
-from autodistill.modes import model_modes
 
 
-@torch.inference_mode()
 def masked_lm_figures(model: nn.Module, loader: Iterable[Any], *, adaptor: DataAdaptor | None = None,
                       device: torch.device | str = "cpu", precision: str = "fp32") -> dict[str, float]:
     """{"accuracy": masked-token accuracy, "perplexity": ..., "masked_tokens": how many counted}."""
-    adaptor = adaptor or DataAdaptor()
-    device = torch.device(device)
     hits = total = 0
     nll = 0.0
-    with model_modes(eval=[model]), autocast(precision, device):
-        for batch in loader:
-            batch = to_device(batch, device)
-            labels = adaptor.labels(batch)
-            if labels is None or labels.dim() < 2:
-                raise MappingError("masked-LM figures need per-token labels (-100 where a token is not "
-                                   "predicted) in the evaluation batches")
-            inputs = adaptor.teacher_inputs(batch)
-            logits = extract_logits(model(*inputs.args, **inputs.kwargs))
-            kept = labels.ne(IGNORE_INDEX)
-            if logits.shape[:-1] != labels.shape:
-                raise MappingError(f"masked-LM figures need logits per token, shape {tuple(labels.shape)} "
-                                   f"+ (vocabulary,), but the model returned {tuple(logits.shape)}; use "
-                                   "an AutoModelForMaskedLM model (teacher.model_cls)")
-            chosen, targets = logits[kept].float(), labels[kept]
-            hits += int((chosen.argmax(-1) == targets).sum())
-            nll += float(F.cross_entropy(chosen, targets, reduction="sum"))
-            total += int(targets.numel())
+    for logits, labels in labelled_logits(model, loader, what="masked-LM figures", adaptor=adaptor,
+                                          device=device, precision=precision):
+        if labels.dim() < 2 or logits.shape[:-1] != labels.shape:
+            raise MappingError(f"masked-LM figures need logits per token, shape {tuple(labels.shape)} "
+                               f"+ (vocabulary,), and per-token labels (-100 where a token is not "
+                               f"predicted), but the model returned {tuple(logits.shape)}; use "
+                               "an AutoModelForMaskedLM model (teacher.model_cls)")
+        kept = labels.ne(IGNORE_INDEX)
+        chosen, targets = logits[kept].float(), labels[kept]
+        hits += int((chosen.argmax(-1) == targets).sum())
+        nll += float(F.cross_entropy(chosen, targets, reduction="sum"))
+        total += int(targets.numel())
     if not total:
         return {"accuracy": float("nan"), "perplexity": float("nan"), "masked_tokens": 0}
     return {"accuracy": hits / total, "perplexity": math.exp(min(nll / total, 700.0)),
