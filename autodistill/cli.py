@@ -133,6 +133,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _dashboard(args: argparse.Namespace) -> int:
     import socket
+    import threading
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     import optuna_dashboard
@@ -154,11 +155,17 @@ def _dashboard(args: argparse.Namespace) -> int:
                           "give a free --port (or a --host of this machine, e.g. 127.0.0.1)") from None
     print(f"optuna-dashboard for study {study.study_name!r} at http://{args.host}:{args.port}/ "
           "(Ctrl-C stops it)", flush=True)
+    # requests are served in a thread of their own, so Ctrl-C (and SIGTERM) always reach the main
+    # thread here, never a request: wsgiref's handler would take the KeyboardInterrupt for a failed
+    # request and answer 500 instead of stopping (seen as a dashboard that ignored Ctrl-C under load)
     with server:
+        serving = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
+        serving.start()
         try:
-            server.serve_forever()
+            while serving.is_alive():
+                serving.join(0.5)
         except KeyboardInterrupt:
-            pass
+            server.shutdown()
     return 0
 
 
