@@ -178,7 +178,7 @@ def test_export_refuses_a_non_empty_folder_and_conditions_without_best(searched,
 
 
 def test_onnx_export_matches_pytorch_on_real_text(searched, workspace, tmp_path):
-    pytest.importorskip("onnxruntime", reason="ONNX export needs the onnx extra: pip install 'autodistill[onnx]'")
+    pytest.importorskip("onnxruntime", reason="ONNX export needs the onnx extra: pip install 'autodistill-nas[onnx]'")
     import onnxruntime
 
     _, config = searched
@@ -202,6 +202,6 @@ def test_onnx_without_its_packages_names_the_extra(searched, tmp_path, capsys, m
                         lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a))
     _, config = searched
     assert main(["export", str(config), "--best", "fastest", "--onnx", "--out", str(tmp_path / "o")]) == 2
-    assert "--onnx needs onnxruntime: pip install 'autodistill[onnx]'" in capsys.readouterr().err
+    assert "--onnx needs onnxruntime: pip install 'autodistill-nas[onnx]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 

@@ -39,7 +39,7 @@ def require_onnx() -> None:
     """Fail before any work when the ONNX packages are missing."""
     missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
-        raise ConfigError(f"--onnx needs {' and '.join(missing)}: pip install 'autodistill[onnx]'")
+        raise ConfigError(f"--onnx needs {' and '.join(missing)}: pip install 'autodistill-nas[onnx]'")
 
 
 def _token_batch(model: nn.Module, batch_size: int, length: int, seed: int) -> dict[str, torch.Tensor]:
