@@ -29,6 +29,7 @@ from autodistill.config.schema import SearchSection
 from autodistill.config.stages import teacher_layer_for
 from autodistill.evaluation import accuracy
 from autodistill.evaluation.latency import LatencySpec, count_parameters, measure_latencies
+from autodistill.study.pareto import pareto_front
 
 SPACE = {"channels": [8, 16, 32], "depth": [1, 2, 3]}
 TEACHER = {"channels": 64, "depth": 4}
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              progress=not args.quiet)
     front = agent.search_loop()
     print(f"teacher {TEACHER}: validation accuracy {teacher_accuracy:.4f}, {count_parameters(teacher):,} parameters")
-    for trial in sorted(agent.study.best_trials, key=lambda t: t.values[1]):
+    for trial in sorted(pareto_front(agent.study), key=lambda t: t.values[1]):  # repeats left out
         a = trial.user_attrs
         print(f"trial {trial.number}: {trial.params} accuracy {trial.values[0]:.4f} (test "
               f"{a.get('test_accuracy', math.nan):.4f}), {a.get('params', 0):,} parameters, "
