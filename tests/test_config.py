@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_seed_entry_points import seed003_advanced_config
 
 from autodistill import ConfigError, load_distillation_plan
 from autodistill.config.stages import parse_index
@@ -49,52 +50,7 @@ def test_seed003_python_dict_with_24_blocks_and_nested_regular_form():
     """Seed 003's advanced-mode `autodistillation_config` as written (knowledge_transfer and the
     regular stage nested under flash_distillation, tuples, one-block lists), with the three commas
     its page drops after 'metrics', 'higher_is_better' and 'max_trials' put back."""
-    config = {
-        'search': {
-            'search_space': {
-                'hidden_size': [128, 246, 384, 512],
-                'intra_bottleneck_size': [64, 96, 128, 160],
-                'num_attention_heads': [1, 2, 4, 8],
-                'intermediate_size': [384, 512, 640],
-                'num_feedforward_networks': [2, 4, 6]
-            },
-            'search_algorithm': 'BO',
-            'metrics': ['accuracy', 'latency'],
-            'higher_is_better': [True, False],
-            'max_trials': 10,
-            'seed': 42
-        },
-        'flash_distillation': {
-            'knowledge_transfer': {
-                'block_names':
-                    ['mobilebert.encoder.layer.{}'.format(i) for i in range(24)],
-                'layer_mappings_for_knowledge_transfer':
-                    [
-                        [
-                            (
-                                'mobilebert.encoder.layer.{}.attention.self'.format(i), '1',
-                                'bert.encoder.layer.{}.attention.self'.format(i), '1'
-                            ),
-                            (
-                                'mobilebert.encoder.layer.{}.output'.format(i),
-                                'bert.encoder.layer.{}.output'.format(i)
-                            )
-                        ] for i in range(24)
-                    ],
-                'loss_types': [['KL', 'MSE'] for i in range(24)],
-                'loss_weights': [[0.5, 0.5] for i in range(24)],
-                'train_steps': [500 for i in range(24)]
-            },
-            'regular_distillation': {
-                'layer_mappings_for_knowledge_transfer': [
-                    [('cls', '0', 'cls', '0')]
-                ],
-                'loss_types': [['KL']],
-                'add_origin_loss': [True],
-                'train_steps': [25000]
-            },
-        }
-    }
+    config = seed003_advanced_config()  # the dict as the seed writes it (test_seed_entry_points)
     plan = load_distillation_plan(config)
     assert len(plan.stages) == 25
     assert [s.trainable for s in plan.stages[:24]] == [(f"mobilebert.encoder.layer.{i}",) for i in range(24)]
