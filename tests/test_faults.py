@@ -27,7 +27,10 @@ from autodistill.study.trials import FAILURE_REASON, finished_count
 MAX_TRIALS = 8
 CHAIN_CONFIG = {"    max_trials: 4\n": f"    max_trials: {MAX_TRIALS}\n    heartbeat_seconds: 1\n"
                                          "    heartbeat_grace_seconds: 6\n",
-                "    train_steps: 4\n": "    train_steps: 30\n"}  # trials long enough to be caught running
+                "    train_steps: 4\n": "    train_steps: 30\n",  # trials long enough to be caught running
+                # room for every run of the chain: a space whose every architecture is trained ends
+                # the search (rc 0) before a later run's trial can be caught running
+                "      hidden_size: [8, 16, 24]\n": "      hidden_size: [8, 12, 16, 20, 24, 28, 32]\n"}
 
 
 def _files(folder: Path) -> dict[str, str]:
