@@ -84,7 +84,7 @@ from autodistill.data import (
     split_indices,
     stratified_split,
 )
-from autodistill.distill.precision import autocast
+from autodistill.precision import autocast
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache, features_for
 
 Batch = dict[str, torch.Tensor]

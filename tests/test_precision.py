@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_bert, toy_batches
 
 from autodistill import ConfigError, Distiller, load_distillation_plan
-from autodistill.distill import precision as precision_module
+from autodistill import precision as precision_module
 from autodistill.evaluation import accuracy
 from autodistill.models.finetune import fine_tune_plan
 

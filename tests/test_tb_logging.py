@@ -137,7 +137,7 @@ def test_the_trainer_evaluates_logs_epochs_and_writes_tensorboard(tmp_path):
 def test_the_trainer_takes_bf16_and_refuses_it_where_it_would_be_slow(tmp_path, monkeypatch):
     args = arguments(tmp_path, max_steps=2, bf16=True)
     trainer = DistillationTrainer(model=bert(seed=1), args=args, train_dataset=ToyTask(n=16))
-    from autodistill.distill import precision
+    from autodistill import precision
 
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     with pytest.raises(ConfigError, match="bf16 on this CPU .* about 10x slower"):

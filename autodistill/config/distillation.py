@@ -90,7 +90,7 @@ class DistillationSection(TrainingSection):
     @classmethod
     def _precision_runs_here(cls, precision: str, info: ValidationInfo) -> str:
         from autodistill.distill.distiller import resolve_device
-        from autodistill.distill.precision import precision_refusal
+        from autodistill.precision import precision_refusal
 
         device = info.data.get("device", "auto")
         try:

@@ -45,7 +45,7 @@ from autodistill.distill.checkpoint import (
 )
 from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule
-from autodistill.distill.precision import autocast, gradient_scaler, precision_refusal
+from autodistill.precision import autocast, gradient_scaler, precision_refusal
 from autodistill.distill.probe import PlanProbe, paths_per_teacher
 from autodistill.distill.progress import Progress
 from autodistill.distill.teacher_cache import Feature, TeacherCache, features_for

@@ -15,7 +15,7 @@ from autodistill.evaluation.batches import labelled_logits
 def accuracy(model: nn.Module, loader: Iterable[Any], *, adaptor: DataAdaptor | None = None,
              device: torch.device | str = "cpu", precision: str = "fp32") -> float:
     """Share of examples whose arg-max logit equals the label; forward passes in `precision`
-    (autodistill.distill.precision: fp32, bf16 or fp16 autocast)."""
+    (autodistill.precision: fp32, bf16 or fp16 autocast)."""
     hits = total = 0
     for logits, labels in labelled_logits(model, loader, what="accuracy figures", adaptor=adaptor,
                                           device=device, precision=precision):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from autodistill.distill.adaptor import DataAdaptor, to_device
-from autodistill.distill.precision import autocast
+from autodistill.precision import autocast
 from autodistill.errors import MappingError
 from autodistill.losses.logits import extract_logits
 from autodistill.modes import model_modes
