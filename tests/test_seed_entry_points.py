@@ -19,7 +19,7 @@ from transformers import AutoModelForSequenceClassification, TrainingArguments
 from autodistill import DistillationTrainer
 from autodistill.config import load_distillation_plan
 from autodistill.config.loader import load_search_config
-from autodistill.distill.adaptor import DataAdaptor, TupleBatchError
+from autodistill.data.adaptor import DataAdaptor, TupleBatchError
 from autodistill.errors import ConfigError
 from autodistill.space import Architecture
 from autodistill.study.protocol import FunctionTask

@@ -1,6 +1,6 @@
 """Distillation: the training loop over stages, optimisers, schedules, callbacks."""
 
-from autodistill.distill.adaptor import DataAdaptor, ModelInputs
+from autodistill.data.adaptor import DataAdaptor, ModelInputs
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.distill.distiller import Distiller, FitResult, StageRecord
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import DistillationPlan, Stage
-from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.data.adaptor import DataAdaptor, to_device
 from autodistill.distill.callbacks import (
     CallbackList,
     DistillationCallback,

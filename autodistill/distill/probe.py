@@ -18,7 +18,7 @@ from torch import nn
 
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import DistillationPlan, LayerMapping, Stage
-from autodistill.distill.adaptor import DataAdaptor
+from autodistill.data.adaptor import DataAdaptor
 from autodistill.distill.freezing import select_parameters
 from autodistill.errors import AutodistillError, ConfigError, MappingError
 from autodistill.losses.logits import extract_logits, extract_own_loss

@@ -40,7 +40,7 @@ from torch.utils.data import default_collate
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import OutputIndex, Stage
-from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.data.adaptor import DataAdaptor, to_device
 from autodistill.errors import ConfigError, DiskSpaceError
 from autodistill.losses.logits import extract_logits
 

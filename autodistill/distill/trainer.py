@@ -33,7 +33,8 @@ from autodistill.config.distillation import DistillationSection, LoggingSection
 from autodistill.config.loader import load_distillation_section, validate
 from autodistill.config.plan import DistillationPlan, Stage
 from autodistill.config.sections import OptimizerSection, ScheduleSection
-from autodistill.distill.adaptor import DataAdaptor
+from autodistill.data.adaptor import DataAdaptor
+from autodistill.data.paired import STUDENT_FIELDS
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.distill.distiller import Distiller, FitResult
 from autodistill.errors import ConfigError
@@ -244,7 +245,13 @@ class DistillationTrainer(transformers.Trainer):
         folder) continues an interrupted run exactly. With an `eval_dataset` and `eval_strategy`,
         the student is evaluated (accuracy) every `eval_steps` and at each stage end, logged as
         `eval_accuracy`.
+
+        A student with a tokenizer of its own reads the `student_*` columns of an
+        `autodistill.data.PairedInputs` train dataset (kept where `remove_unused_columns` drops others).
         """
+        if self.args.remove_unused_columns:  # the columns the Trainer keeps: the student's own inputs too
+            self._set_signature_columns_if_needed()
+            self._signature_columns = list(dict.fromkeys([*self._signature_columns, *STUDENT_FIELDS]))
         loader = self.get_train_dataloader()
         try:
             per_epoch: int | None = max(1, len(loader) // max(1, int(self.args.gradient_accumulation_steps)))

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autodistill.distill.adaptor import DataAdaptor
+from autodistill.data.adaptor import DataAdaptor
 from autodistill.evaluation.batches import labelled_logits
 
 

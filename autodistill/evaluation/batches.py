@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.data.adaptor import DataAdaptor, to_device
 from autodistill.precision import autocast
 from autodistill.errors import MappingError
 from autodistill.losses.logits import extract_logits

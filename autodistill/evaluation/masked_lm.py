@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autodistill.distill.adaptor import DataAdaptor
+from autodistill.data.adaptor import DataAdaptor
 from autodistill.errors import MappingError
 from autodistill.evaluation.batches import labelled_logits
 from autodistill.losses.masking import IGNORE_INDEX

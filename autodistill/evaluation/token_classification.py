@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autodistill.distill.adaptor import DataAdaptor
+from autodistill.data.adaptor import DataAdaptor
 from autodistill.errors import MappingError
 from autodistill.evaluation.batches import labelled_logits
 from autodistill.evaluation.entities import entity_f1

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from autodistill.distill.adaptor import DataAdaptor
+from autodistill.data.adaptor import DataAdaptor
 from autodistill.errors import ConfigError
 from autodistill.losses.logits import extract_own_loss
 from autodistill.supernet.elastic import ELASTIC, Layout, layout_for

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from autodistill.config.sections import OptimizerSection, ScheduleSection
 from autodistill.config.supernet import SupernetSection
-from autodistill.distill.adaptor import DataAdaptor, to_device
+from autodistill.data.adaptor import DataAdaptor, to_device
 from autodistill.distill.optimization import build_schedule
 from autodistill.distill.progress import Progress
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache
