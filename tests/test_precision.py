@@ -13,7 +13,7 @@ from conftest import tiny_bert, toy_batches
 from autodistill import ConfigError, Distiller, load_distillation_plan
 from autodistill import precision as precision_module
 from autodistill.evaluation import accuracy
-from autodistill.models.finetune import fine_tune_plan
+from autodistill.distill.finetune import fine_tune_plan
 
 NO_GPU = "no CUDA GPU here: the CUDA autocast and fp16 gradient-scaler paths run only on one"
 

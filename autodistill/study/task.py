@@ -36,7 +36,7 @@ from autodistill.evaluation.latency import (
 )
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config
-from autodistill.models.finetune import cache_key, fine_tune_plan, fine_tuned
+from autodistill.distill.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.study.objectives import LATENCY
 from autodistill.study.protocol import TrainedStudent

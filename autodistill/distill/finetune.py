@@ -34,6 +34,7 @@ from autodistill.config.plan import (
     ScheduleSpec,
     Stage,
 )
+from autodistill.distill.distiller import Distiller
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,6 @@ def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: D
     `load(location)` returns the base model; `train` is the training loader;
     `save_tokenizer(folder)` writes the tokenizer next to the model.
     """
-    from autodistill.distill.distiller import Distiller
-
     final = cache_root / key
     if (final / DONE).exists():
         log.info("reusing the fine-tuned teacher in %s", final)
