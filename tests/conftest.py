@@ -9,27 +9,62 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import csv
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 # tiny models are faster on one thread than on two (and tests share the machine)
 torch.set_num_threads(1)
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast  # noqa: E402
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast, PreTrainedModel  # noqa: E402
 
 VOCAB = 60
 SEQ = 12
 
 
-def tiny_bert(*, hidden: int = 32, layers: int = 2, heads: int = 4, labels: int = 2,
-              seed: int = 0) -> BertForSequenceClassification:
+def tiny_bert_config(*, hidden: int = 32, layers: int = 2, heads: int = 4, labels: int = 2,
+                     intermediate: int | None = None, vocab: int = VOCAB, dropout: float | None = 0.0,
+                     **extra: Any) -> BertConfig:
+    """The one tiny BERT of the tests: intermediate 2 x hidden unless given, 32 positions;
+    `dropout` None keeps transformers' defaults (0.1), `extra` sets any other BertConfig field."""
+    if dropout is not None:
+        extra = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout, **extra}
+    return BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                      intermediate_size=intermediate or 2 * hidden, num_labels=labels,
+                      max_position_embeddings=extra.pop("max_position_embeddings", 32), **extra)
+
+
+def tiny_bert(*, seed: int = 0, cls: type[PreTrainedModel] = BertForSequenceClassification,
+              attn_implementation: str = "eager", **sizes: Any) -> Any:
+    """A fresh tiny BERT (`cls`, a sequence classifier unless given) with seeded weights; `sizes`
+    as `tiny_bert_config` takes them."""
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=hidden * 2, num_labels=labels,
-                        max_position_embeddings=32, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
-    return BertForSequenceClassification._from_config(config, attn_implementation="eager")
+    return cls._from_config(tiny_bert_config(**sizes), attn_implementation=attn_implementation)
+
+
+def tiny_tokenizer(root: Path, *, extra: Sequence[str] = ()) -> BertTokenizerFast:
+    """A WordPiece tokenizer of the special tokens, `WORDS` and `extra` (its vocab.txt in root/vocab)."""
+    vocab = root / "vocab"
+    vocab.mkdir()
+    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *extra]) + "\n")
+    return BertTokenizerFast.from_pretrained(str(vocab))
+
+
+def save_tiny_bert(folder: Path, *, tokenizer: BertTokenizerFast | None = None, seed: int | None = 0,
+                   cls: type[PreTrainedModel] = BertForSequenceClassification, **sizes: Any) -> Path:
+    """A saved tiny BERT (`tiny_bert_config` sizes, transformers' dropout and attention defaults) in
+    `folder`, with `tokenizer` beside it and a vocabulary its size; `seed` None continues the
+    current random stream."""
+    if tokenizer is not None:
+        sizes.setdefault("vocab", len(tokenizer))
+    if seed is not None:
+        torch.manual_seed(seed)
+    cls(tiny_bert_config(**{"dropout": None, **sizes})).save_pretrained(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    return folder
 
 
 def toy_batches(n_batches: int = 8, batch_size: int = 16, *, seed: int = 1, padded: bool = True
@@ -70,16 +105,7 @@ def workspace(tmp_path_factory) -> Path:
 
 def write_workspace(root: Path) -> Path:
     """The `workspace` fixture's files in `root` (also used by scripts/bench_resume.py)."""
-    vocab = root / "vocab"
-    vocab.mkdir()
-    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
-    torch.manual_seed(0)
-    teacher = BertForSequenceClassification(BertConfig(
-        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=32, num_labels=2))
-    teacher.save_pretrained(root / "teacher")
-    tokenizer.save_pretrained(root / "teacher")
+    save_tiny_bert(root / "teacher", tokenizer=tiny_tokenizer(root))
     rng = random.Random(0)
     for name, n in (("train.csv", 64), ("dev.csv", 16), ("test.csv", 16)):
         with open(root / name, "w", newline="") as f:

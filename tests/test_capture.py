@@ -64,11 +64,9 @@ def test_index_out_of_range_names_the_actual_length():
 
 
 def test_sdpa_attention_none_gets_an_eager_hint():
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
-    model = BertModel._from_config(BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1,
-                                              num_attention_heads=2, intermediate_size=32),
-                                   attn_implementation="sdpa").eval()
+    model = tiny_bert(cls=BertModel, hidden=16, layers=1, heads=2, attn_implementation="sdpa").eval()
     path = "encoder.layer.0.attention.self"
     with FeatureCapture(model, [path]) as capture:
         capture.run(model, input_ids=torch.randint(1, 60, (2, 5)))

@@ -8,20 +8,17 @@ import copy
 
 import pytest
 import torch
-from conftest import VOCAB, tiny_bert, toy_batches
+from conftest import tiny_bert, toy_batches
 from torch.utils.data import DataLoader
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from autodistill import ConfigError, DistillationCallback, Distiller
 from autodistill.distill.checkpoint import latest
 
 
 def dropout_bert(*, hidden: int = 16, layers: int = 2, seed: int = 1) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=hidden * 2, num_labels=2, max_position_embeddings=32,
-                        hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.1)
-    return BertForSequenceClassification._from_config(config, attn_implementation="eager")
+    return tiny_bert(hidden=hidden, layers=layers, heads=2, seed=seed,
+                     hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.1)
 
 
 def shuffled_loader() -> DataLoader:

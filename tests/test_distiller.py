@@ -348,19 +348,14 @@ def test_labels_missing_for_origin_loss_is_an_error(teacher, student):
 
 
 def test_seed_001_example_runs_with_small_hidden_sizes():
-    from transformers import BertConfig, BertModel
-
-    def bert(layers, hidden, heads, seed):
-        torch.manual_seed(seed)
-        return BertModel._from_config(BertConfig(vocab_size=60, hidden_size=hidden, num_hidden_layers=layers,
-                                                 num_attention_heads=heads, intermediate_size=2 * hidden,
-                                                 max_position_embeddings=32), attn_implementation="eager")
+    from transformers import BertModel
 
     plan = load_distillation_plan(REPO / "configs/examples/seed001_bert12_to_3.yaml")
     assert len(plan.stages[0].mappings) == 7
     plan = type(plan)(stages=(type(plan.stages[0])(**{**plan.stages[0].__dict__, "train_steps": 6}),),
                       seed=plan.seed, progress=False)
-    teacher, student = bert(12, 24, 4, 0).eval(), bert(3, 16, 2, 1)
+    teacher = tiny_bert(cls=BertModel, layers=12, hidden=24, heads=4, seed=0, dropout=None).eval()
+    student = tiny_bert(cls=BertModel, layers=3, hidden=16, heads=2, seed=1, dropout=None)
     batches = [{k: v for k, v in b.items() if k != "labels"} for b in toy_batches(3)]
     distiller = Distiller(teacher, student, plan)
     result = distiller.fit(batches)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import VOCAB, tiny_bert
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification, BertModel
+from transformers import BertForSequenceClassification, BertModel
 
 from autodistill.errors import ConfigError
 from autodistill.models.init_from_teacher import InitReport, init_from_teacher
 
-VOCAB = 60
 LAYER_PARTS = (
     "attention.self.query", "attention.self.key", "attention.self.value",
     "attention.output.dense", "attention.output.LayerNorm",
@@ -19,16 +19,9 @@ LAYER_PARTS = (
 EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "LayerNorm")
 
 
-def bert_config(*, hidden=32, layers=4, heads=4, intermediate=64, labels=3) -> BertConfig:
-    return BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers,
-                      num_attention_heads=heads, intermediate_size=intermediate, num_labels=labels,
-                      max_position_embeddings=32, hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0)
-
-
-def bert(*, seed: int, cls=BertForSequenceClassification, **sizes) -> nn.Module:
-    torch.manual_seed(seed)
-    return cls._from_config(bert_config(**sizes), attn_implementation="eager").eval()
+def bert(*, seed: int, layers: int = 4, labels: int = 3, **sizes) -> nn.Module:
+    """The file's models: the shared tiny BERT with 4 layers and 3 labels unless given, in eval mode."""
+    return tiny_bert(seed=seed, layers=layers, labels=labels, **sizes).eval()
 
 
 @pytest.fixture(scope="module")
@@ -224,10 +217,7 @@ def test_more_narrower_heads_than_the_teacher_take_the_first_rows(teacher):
 
 def test_larger_vocabulary_is_a_config_error(teacher):
     """A vocabulary the teacher lacks cannot be filled from it."""
-    torch.manual_seed(1)
-    config = bert_config(layers=2)
-    config.vocab_size = VOCAB + 10
-    student = BertForSequenceClassification._from_config(config, attn_implementation="eager")
+    student = bert(seed=1, layers=2, vocab=VOCAB + 10)
     with pytest.raises(ConfigError, match=r"word_embeddings\.weight.*\(70, 32\).*\(60, 32\)"):
         init_from_teacher(student, teacher)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_bert
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from autodistill.errors import ConfigError
 from autodistill.evaluation import (
@@ -22,11 +23,7 @@ FAST = {"warmup": 2, "repeats": 20, "max_attempts": 1}
 
 
 def bert(hidden: int = 16, layers: int = 1, heads: int = 2) -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=hidden * 2,
-                        max_position_embeddings=128, num_labels=2)
-    return BertForSequenceClassification._from_config(config, attn_implementation="eager")
+    return tiny_bert(hidden=hidden, layers=layers, heads=heads, vocab=100, max_position_embeddings=128, dropout=None)
 
 
 def mlp() -> nn.Sequential:

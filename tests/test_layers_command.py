@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from transformers import BertConfig, BertForSequenceClassification
+from conftest import save_tiny_bert
 
 from autodistill.cli import main
 
 
 def _student(root: Path, *, layers: int = 2) -> Path:
-    folder = root / f"student{layers}"
-    BertForSequenceClassification(BertConfig(
-        vocab_size=17, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=32, num_labels=2,
-        attention_probs_dropout_prob=0.0)).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(root / f"student{layers}", vocab=17, hidden=16, layers=layers, heads=2,
+                          attention_probs_dropout_prob=0.0)
 
 
 def test_one_model_lists_its_modules_with_output_indices_and_shapes(workspace, capsys):
@@ -33,10 +29,7 @@ def test_one_model_lists_its_modules_with_output_indices_and_shapes(workspace, c
 
 
 def test_proposed_mappings_spread_student_blocks_over_the_teacher(workspace, tmp_path, capsys):
-    teacher = tmp_path / "teacher4"
-    BertForSequenceClassification(BertConfig(
-        vocab_size=17, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, num_labels=2)).save_pretrained(teacher)
+    teacher = save_tiny_bert(tmp_path / "teacher4", vocab=17, layers=4)
     assert main(["layers", str(teacher), str(_student(tmp_path))]) == 0
     section = yaml.safe_load(capsys.readouterr().out)["flash_distillation"]
     assert section["block_names"] == ["bert.encoder.layer.0", "bert.encoder.layer.1"]

@@ -11,7 +11,7 @@ import optuna
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import WORDS
+from conftest import WORDS, save_tiny_bert, tiny_tokenizer
 from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
 from autodistill.cli import main
@@ -33,16 +33,9 @@ def mlm_workspace(tmp_path_factory) -> Path:
     """A tiny BERT masked-LM teacher with its tokenizer, a bare encoder (no MLM head), and
     text files (the CSV has a label column, which the task ignores)."""
     root = tmp_path_factory.mktemp("mlm")
-    vocab = root / "vocab"
-    vocab.mkdir()
-    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
-    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=32)
-    torch.manual_seed(0)
-    for name, cls in (("teacher", BertForMaskedLM), ("encoder", BertModel)):
-        cls(config).save_pretrained(root / name)
-        tokenizer.save_pretrained(root / name)
+    tokenizer = tiny_tokenizer(root)
+    save_tiny_bert(root / "teacher", tokenizer=tokenizer, cls=BertForMaskedLM)
+    save_tiny_bert(root / "encoder", tokenizer=tokenizer, cls=BertModel, seed=None)
     (root / "train.csv").write_text("text,label\n" + "".join(f"{t},x\n" for t in TEXTS[:32]))
     (root / "dev.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[32:40]))
     (root / "test.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[40:]))
@@ -253,11 +246,8 @@ def test_seed_003s_pre_training_teacher_searches_as_masked_lm(mlm_workspace, tmp
     prediction_logits) failed in evaluation/accuracy.py with a shape mismatch."""
     from transformers import BertForPreTraining
 
-    torch.manual_seed(0)
-    BertForPreTraining(BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=4, intermediate_size=64,
-                                  max_position_embeddings=32)).save_pretrained(mlm_workspace / "pretraining")
-    BertTokenizerFast.from_pretrained(str(mlm_workspace / "teacher")).save_pretrained(mlm_workspace / "pretraining")
+    save_tiny_bert(mlm_workspace / "pretraining", cls=BertForPreTraining,
+                   tokenizer=BertTokenizerFast.from_pretrained(str(mlm_workspace / "teacher")))
     out = tmp_path / "run"
     config = write_config(mlm_workspace, out, teacher="pretraining")
     config.write_text(config.read_text().replace("AutoModelForMaskedLM", "AutoModelForPreTraining"))

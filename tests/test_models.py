@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import tiny_bert_config
 from transformers import BertConfig, DistilBertConfig, MobileBertConfig
 
 from autodistill.errors import ConfigError, InvalidArchitecture
@@ -11,8 +12,7 @@ from autodistill.models.builders import check_architecture, student_config
 
 
 def test_bert_keys_are_replaced_with_fresh_weights():
-    base = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-                      intermediate_size=64, num_labels=3)
+    base = tiny_bert_config(vocab=50, layers=4, labels=3, dropout=None)
     student = build_student(base, {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2},
                             model_cls="AutoModelForSequenceClassification")
     assert (student.config.hidden_size, student.config.num_hidden_layers, student.config.num_labels) == (16, 1, 3)

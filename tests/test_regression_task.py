@@ -10,8 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import WORDS
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from conftest import WORDS, save_tiny_bert, tiny_tokenizer
+from transformers import BertForSequenceClassification
 
 from autodistill.cli import main
 from autodistill.data import read_text_file
@@ -22,16 +22,7 @@ from autodistill.evaluation.regression import regression_figures
 def regression_workspace(tmp_path_factory) -> Path:
     """A tiny one-output BERT teacher and texts scored by how many positive words they hold."""
     root = tmp_path_factory.mktemp("regression")
-    vocab = root / "vocab"
-    vocab.mkdir()
-    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
-    torch.manual_seed(0)
-    BertForSequenceClassification(BertConfig(
-        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=32, num_labels=1,
-        problem_type="regression")).save_pretrained(root / "teacher")
-    tokenizer.save_pretrained(root / "teacher")
+    save_tiny_bert(root / "teacher", tokenizer=tiny_tokenizer(root), labels=1, problem_type="regression")
     rng = random.Random(0)
     for name, n in (("train.csv", 48), ("dev.jsonl", 16), ("test.jsonl", 16)):
         rows = []

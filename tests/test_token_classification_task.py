@@ -9,9 +9,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
-from conftest import WORDS
-from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+from conftest import WORDS, save_tiny_bert, tiny_tokenizer
+from transformers import BertForTokenClassification, BertTokenizerFast
 
 from autodistill.cli import main
 from autodistill.data.tagged_tokens import TaggedTokens
@@ -24,17 +23,9 @@ TAGS = {"good": "B-POS", "great": "B-POS", "bad": "B-NEG", "awful": "B-NEG"}
 @pytest.fixture(scope="module")
 def tagged_workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tokens")
-    vocab = root / "vocab"
-    vocab.mkdir()
-    (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s"]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(vocab))
     names = sorted({*TAGS.values(), "O"})
-    torch.manual_seed(0)
-    BertForTokenClassification(BertConfig(
-        vocab_size=len(WORDS) + 6, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=32, num_labels=len(names),
-        id2label=dict(enumerate(names)))).save_pretrained(root / "teacher")
-    tokenizer.save_pretrained(root / "teacher")
+    save_tiny_bert(root / "teacher", tokenizer=tiny_tokenizer(root, extra=["##s"]), cls=BertForTokenClassification,
+                   labels=len(names), id2label=dict(enumerate(names)))
     rng = random.Random(0)
     for name, n in (("train.jsonl", 48), ("dev.jsonl", 16), ("test.jsonl", 16)):
         lines = []

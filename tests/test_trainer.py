@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+from conftest import tiny_bert
+from transformers import BertForSequenceClassification, TrainingArguments
 
 from autodistill.config.plan import DistillationPlan, LogitKD, OptimizerSpec, Stage
 from autodistill.distill.trainer import DistillationTrainer
@@ -16,11 +17,7 @@ KD_CONFIG = {"train": {"criterion": {"KnowledgeDistillationLoss": {
 
 
 def bert(hidden: int = 16, layers: int = 1, heads: int = 2, seed: int = 0) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=60, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=2 * hidden,
-                        max_position_embeddings=32, num_labels=2)
-    return BertForSequenceClassification._from_config(config, attn_implementation="eager")
+    return tiny_bert(hidden=hidden, layers=layers, heads=heads, seed=seed, dropout=None)
 
 
 class ToyTask(torch.utils.data.Dataset):
