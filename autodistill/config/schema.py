@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
+from autodistill.config.deployment import DeploymentSection
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
 from autodistill.config.supernet import SupernetSection
@@ -246,6 +247,7 @@ class LatencySection(Section):
 
 class EvaluationSection(Section):
     latency: LatencySection = LatencySection()
+    deployment: DeploymentSection = DeploymentSection()  # the runtime the study measures (config/deployment.py)
     batch_size: Annotated[BoundedInt, Field(ge=1)] = 64
 
 
