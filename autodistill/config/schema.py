@@ -94,10 +94,13 @@ class StudentSection(Section):
 class DataSection(Section):
     """Either files (`train_file`, `validation_file`, `test_file`) or a built-in `corpus`
     split stratified with `fractions` and `split_seed`; `limit` keeps a small stratified
-    sample of every split (for smoke tests)."""
+    sample of every split (for smoke tests). `validation_files: {name: file}` adds named
+    validation sets after `validation_file` (the set "validation"): every set is evaluated
+    and recorded, the first one chooses architectures (data/validation_sets.py)."""
 
     train_file: str | None = None
     validation_file: str | None = None
+    validation_files: dict[Annotated[str, AfterValidator(folder_name)], str] | None = None
     test_file: str | None = None
     corpus: Literal["bbc_news"] | None = None
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
@@ -116,6 +119,16 @@ class DataSection(Section):
         if (self.train_file is None) == (self.corpus is None):
             raise ValueError("give data.train_file (your files) or data.corpus (a built-in corpus), "
                              "exactly one")
+        if self.validation_files is not None and not self.validation_files:
+            raise ValueError("validation_files is empty; give {name: file} pairs or remove it")
+        if self.validation_files and "test" in self.validation_files:
+            raise ValueError("validation_files names a set 'test', whose figures would read as the test "
+                             "split's (test_accuracy); rename that set")
+        if self.validation_files and "validation" in self.validation_files and (
+                self.validation_file is not None or self.corpus is not None):
+            raise ValueError("validation_files names a set 'validation', which is "
+                             + ("validation_file's" if self.corpus is None else "the corpus split's")
+                             + " name; rename that set")
         return self
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from autodistill.data.bbc_news import load_bbc_news
 from autodistill.data.examples import LabelledTexts
 from autodistill.data.splits import split_indices, stratified_split
 from autodistill.data.text_files import read_text_file
 from autodistill.data.token_files import read_tagged_file
+from autodistill.data.validation_sets import named_files, read_validation_sets
 from autodistill.errors import ConfigError
 
 
@@ -18,6 +19,12 @@ class Splits:
     validation: LabelledTexts
     test: LabelledTexts | None
     description: dict
+    # every validation set by name, `validation` (the one architectures are chosen on) first
+    validations: dict[str, LabelledTexts] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.validations:
+            object.__setattr__(self, "validations", {"validation": self.validation})
 
 
 def _limited(data: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts:
@@ -35,6 +42,15 @@ def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[
     word, JSON Lines: token classification) or "none" (masked
     LM: only the files' text column is read; the corpus keeps its classes, which then only
     stratify the split)."""
+    def read(path: str, names: tuple[str, ...] | None = None) -> LabelledTexts:
+        if labels == "tags":
+            return read_tagged_file(path, text_column=section.text_column, label_column=section.label_column,
+                                    label_names=list(names) if names else section.label_names)
+        return read_text_file(path, text_column=section.text_column,
+                              label_column=None if labels == "none" else section.label_column,
+                              targets=labels == "targets",
+                              label_names=list(names) if names else section.label_names)
+
     if section.corpus is not None:
         if labels in ("targets", "tags"):
             raise ConfigError(f"data.corpus: the {section.corpus} corpus has a class per text, not the "
@@ -43,29 +59,33 @@ def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[
         corpus = load_bbc_news()
         train, validation, test = stratified_split(corpus, fractions=section.fractions,
                                                    seed=section.split_seed)
+        validations = {"validation": validation}
+        files = named_files(None, section.validation_files)  # the corpus's own split is "validation"
         description = {"corpus": section.corpus, "fingerprint": corpus.fingerprint(),
                        "fractions": list(section.fractions), "split_seed": section.split_seed}
+        train_file = f"the {section.corpus} corpus"
     else:
-        def read(path: str, names: tuple[str, ...] | None = None) -> LabelledTexts:
-            if labels == "tags":
-                return read_tagged_file(path, text_column=section.text_column, label_column=section.label_column,
-                                        label_names=list(names) if names else section.label_names)
-            return read_text_file(path, text_column=section.text_column,
-                                  label_column=None if labels == "none" else section.label_column,
-                                  targets=labels == "targets",
-                                  label_names=list(names) if names else section.label_names)
-
-        train = read(section.train_file)
-        if section.validation_file is None:
-            raise ConfigError("data.validation_file is required: architectures are chosen on it")
-        validation = read(section.validation_file, train.label_names)
+        train, validations, train_file = read(section.train_file), {}, section.train_file
+        files = named_files(section.validation_file, section.validation_files)
+        if not files:
+            raise ConfigError("data.validation_file (or data.validation_files) is required: "
+                              "architectures are chosen on it")
         test = read(section.test_file, train.label_names) if section.test_file else None
         description = {"train_file": section.train_file, "validation_file": section.validation_file,
                        "test_file": section.test_file, "fingerprint": train.fingerprint()}
+    classes = labels == "classes"  # read with their own names, then mapped onto training's classes
+    validations.update(read_validation_sets(files, lambda path: read(path, None if classes else train.label_names),
+                                            train, train_file=train_file, classes=classes))
+    if section.validation_files:
+        description["validation_files"] = dict(section.validation_files)
     seed = section.split_seed
-    train, validation = _limited(train, section.limit, seed), _limited(validation, section.limit, seed)
+    train = _limited(train, section.limit, seed)
+    validations = {name: _limited(data, section.limit, seed) for name, data in validations.items()}
     test = _limited(test, section.limit, seed) if test is not None else None
-    description.update(sizes={"train": len(train), "validation": len(validation),
+    first = next(iter(validations.values()))
+    description.update(sizes={"train": len(train), "validation": len(first),
                               "test": len(test) if test is not None else 0},
                        label_names=list(train.label_names), limit=section.limit)
-    return Splits(train, validation, test, description)
+    if len(validations) > 1:
+        description["sizes"]["validation_sets"] = {name: len(data) for name, data in validations.items()}
+    return Splits(train, first, test, description, validations)

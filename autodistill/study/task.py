@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autodistill.config.schema import SearchRunConfig
 from autodistill.data import make_loader
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
+from autodistill.distill.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.distill.teacher_cache import TeacherCache, teacher_fingerprint
 from autodistill.errors import AutodistillError, InvalidArchitecture
 from autodistill.evaluation.latency import (
@@ -36,7 +38,6 @@ from autodistill.evaluation.latency import (
 )
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config
-from autodistill.distill.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.study.objectives import LATENCY
 from autodistill.study.protocol import TrainedStudent
@@ -83,10 +84,16 @@ class DistillationTask:
         self.teacher = load_pretrained(location, model_cls=section.model_cls, role="teacher",
                                        attn_implementation=section.attn_implementation,
                                        **self.model_kwargs).eval()
-        self.train_loader = make_loader(self.train_set, batch_size=data.batch_size, shuffle=True,
-                                        seed=config.auto_distillation.seed)
+        self.train_loader = self._train_loader()
         evaluation = config.auto_distillation.evaluation
-        self.validation_loader = make_loader(validation_set, batch_size=evaluation.batch_size, shuffle=False)
+        # every validation set by name; the first (`validation_loader`) chooses architectures
+        self.validation_loaders = {name: make_loader(
+            validation_set if index == 0 else self.kind.datasets(
+                replace(self.splits, train=part, validation=part, test=None), self.tokenizer,
+                max_length=data.max_length, seed=data.split_seed)[1],
+            batch_size=evaluation.batch_size, shuffle=False)
+            for index, (name, part) in enumerate(self.splits.validations.items())}
+        self.validation_loader = next(iter(self.validation_loaders.values()))
         self.test_loader = None if test_set is None else make_loader(
             test_set, batch_size=evaluation.batch_size, shuffle=False)
         latency = evaluation.latency
@@ -183,17 +190,30 @@ class DistillationTask:
         loader = make_loader(self.train_set, batch_size=self.config.data.batch_size, shuffle=False)
         return [batch for batch, _ in zip(loader, range(count))]
 
+    def _train_loader(self) -> DataLoader:
+        """The training batches in the order the seed fixes: a fresh loader per trial, so every
+        trial (and a retry resuming a lost one) sees the same order whatever ran before it."""
+        return make_loader(self.train_set, batch_size=self.config.data.batch_size, shuffle=True,
+                           seed=self.config.auto_distillation.seed)
+
     def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent:
-        """Flash then regular distillation from the teacher; the student with its feature matchers."""
+        """Flash then regular distillation from the teacher; the student with its feature matchers.
+
+        With `eval_every_steps`, every validation set is evaluated (and logged) during training."""
         section = self.config.auto_distillation
         plan = section.plan(student_layers=_depth(student), teacher_layers=_depth(self.teacher))
         distiller = Distiller(self.teacher, student, plan, teacher_cache=self.teacher_cache,
                               callbacks=callbacks, quiet=self.quiet)
-        distiller.fit(self.train_loader)
+
+        def evaluate(model: nn.Module, loader: Any) -> Mapping[str, float]:
+            return self.kind.evaluate(model, loader, device=distiller.device)
+
+        distiller.fit(self._train_loader(), self.validation_loaders if plan.eval_every_steps else None,
+                      eval_fn=evaluate)
         return TrainedStudent(student, {"matchers": distiller.matchers})
 
     def validation_accuracy(self, model: nn.Module) -> float:
-        """The task's `accuracy` on the validation split (masked LM: masked-token accuracy)."""
+        """The task's `accuracy` on the (first) validation set (masked LM: masked-token accuracy)."""
         return self.kind.evaluate(model, self.validation_loader, device=next(model.parameters()).device)["accuracy"]
 
     def checkpoint_score(self, model: nn.Module) -> float:
@@ -201,11 +221,16 @@ class DistillationTask:
         return self.validation_accuracy(model)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """The task's figures on the validation split (`accuracy` chooses architectures; masked LM
-        adds `perplexity`) and on the test split, prefixed `test_` (reported only)."""
+        """The task's figures on the first validation set (`accuracy` chooses architectures; masked
+        LM adds `perplexity`), on every other one prefixed with its name (`<name>_accuracy`) and on
+        the test split, prefixed `test_` (reported only)."""
         started = time.perf_counter()
         device = next(model.parameters()).device
-        result: dict[str, float] = dict(self.kind.evaluate(model, self.validation_loader, device=device))
+        result: dict[str, float] = {}
+        for index, (name, loader) in enumerate(self.validation_loaders.items()):
+            prefix = "" if index == 0 else f"{name}_"
+            result.update({prefix + metric: value for metric, value in
+                           self.kind.evaluate(model, loader, device=device).items()})
         if self.test_loader is not None:
             result.update({f"test_{name}": value for name, value in
                            self.kind.evaluate(model, self.test_loader, device=device).items()})
