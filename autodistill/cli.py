@@ -30,7 +30,7 @@ from autodistill.errors import AutodistillError, ConfigError
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from autodistill.distill.run import load_run_config, run_distillation
+    from autodistill.distill_run import load_run_config, run_distillation
 
     config = load_run_config(args.config).overridden(output_dir=args.output_dir)
     result = run_distillation(config, quiet=args.quiet, resume=args.resume)

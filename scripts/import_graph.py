@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tasks",),
     ("distill",),
     ("evaluation", "models", "data"),
-    ("losses", "capture", "modes", "precision", "atomic_file", "interrupts"),
+    ("losses", "capture", "modes", "precision", "atomic_file", "interrupts", "tables"),
     ("config", "space"),
     ("errors", "registry", "registries", "paths"),
 )
@@ -57,7 +57,7 @@ class Arrow:
 
 
 def part_of(file: Path, root: Path) -> str:
-    """The first-level part a file of the package belongs to (`distill/run.py` -> `distill`)."""
+    """The first-level part a file of the package belongs to (`distill/distiller.py` -> `distill`)."""
     return file.relative_to(root).parts[0].removesuffix(".py")
 
 

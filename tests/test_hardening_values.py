@@ -290,7 +290,7 @@ def stop_at_the_work(monkeypatch):
     monkeypatch.setattr(TeacherCache, "_build", reached)
     monkeypatch.setattr(task, "measure_latency", reached)
     monkeypatch.setattr(task, "measure_latencies", reached)
-    monkeypatch.setattr("autodistill.distill.run.build_student", reached)  # distill's student: sizes are random
+    monkeypatch.setattr("autodistill.distill_run.build_student", reached)  # distill's student: sizes are random
 
 
 def _under(path: str, root: Path) -> bool:

@@ -8,18 +8,22 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
+from torch.utils.data import DataLoader
 
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import DistillRunConfig, TeacherSection
-from autodistill.data import TokenizedDataset, make_loader, read_text_file
+from autodistill.data import LabelledTexts, PairedInputs, TokenizedDataset, make_loader, read_text_file
 from autodistill.data.examples import check_teacher_classes
+from autodistill.data.validation_sets import named_files, read_validation_sets
 from autodistill.distill.checkpoint import LATEST, latest
 from autodistill.distill.distiller import Distiller, FitResult, seed_everything
 from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.models import build_student, load_pretrained
+from autodistill.models.builders import with_vocabulary
 from autodistill.preflight import (
     check_attn_implementation,
     check_device,
@@ -27,6 +31,7 @@ from autodistill.preflight import (
     check_mapping_paths,
     check_sequence_length,
     check_student_values,
+    check_student_vocabulary,
     load_tokenizer,
     model_config,
     model_location,
@@ -90,14 +95,28 @@ def _preflight(config: DistillRunConfig, *, resume: bool) -> None:
                 check_student_values(None, teacher_config, config.student.overrides,
                                      max_length=config.data.max_length, fixed_key="student.overrides")
             reads[key] = section.model
-    for key, location in (("student.model", config.student.model), ("data.tokenizer", config.data.tokenizer)):
+    for key, location in (("student.model", config.student.model), ("data.tokenizer", config.data.tokenizer),
+                          ("student.tokenizer", config.student.tokenizer)):
         if location is not None:
-            model_location(location, key=key)
+            model_location(location, key=key, tokenizer=key == "student.tokenizer")
             reads[key] = location
     out = Path(config.output_dir)
     _check_resume(out, resume=resume)
     # an interrupted run's folder holds its checkpoints (and no summary yet): it is this run's own
     check_distill_output(out, reads=reads, own_file=f"{CHECKPOINTS}/{LATEST}" if resume else SUMMARY)
+
+
+def _student_tokenizer(config: DistillRunConfig) -> Any:
+    """The student's own tokenizer (`student.tokenizer`, other than the teacher's), or None; a saved
+    student (student.model) must have an embedding row for each of its tokens."""
+    if not config.student_reads_other_tokens:
+        return None
+    assert config.student.tokenizer is not None
+    tokenizer = load_tokenizer(config.student.tokenizer, key="student.tokenizer")
+    if config.student.model is not None:
+        check_student_vocabulary(model_config(config.student.model, key="student.model"), tokenizer,
+                                 key="student.model")
+    return tokenizer
 
 
 def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: bool = False
@@ -106,6 +125,7 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
     from there with `resume`); save student, matchers and tokenizer; evaluate."""
     started = time.perf_counter()
     _preflight(config, resume=resume)
+    student_tokenizer = _student_tokenizer(config)  # before the teachers: a bad one costs no load
     sections = config.teacher_list
     teachers = {s.name or f"teacher{i}": _teacher(s) for i, s in enumerate(sections)}
     first = next(iter(teachers.values()))
@@ -115,7 +135,8 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
                                   attn_implementation=config.student.attn_implementation)
     else:  # seeded: one config gives one student, so a run and its resumption can be compared
         seed_everything(config.distillation.seed)
-        student = build_student(first.config, config.student.overrides, model_cls=student_cls,
+        base = first.config if student_tokenizer is None else with_vocabulary(first.config, student_tokenizer)
+        student = build_student(base, config.student.overrides, model_cls=student_cls,
                                 attn_implementation=config.student.attn_implementation)
     if len(teachers) == 1:  # a mapping names the key it is under before the data is read
         check_mapping_paths(config.distillation, teacher=first, student=student, prefix="distillation")
@@ -128,30 +149,42 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
     for name, teacher in teachers.items():
         check_teacher_classes(train, teacher.config.num_labels, teacher=f"teacher {name!r}")
     train_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)
+    if student_tokenizer is not None:  # each split tokenised once for each model
+        train_set = PairedInputs(train_set, TokenizedDataset(train, student_tokenizer, max_length=data.max_length))
     loader = make_loader(train_set, batch_size=data.batch_size, shuffle=True,
                          seed=config.distillation.seed)
 
-    dev_loader = None
-    if data.validation_file is not None:  # read before training: a bad file stops the run at once
-        dev = read_text_file(data.validation_file, text_column=data.text_column,
-                             label_column=data.label_column, label_names=list(train.label_names))
-        dev_loader = make_loader(TokenizedDataset(dev, tokenizer, max_length=data.max_length),
-                                 batch_size=data.eval_batch_size, shuffle=False)
+    def read(path: str) -> LabelledTexts:
+        return read_text_file(path, text_column=data.text_column, label_column=data.label_column,
+                              label_names=data.label_names)
+
+    # read before training: a bad file stops the run at once; the first set is the one reported
+    dev_sets = read_validation_sets(named_files(data.validation_file, data.validation_files), read, train,
+                                    train_file=data.train_file, classes=True)
+    def dev_loader_for(dev: LabelledTexts, reader: Any) -> DataLoader:
+        return make_loader(TokenizedDataset(dev, reader, max_length=data.max_length),
+                           batch_size=data.eval_batch_size, shuffle=False)
+
+    # the student is scored on its own tokens (student.tokenizer), the teacher on its own
+    dev_loaders = {name: dev_loader_for(dev, student_tokenizer or tokenizer) for name, dev in dev_sets.items()}
+    dev_loader = teacher_dev_loader = next(iter(dev_loaders.values()), None)
+    if dev_sets and student_tokenizer is not None:
+        teacher_dev_loader = dev_loader_for(next(iter(dev_sets.values())), tokenizer)
 
     distiller = Distiller(teachers, student, config.distillation, quiet=quiet)
     out = Path(config.output_dir)
     checkpoints = out / CHECKPOINTS
-    fit = distiller.fit(loader, eval_loaders={"validation": dev_loader} if dev_loader is not None else None,
+    fit = distiller.fit(loader, eval_loaders=dev_loaders or None,
                         checkpoint_dir=checkpoints, resume_from=checkpoints if resume else None,
                         log_dir=out / "tensorboard")
     distiller.save(out)
-    tokenizer.save_pretrained(out)
+    (student_tokenizer or tokenizer).save_pretrained(out)  # the tokenizer the saved student reads
 
     student_acc = teacher_acc = None
     if dev_loader is not None:
         precision = distiller.plan.precision
         student_acc = accuracy(student, dev_loader, device=distiller.device, precision=precision)
-        teacher_acc = accuracy(first, dev_loader, device=distiller.device, precision=precision)
+        teacher_acc = accuracy(first, teacher_dev_loader, device=distiller.device, precision=precision)
     result = DistillRunResult(out, fit, time.perf_counter() - started, student_acc, teacher_acc)
     summary = {
         "stages": [{"name": s.name, "steps": len(s.losses), "first_loss": s.losses[0] if s.losses else None,
