@@ -17,6 +17,7 @@ from autodistill.config.deployment import DeploymentSection
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
 from autodistill.config.supernet import SupernetSection
+from autodistill.config.tokenizers import mapping_refusal, reads_other_tokens, task_refusal
 from autodistill.errors import ConfigError, did_you_mean
 from autodistill.paths import folder_name
 
@@ -82,6 +83,7 @@ class StudentSection(Section):
     model_cls: str | None = None
     overrides: dict[str, int | float | str | bool] = {}
     attn_implementation: str | None = "eager"
+    tokenizer: str | None = None  # the student's own tokenizer (config/tokenizers.py); default: the teacher's
 
     @model_validator(mode="after")
     def _one_source(self) -> StudentSection:
@@ -153,6 +155,18 @@ class DistillRunConfig(Section):
     def teacher_list(self) -> list[TeacherSection]:
         return [self.teacher] if self.teacher is not None else list(self.teachers or [])
 
+    @property
+    def student_reads_other_tokens(self) -> bool:
+        return _reads_other_tokens({"student": self.student, "data": self.data, "teacher": self.teacher_list[0]})
+
+    @field_validator("distillation")
+    @classmethod
+    def _no_mappings_across_tokenizers(cls, section: DistillationSection, info: ValidationInfo
+                                       ) -> DistillationSection:
+        if _reads_other_tokens(info.data):
+            _refuse_mappings(section)
+        return section
+
 
 class SearchSection(Section):
     """Seed 003's `search:` block, plus where the study lives.
@@ -180,6 +194,8 @@ class SearchSection(Section):
     heartbeat_seconds: Annotated[BoundedInt, Field(ge=1)] = 60
     heartbeat_grace_seconds: Annotated[BoundedInt, Field(ge=2)] | None = None
     max_retries: Annotated[BoundedInt, Field(ge=0)] = 3
+    # a retried trial of a lost worker resumes from its checkpoint (study/trial_checkpoints.py)
+    resume_trials: bool = True
     train_func: str | None = None
     eval_func: str | None = None
     model_builder: str | None = None
@@ -275,6 +291,7 @@ class StudentBuilderSection(Section):
     model_type: str | None = None
     fixed: dict[str, int | float | str | bool] = {}
     attn_implementation: str | None = "eager"
+    tokenizer: str | None = None  # the students' own tokenizer (config/tokenizers.py); default: the teacher's
     init_from_teacher: bool = False
     # reorder the teacher's heads and FFN neurons by importance first (autodistill.supernet.importance),
     # so init_from_teacher copies the most important ones
@@ -389,5 +406,39 @@ class SearchRunConfig(Section):
         return self
 
     @property
+    def student_reads_other_tokens(self) -> bool:
+        return _reads_other_tokens({"student": self.student, "data": self.data, "teacher": self.teacher})
+
+    @field_validator("auto_distillation")
+    @classmethod
+    def _tokenizers(cls, section: AutoDistillationSection, info: ValidationInfo) -> AutoDistillationSection:
+        from autodistill.tasks import TASK_KINDS
+
+        task = info.data.get("task")
+        if task is not None and _reads_other_tokens(info.data):
+            refusal = task_refusal(task, TASK_KINDS.get(task).labels)
+            if refusal is not None:
+                raise ValueError(refusal)
+            _refuse_mappings(section)
+        return section
+
+    @property
     def search(self) -> SearchSection:
         return self.auto_distillation.search
+
+
+def _reads_other_tokens(fields: dict[str, Any]) -> bool:
+    """Whether a run config's student (its validated sections by name) has a tokenizer of its own."""
+    teacher = fields.get("teacher") or next(iter(fields.get("teachers") or []), None)
+    return reads_other_tokens(getattr(fields.get("student"), "tokenizer", None),
+                              getattr(fields.get("data"), "tokenizer", None) or getattr(teacher, "model", None))
+
+
+def _refuse_mappings(section: DistillationSection) -> None:
+    """No feature mapping across tokenizers (config/tokenizers.py); a templated flash stage is
+    expanded for one layer, enough to see whether it maps anything."""
+    stages = section.plan(student_layers=1, teacher_layers=1).stages
+    refusal = mapping_refusal(stages)
+    if refusal is not None:
+        kind = next(s.kind for s in stages if s.mappings)
+        raise ValueError(f"{'flash_distillation' if kind == 'flash' else 'regular_distillation'}: {refusal}")

@@ -6,8 +6,13 @@ The default handles
 - seed 001's 4-tuples, mapped by position to `TUPLE_FIELDS` = (`input_ids`, `attention_mask`,
   `token_type_ids`, `labels`): the first three are passed by name, the mask is the padding mask.
 A tuple of any other length is refused (`TupleBatchError`): give dict batches, or subclass
-`DataAdaptor` to say what each position is (also to feed the teacher and the student
-different inputs from one batch).
+`DataAdaptor` to say what each position is.
+
+Teacher and student may read different inputs (a student tokenizer other than the teacher's,
+`student.tokenizer`): a dict batch then carries the student's tensors under `student_<name>`
+(`student_input_ids`, `student_attention_mask`, ...; autodistill.data.PairedInputs makes them).
+`teacher_inputs` never passes them; `student_inputs` passes them, without the prefix, instead of
+the teacher's; `attention_mask` stays the teacher's.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 import torch
 
+from autodistill.data.paired import STUDENT_PREFIX
 from autodistill.errors import ConfigError
 
 LABEL_KEYS = ("labels", "label")
@@ -74,6 +80,10 @@ class DataAdaptor:
             return None if fields is None else fields["attention_mask"]
         return None
 
+    def separate_inputs(self, batch: Any) -> bool:
+        """Whether the student reads inputs of its own in `batch` (`student_<name>` fields)."""
+        return isinstance(batch, Mapping) and any(str(k).startswith(STUDENT_PREFIX) for k in batch)
+
     def _inputs(self, batch: Any, with_labels: bool) -> ModelInputs:
         if isinstance(batch, (tuple, list)):
             fields = _tuple_fields(batch)
@@ -82,11 +92,17 @@ class DataAdaptor:
             batch = fields
         if isinstance(batch, Mapping):
             return ModelInputs(**{k: v for k, v in batch.items() if k not in NON_INPUT_KEYS
+                                  and not str(k).startswith(STUDENT_PREFIX)
                                   and (with_labels or k not in LABEL_KEYS)})
         return ModelInputs(batch)
 
     def student_inputs(self, batch: Any, *, with_labels: bool) -> ModelInputs:
-        return self._inputs(batch, with_labels and self.pass_labels_to_student)
+        with_labels = with_labels and self.pass_labels_to_student
+        if self.separate_inputs(batch):
+            own = {k.removeprefix(STUDENT_PREFIX): v for k, v in batch.items() if k.startswith(STUDENT_PREFIX)}
+            labels = {k: v for k, v in batch.items() if with_labels and k in LABEL_KEYS}
+            return ModelInputs(**own, **labels)
+        return self._inputs(batch, with_labels)
 
     def teacher_inputs(self, batch: Any) -> ModelInputs:
         return self._inputs(batch, False)

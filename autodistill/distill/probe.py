@@ -18,6 +18,7 @@ from torch import nn
 
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import DistillationPlan, LayerMapping, Stage
+from autodistill.config.tokenizers import mapping_refusal
 from autodistill.data.adaptor import DataAdaptor
 from autodistill.distill.freezing import select_parameters
 from autodistill.errors import AutodistillError, ConfigError, MappingError
@@ -81,6 +82,9 @@ class PlanProbe:
         plan_targets = [[(m, teachers_for(m, self.names, s)) for m in s.mappings] for s in stages]
         for stage in stages:
             select_parameters(self.student, stage.trainable)  # every block names real parameters
+        refusal = mapping_refusal(stages) if self.adaptor.separate_inputs(batch) else None
+        if refusal is not None:
+            raise MappingError(refusal)
         labels = self.adaptor.labels(batch)
         _require_labels(stages, labels)
         mask = self.adaptor.attention_mask(batch)

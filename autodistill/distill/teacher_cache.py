@@ -7,12 +7,13 @@ memory-mapped `.npy` array (float16 for features, float32 for logits), and hands
 trial's batches the rows they need. Every trial, and every worker process on the same
 machine, reads the same files.
 
-Keys are content hashes: the directory is keyed by the teacher's weights and the token
-tensors, each file by its module path and output index, so a changed teacher or dataset
-never reads a stale cache. A feature file is written under a temporary name and renamed
-when complete, with its marker written after; a file without its marker (a killed build)
-is rebuilt, and the temporaries of a build killed with -9 are removed by the next. Before a
-build writes, the space its files need is checked against the disk's free space and allocated
+Keys are content hashes: the directory is keyed by the teacher's weights and the teacher's
+token tensors (students with tokenizers of their own share it: `PairedInputs.teacher`), each
+file by its module path and output index, so a changed teacher or dataset never reads a
+stale cache. A feature file is written under a temporary name and renamed when complete,
+with its marker written after; a file without its marker (a killed build) is rebuilt, and
+the temporaries of a build killed with -9 are removed by the next. Before a build writes,
+the space its files need is checked against the disk's free space and allocated
 (memory-mapped writes to a full disk would kill the process with SIGBUS): a full disk is one
 `DiskSpaceError` and the next run, with space, builds the cache. Use it only for a teacher in
 eval mode on fixed inputs: with augmentation or teacher dropout the outputs differ per step,
@@ -40,6 +41,7 @@ from torch.utils.data import default_collate
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.capture import FeatureCapture
 from autodistill.config.plan import OutputIndex, Stage
+from autodistill.data.paired import PairedInputs
 from autodistill.data.adaptor import DataAdaptor, to_device
 from autodistill.errors import ConfigError, DiskSpaceError
 from autodistill.losses.logits import extract_logits
@@ -96,11 +98,13 @@ class TeacherCache:
         if not hasattr(dataset, "fingerprint"):
             raise ConfigError("a teacher cache needs a dataset with a fingerprint() "
                               "(autodistill.data.TokenizedDataset)")
-        self.teacher, self.dataset = teacher, dataset
+        # a student with its own tokenizer reads other tensors: the teacher's outputs, and so the
+        # cache, depend on the teacher's inputs alone (any student tokenizer shares one cache)
+        self.teacher, self.dataset = teacher, dataset.teacher if isinstance(dataset, PairedInputs) else dataset
         self.adaptor = adaptor or DataAdaptor()
         self.batch_size = batch_size
         self.feature_dtype = np.dtype(feature_dtype)
-        key = hashlib.sha256(f"{teacher_fingerprint(teacher)}:{dataset.fingerprint()}".encode())
+        key = hashlib.sha256(f"{teacher_fingerprint(teacher)}:{self.dataset.fingerprint()}".encode())
         self.directory = Path(root) / key.hexdigest()[:24]
         self._arrays: dict[Feature, np.ndarray] = {}
         self.built: list[Feature] = []  # features this object computed (the rest were hits)

@@ -26,7 +26,16 @@ def student_config(base: PretrainedConfig, overrides: Mapping[str, Any]) -> Pret
             )
         check_value(base, key, value)
         setattr(config, key, value)
+    _derive_sizes(config)
     return config
+
+
+def _derive_sizes(config: PretrainedConfig) -> None:
+    """Recompute the sizes a config derives from others when it is made (setattr does not):
+    MobileBERT's attention width `true_hidden_size` is `intra_bottleneck_size` with
+    `use_bottleneck`, else `hidden_size`."""
+    if hasattr(config, "true_hidden_size") and hasattr(config, "intra_bottleneck_size"):
+        config.true_hidden_size = config.intra_bottleneck_size if config.use_bottleneck else config.hidden_size
 
 
 def _is_count(key: str) -> bool:
@@ -69,17 +78,27 @@ ARCHITECTURE_KEYS = ("hidden_size", "num_attention_heads", "intra_bottleneck_siz
 
 
 def check_architecture(config: Any) -> None:
-    """Reject, before building, combinations no model can have."""
-    hidden = getattr(config, "hidden_size", None)
+    """Reject, before building, combinations no model can have: the width the attention heads
+    split must be a multiple of num_attention_heads (hidden_size, or MobileBERT's
+    intra_bottleneck_size with use_bottleneck: its heads split the bottleneck, so any
+    hidden_size fits them, e.g. seed 003's 246)."""
     heads = getattr(config, "num_attention_heads", None)
-    if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 and hidden % heads:
-        raise InvalidArchitecture(
-            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
-    bottleneck = getattr(config, "intra_bottleneck_size", None)
-    if getattr(config, "use_bottleneck", False) and isinstance(bottleneck, int) and isinstance(heads, int) \
-            and bottleneck % heads:
-        raise InvalidArchitecture(
-            f"intra_bottleneck_size {bottleneck} is not divisible by num_attention_heads {heads}")
+    bottleneck = getattr(config, "use_bottleneck", False) and getattr(config, "intra_bottleneck_size", None)
+    key = "intra_bottleneck_size" if isinstance(bottleneck, int) else "hidden_size"
+    width = getattr(config, key, None)
+    if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads:
+        raise InvalidArchitecture(f"{key} {width} is not divisible by num_attention_heads {heads}")
+
+
+def with_vocabulary(base: PretrainedConfig, tokenizer: Any) -> PretrainedConfig:
+    """A copy of `base` sized for `tokenizer` (a student tokenizer other than the teacher's,
+    `student.tokenizer`): its length as `vocab_size` (added tokens included), its padding id as
+    `pad_token_id` (the embedding's padding row)."""
+    config = copy.deepcopy(base)
+    config.vocab_size = len(tokenizer)
+    if tokenizer.pad_token_id is not None:
+        config.pad_token_id = tokenizer.pad_token_id
+    return config
 
 
 def build_student(base: PretrainedConfig, overrides: Mapping[str, Any], *, model_cls: str,

@@ -12,6 +12,9 @@ What is copied, for BERT-family models (BertModel, BertFor*, and any model with 
 module layout, found by module paths rather than by class):
 
 - the embeddings (`<base>.embeddings.{word,position,token_type}_embeddings`, `LayerNorm`);
+  a student with a tokenizer of its own (`shared_vocabulary=False`, `student.tokenizer`) keeps
+  its randomly initialised word embeddings: its token ids name other pieces than the teacher's
+  rows (it is reported under `skipped`); positions, token types and the rest are copied;
 - for each student layer i, teacher layer `layer_map[i]`: attention query/key/value and
   output, the intermediate and output dense layers and both LayerNorms. By default the
   teacher layers are spread evenly, student layer i <- teacher layer
@@ -57,6 +60,7 @@ _SHARED = frozenset({
     "pooler.dense.weight",
     "pooler.dense.bias",
 })
+_WORDS = "embeddings.word_embeddings.weight"  # rows indexed by token id: the tokenizer's own
 _LAYER = re.compile(r"encoder\.layer\.(\d+)\.(.+)")
 # per-layer parameter -> the axis laid out as [heads, head_dim] (None: plain first-n slicing)
 _LAYER_PARAMS: dict[str, int | None] = {
@@ -204,12 +208,13 @@ def _source(rel: str, t_base: str, layer_map: tuple[int, ...]) -> tuple[str, int
 
 
 def init_from_teacher(student: nn.Module, teacher: nn.Module, *,
-                      layer_map: Sequence[int] | None = None) -> InitReport:
+                      layer_map: Sequence[int] | None = None, shared_vocabulary: bool = True) -> InitReport:
     """Fill `student` in place from `teacher`'s weights (see the module docstring).
 
     `layer_map[i]` is the teacher layer copied into student layer i; by default the teacher's
-    layers spread evenly. Every check runs before any copy, so on ConfigError the student is
-    unchanged. Teacher tensors are copied, never shared.
+    layers spread evenly. `shared_vocabulary=False` (the student's tokenizer is not the
+    teacher's) leaves the word embeddings fresh. Every check runs before any copy, so on
+    ConfigError the student is unchanged. Teacher tensors are copied, never shared.
     """
     s_base, t_base = _base_prefix(student, "student"), _base_prefix(teacher, "teacher")
     s_layers = len(student.get_submodule(_join(s_base, "encoder.layer")))
@@ -228,7 +233,8 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, *,
             # outside the base model: only the classifier is known, and only for equal label counts
             found = (name, None, None) if name.startswith(_CLASSIFIER) and labels_match else None
         else:
-            found = _source(name[len(s_prefix):], t_base, layer_map)
+            rel = name[len(s_prefix):]
+            found = None if rel == _WORDS and not shared_vocabulary else _source(rel, t_base, layer_map)
         if found is None or found[0] not in teacher_params:
             skipped.append(name)
             continue
