@@ -16,8 +16,7 @@ value and the fix.
 - `first_valid_architecture`: some architecture of the search space can be built.
 - `check_mapping_paths`: every layer mapping and flash block names a module of the teacher and of
   a student (both built on the meta device: no weights, no memory).
-- `check_existing_study`: a study of the same name has the same objectives, search space, data
-  and teacher (`check_study_binding`); a new study finds no students of an earlier one in its folder.
+- (a study of the same name: `autodistill.study.existing_study.check_existing_study`)
 - `check_distill_output`: `distill`'s output folder is new, empty or its own earlier run, and no
   model folder it reads.
 """
@@ -76,12 +75,13 @@ def check_distill_output(path: str | Path, *, reads: Mapping[str, str], own_file
                           f"what is there; {fix}")
 
 
-def model_location(location: str, *, key: str) -> None:
-    """A local model folder exists and holds config.json; a hub name is left to `from_pretrained`."""
+def model_location(location: str, *, key: str, tokenizer: bool = False) -> None:
+    """A local model folder exists and holds config.json (a tokenizer's folder need not); a hub name
+    is left to `from_pretrained`."""
     path = Path(location).expanduser()
     what = "give a folder written by save_pretrained (config.json and weights) or a hub name"
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not tokenizer and not (path / "config.json").is_file():
             raise ConfigError(f"{key}: folder {location!r} holds no config.json; {what}")
         return
     if path.exists():
@@ -107,12 +107,32 @@ def load_tokenizer(location: str, *, key: str) -> Any:
     """`AutoTokenizer.from_pretrained(location)` with an error naming the key."""
     from transformers import AutoTokenizer
 
-    model_location(location, key=key)
+    model_location(location, key=key, tokenizer=True)
+    other = ("remove student.tokenizer (the student then reads the teacher's)" if key == "student.tokenizer"
+             else "set data.tokenizer")
     try:
         return AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{key}: no tokenizer can be loaded from {location!r}: {_first_line(exc)}; save the "
-                          "tokenizer into the folder (tokenizer.save_pretrained) or set data.tokenizer") from None
+                          f"tokenizer into the folder (tokenizer.save_pretrained) or {other}") from None
+
+
+def check_student_tokenizer(location: str, *, strategy: str) -> None:
+    """A search's `student.tokenizer` loads, and its strategy can build students for it: a supernet
+    slices its students out of the teacher, embeddings included, so it has the teacher's vocabulary."""
+    if strategy == "supernet":
+        raise ConfigError("student.tokenizer: search.strategy supernet slices every student out of the "
+                          "teacher, whose embeddings are for the teacher's tokens; set search.strategy: "
+                          "per_trial, or remove student.tokenizer")
+    load_tokenizer(location, key="student.tokenizer")
+
+
+def check_student_vocabulary(student_config: Any, tokenizer: Any, *, key: str) -> None:
+    """A student loaded as saved has an embedding row for every token of its own tokenizer."""
+    size = getattr(student_config, "vocab_size", None)
+    if isinstance(size, int) and size < len(tokenizer):
+        raise ConfigError(f"student.tokenizer has {len(tokenizer):,} tokens but {key}'s vocab_size is {size:,}; "
+                          "give the tokenizer the student was trained with, or a student built for it")
 
 
 def _first_line(exc: Exception) -> str:
@@ -274,90 +294,3 @@ def check_mapping_paths(section: Any, *, teacher: Any | None, student: Any | Non
             except CaptureError as exc:
                 names = "block_names" if stage.kind == "flash" else "trainable"
                 raise ConfigError(f"{where}.{names}: {exc}") from None
-
-
-def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any], space: Any,
-                         binding: Mapping[str, Any] | None = None, students: Path | None = None) -> None:
-    """A study of this name, if the storage has one, has these objectives, a compatible space and
-    the same data and teacher (`binding`, study/binding.py); if it has none, `students` (its folder
-    of saved students) holds nothing of an earlier study of that name.
-
-    Read-only: an existing database is checked to be Optuna's and the study loaded and compared,
-    never changed; a missing SQLite file is created, as the search will."""
-    import optuna
-
-    from autodistill.study.storage import open_existing_storage, open_storage, open_study, sqlite_path
-
-    # first: students saved before the study is found absent are an earlier study's, never this one's
-    had_students = students is not None and students.is_dir() and any(students.iterdir())
-
-    def refuse_earlier_students() -> None:
-        if had_students:
-            raise ConfigError(
-                f"study {study_name!r} is not in storage {url!r}, but {str(students)!r} holds students saved "
-                "by an earlier study of that name (its database deleted or elsewhere); they are not "
-                "overwritten: give a new --study-name, or the earlier study's --storage")
-
-    path = sqlite_path(url)
-    if path is not None and not path.is_dir() and (not path.exists() or path.stat().st_size == 0):
-        # no database yet, so no study: refused before the database is created, unless it cannot
-        # be (then the storage's own error comes first)
-        try:
-            writable_folder(path.parent, key="--storage")
-        except ConfigError:
-            pass
-        else:
-            refuse_earlier_students()
-        open_storage(url)  # a bad URL fails here (creating the database, as the search will)
-        refuse_earlier_students()
-        return
-    # an existing SQLite file must be Optuna's: a foreign one is refused, never written into
-    storage = open_existing_storage(url, writable=True) if path is not None else open_storage(url)
-    if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
-        refuse_earlier_students()
-        return
-    study = open_study(storage, study_name=study_name, directions=[o.direction for o in objectives],
-                       metric_names=[o.name for o in objectives], sampler=None)
-    wanted = space.distributions()
-    seen: set[str] = set()
-    for trial in study.get_trials(deepcopy=False):
-        for name, old in trial.distributions.items():
-            new = wanted.get(name)
-            if new is None or name in seen:
-                continue
-            try:
-                optuna.distributions.check_distribution_compatibility(old, new)
-            except ValueError:
-                raise ConfigError(
-                    f"auto_distillation.search.search_space: study {study_name!r} searched {name} over "
-                    f"{_describe(old)}; this config gives {_describe(new)}. A study keeps its search "
-                    "space: restore it, or give another --study-name for the new space") from None
-            seen.add(name)
-    if binding is not None:
-        check_study_binding(study, binding)
-
-
-def check_study_binding(study: Any, binding: Mapping[str, Any]) -> None:
-    """The study (an optuna.Study) was searched with this data and teacher, where it recorded them
-    (a study from before bindings were recorded is bound by this run)."""
-    from autodistill.study.binding import binding_differences
-    from autodistill.study.trials import BINDING
-
-    recorded = study.user_attrs.get(BINDING)
-    differences = binding_differences(recorded, dict(binding)) if recorded else []
-    if differences:
-        kinds = {d.split(".", 1)[0] for d in differences}
-        what = " and ".join(w for k, w in (("teacher", "another teacher"), ("data", "other data")) if k in kinds)
-        raise ConfigError(
-            f"{differences[0].split(' ', 1)[0]}: study {study.study_name!r} was searched with "
-            f"{what}: {', '.join(differences)}; one study compares students of one teacher on one "
-            "dataset: give a new --study-name (or restore the data and teacher it was searched with)")
-
-
-def _describe(distribution: Any) -> str:
-    choices = getattr(distribution, "choices", None)
-    if choices is not None:
-        return _values(choices)
-    return (f"{{low: {distribution.low}, high: {distribution.high}"
-            + (f", step: {distribution.step}" if getattr(distribution, "step", None) else "")
-            + (", log: true" if distribution.log else "") + "}")

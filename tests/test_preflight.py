@@ -14,6 +14,7 @@ from autodistill import preflight
 from autodistill.config.loader import load_distillation_section
 from autodistill.errors import ConfigError, StorageError
 from autodistill.space import SearchSpace
+from autodistill.study.existing_study import check_existing_study
 from autodistill.study.objectives import objectives_for
 
 SPACE = {"hidden_size": [8, 16], "num_hidden_layers": {"low": 1, "high": 2}, "num_attention_heads": [2]}
@@ -172,21 +173,21 @@ def test_mapped_modules_and_flash_blocks_exist_in_the_teacher_and_the_student():
 def test_a_study_keeps_its_search_space_and_a_new_one_no_earlier_students(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     objectives = objectives_for(["accuracy", "latency"], None)
-    preflight.check_existing_study(url, "s", objectives=objectives, space=space())  # creates the database
+    check_existing_study(url, "s", objectives=objectives, space=space())  # creates the database
     study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
     trial = study.ask(space().distributions())
     study.tell(trial, [0.5, 1.0])
-    preflight.check_existing_study(url, "s", objectives=objectives, space=space())
+    check_existing_study(url, "s", objectives=objectives, space=space())
     with pytest.raises(ConfigError, match=r"study 's' searched hidden_size over \[8, 16\]; this config gives "
                                           r"\[8, 32\]\. A study keeps its search space"):
-        preflight.check_existing_study(url, "s", objectives=objectives,
+        check_existing_study(url, "s", objectives=objectives,
                                        space=space({**SPACE, "hidden_size": [8, 32]}))
     students = tmp_path / "trials" / "t"
     students.mkdir(parents=True)
     (students / "trial_0").mkdir()
     with pytest.raises(ConfigError, match=r"study 't' is not in storage .* holds students saved by an earlier "
                                           r"study of that name"):
-        preflight.check_existing_study(url, "t", objectives=objectives, space=space(), students=students)
+        check_existing_study(url, "t", objectives=objectives, space=space(), students=students)
 
 
 def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(tmp_path):
@@ -194,7 +195,7 @@ def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(tmp_path):
     foreign.write_bytes(b"not a database, at least not Optuna's" * 10)
     before = foreign.read_bytes()
     with pytest.raises(StorageError, match=r"notes.db' is not an Optuna study database .*; give the --storage URL"):
-        preflight.check_existing_study(f"sqlite:///{foreign}", "s", objectives=objectives_for(["accuracy"], None),
+        check_existing_study(f"sqlite:///{foreign}", "s", objectives=objectives_for(["accuracy"], None),
                                        space=space())
     assert foreign.read_bytes() == before
 

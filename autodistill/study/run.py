@@ -81,6 +81,7 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     the teacher (and its fine-tuning) and the study are touched (autodistill.preflight). The
     study's binding (its data and teacher fingerprints, study/binding.py) is returned."""
     from autodistill import preflight
+    from autodistill.study.existing_study import check_existing_study
     from autodistill.models.builders import student_config
     from autodistill.study.objectives import objectives_for
 
@@ -120,9 +121,9 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     # this name, or one searched with other data or another teacher fails here
     binding = study_binding(config)
     check_writable(url)
-    preflight.check_existing_study(url, study_name, space=space,
-                                   objectives=objectives_for(search.metrics, search.higher_is_better),
-                                   binding=binding, students=inside(output_dir, "trials", study_name))
+    check_existing_study(url, study_name, space=space,
+                         objectives=objectives_for(search.metrics, search.higher_is_better),
+                         binding=binding, students=inside(output_dir, "trials", study_name))
     return binding
 
 
