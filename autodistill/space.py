@@ -19,7 +19,7 @@ import math
 import numbers
 import random
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -374,21 +374,39 @@ class SearchSpace:
         """Ask `trial` (and so the study's sampler) for one value per dimension."""
         return Architecture.from_params({d.name: d.suggest(trial) for d in self.dimensions})
 
-    def sample(self, rng: random.Random, *, avoid: Collection[str] = ()) -> Architecture | None:
-        """A uniformly random architecture whose `key()` is not in `avoid`, or None when every
-        architecture is (for a space of up to MAX_ENUMERATED architectures, all are listed and
-        one is drawn from the rest; a larger or continuous one is drawn from up to
-        MAX_ENUMERATED times)."""
+    def architectures(self) -> list[Architecture] | None:
+        """Every architecture, in the order of the dimensions' values; None for a space that is
+        continuous or holds more than MAX_ENUMERATED (listed once, then kept)."""
         size = self.size()
-        if size is not None and size <= MAX_ENUMERATED:
+        if size is None or size > MAX_ENUMERATED:
+            return None
+        if "_architectures" not in self.__dict__:  # frozen: set once, past __setattr__
             names = self.names()
-            rest = [a for a in (Architecture(dict(zip(names, values)))
-                                for values in itertools.product(*(d.values() for d in self.dimensions)))
-                    if a.key() not in avoid]
+            listed = [Architecture(dict(zip(names, values)))
+                      for values in itertools.product(*(d.values() for d in self.dimensions))]
+            object.__setattr__(self, "_architectures", listed)
+        return self.__dict__["_architectures"]
+
+    def valid_count(self, valid: Callable[[Architecture], bool]) -> int | None:
+        """How many architectures `valid` accepts (e.g. the builder's rules: heads dividing the
+        hidden size); None when the space is too large or continuous to list."""
+        listed = self.architectures()
+        return None if listed is None else sum(map(valid, listed))
+
+    def sample(self, rng: random.Random, *, avoid: Collection[str] = (),
+               valid: Callable[[Architecture], bool] | None = None) -> Architecture | None:
+        """A uniformly random architecture that `valid` accepts (default: every one) and whose
+        `key()` is not in `avoid`, or None when there is none. A space of up to MAX_ENUMERATED
+        architectures is listed and one drawn from the rest; from a larger or continuous one,
+        up to MAX_ENUMERATED draws are made (rejection), then None."""
+        accept = valid or (lambda architecture: True)
+        listed = self.architectures()
+        if listed is not None:
+            rest = [a for a in listed if a.key() not in avoid and accept(a)]
             return rng.choice(rest) if rest else None
         for _ in range(MAX_ENUMERATED):
             architecture = Architecture({d.name: _draw(d, rng) for d in self.dimensions})
-            if architecture.key() not in avoid:
+            if architecture.key() not in avoid and accept(architecture):
                 return architecture
         return None
 

@@ -311,3 +311,31 @@ def test_sample_of_a_continuous_space_stays_in_range():
     for _ in range(50):
         architecture = space.sample(rng)
         assert architecture is not None and space.contains(architecture)
+
+
+def _divisible(architecture):
+    return architecture["hidden_size"] % architecture["num_attention_heads"] == 0
+
+
+def test_sample_draws_only_valid_architectures_and_counts_them():
+    """`valid` (the builder's rules: heads divide the hidden size) filters the draw; a finite
+    space says how many architectures it accepts; None once every valid one is avoided."""
+    import random
+
+    space = SearchSpace.from_mapping({"hidden_size": [64, 96, 128], "num_attention_heads": [2, 3, 4]})
+    valid = [a for a in space.architectures() if _divisible(a)]
+    assert space.valid_count(_divisible) == len(valid) == 7 and space.size() == 9
+    rng = random.Random(0)
+    drawn = {space.sample(rng, valid=_divisible).key() for _ in range(80)}
+    assert drawn == {a.key() for a in valid}  # every valid one, no other
+    assert space.sample(rng, avoid={a.key() for a in valid}, valid=_divisible) is None
+
+
+def test_sample_of_a_space_too_large_to_list_rejects_invalid_draws():
+    import random
+
+    space = SearchSpace.from_mapping({"hidden_size": {"low": 1, "high": 10_000_000},
+                                      "num_attention_heads": [2, 3]})
+    assert space.architectures() is None and space.valid_count(_divisible) is None
+    rng = random.Random(3)
+    assert all(_divisible(space.sample(rng, valid=_divisible)) for _ in range(30))

@@ -120,3 +120,18 @@ def test_what_a_supernet_cannot_span_is_one_line_before_any_work(workspace, tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err
     assert not (out / "supernet").exists() and not (out / "study.db").exists()
+
+
+def test_the_search_draws_no_impossible_proxy_architecture(supernet_searched):
+    """Its own draws (after a repeat or a stuck advisor) are valid: heads divide the hidden size."""
+    drawn = [t for t in _study(supernet_searched.out, "tiny-proxy").trials if t.user_attrs.get("proposed_by")]
+    assert all(t.params["hidden_size"] % t.params["num_attention_heads"] == 0 for t in drawn)
+
+
+@pytest.mark.parametrize("proxy_trials, valid, budget", [(200, 14, 14), (10, 14, 10), (200, None, 200)])
+def test_the_proxy_budget_is_at_most_the_valid_architectures(proxy_trials, valid, budget, caplog):
+    space = SimpleNamespace(size=lambda: None if valid is None else 18)
+    proxy = SimpleNamespace(valid_count=lambda: valid, search_space=space)
+    with caplog.at_level("INFO", logger="autodistill.study.supernet_search"):
+        assert supernet_search.proxy_budget(proxy, proxy_trials) == budget
+    assert (f"the space holds 18, {valid} of them valid" in caplog.text) == (valid is not None)

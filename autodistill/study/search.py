@@ -139,6 +139,7 @@ class AutoDistillation:
                 batch_size=latency.batch_size, sequence_length=latency.sequence_length or LatencySpec.sequence_length,
                 warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads, device=latency.device)
         self._task: Task | None = self._checked(task) if isinstance(task, Task) else None
+        self._validity: dict[str, bool] = {}  # architecture key -> whether the task can build it
         self._study: optuna.Study | None = None
         self._study_attrs = dict(study_attrs or {})
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -380,7 +381,8 @@ class AutoDistillation:
                 elif outcome in (Outcome.TRAINED, Outcome.PRUNED):  # a repeat trains nothing: no reset
                     failures = 0
                 idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
-                if idle and idle % ADVISOR_PATIENCE == 0:
+                # a repeat tells the advisor nothing new: the next trial is an unexplored architecture
+                if outcome is Outcome.REPEAT or (idle and idle % ADVISOR_PATIENCE == 0):
                     self._queue_unexplored()
                 if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
                     raise SearchStopped(
@@ -440,25 +442,50 @@ class AutoDistillation:
         known = attrs.measured_cost(self.study, architecture.key())
         return known if known is not None else dict(self.task.cost(model))
 
+    def valid(self, architecture: Architecture) -> bool:
+        """Whether the task can build `architecture` (a task with `check_architecture`, as the built-in
+        one, applies the builder's rules, e.g. heads dividing the hidden size; other tasks: any)."""
+        check = getattr(self.task, "check_architecture", None)
+        if check is None:
+            return True
+        if architecture.key() not in self._validity:
+            try:
+                check(architecture)
+                self._validity[architecture.key()] = True
+            except InvalidArchitecture:
+                self._validity[architecture.key()] = False
+        return self._validity[architecture.key()]
+
+    def valid_count(self) -> int | None:
+        """How many architectures of a finite space the task can build (None: too large to list)."""
+        return self.search_space.valid_count(self.valid)
+
     def _space_exhausted(self, trials: list[FrozenTrial]) -> bool:
-        """Every architecture of a finite space has been trained, or ruled out before training."""
+        """Every valid architecture of a finite space has been trained, or ruled out before training."""
         if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
             return False
-        size = self.search_space.size()
-        return size is not None and len(_settled(trials)) >= size
+        listed = self.search_space.architectures()
+        if listed is None:
+            return False
+        settled = _settled(trials)
+        return all(a.key() in settled for a in listed if self.valid(a))
 
     def _queue_unexplored(self) -> None:
         """The advisor keeps proposing architectures already trained or ruled out: a model-based
         sampler learns nothing from a pruned trial, so a screened or impossible architecture
-        stays its best guess. The next trial is then a random architecture (seeded by the
-        study's seed and length) that is neither settled nor running."""
+        stays its best guess, and a GP re-proposes points it has seen (a repeat is told the earlier
+        result: nothing new). The next trial is then a random architecture (seeded by the study's
+        seed and length) that the task can build and that is neither settled nor running; unless
+        the queue already holds the next trial."""
         trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return
         running = {t.user_attrs.get(attrs.ARCHITECTURE_KEY) for t in trials if t.state == TrialState.RUNNING}
         rng = random.Random(f"{self.config.seed}-{len(trials)}")
-        choice = self.search_space.sample(rng, avoid=_settled(trials) | running)
+        choice = self.search_space.sample(rng, avoid=_settled(trials) | running, valid=self.valid)
         if choice is not None:
-            log.info("the advisor proposed %d settled architectures in a row; next: %s, drawn at random "
-                     "from the unexplored ones", ADVISOR_PATIENCE, dict(choice))
+            log.info("the advisor proposed settled architectures; next: %s, drawn at random from the "
+                     "unexplored valid ones", dict(choice))
             self.study.enqueue_trial(choice.to_dict(), user_attrs={attrs.PROPOSED_BY: "random (advisor stuck)"})
 
     def _interrupted(self, trial: optuna.Trial) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autodistill.config.schema import SearchRunConfig, SearchSection
@@ -75,8 +75,12 @@ class ProxyTask:
     def __init__(self, task: DistillationTask, elastic: Any) -> None:
         self.task, self.elastic = task, elastic
 
-    def build(self, architecture: Architecture) -> nn.Module:
+    def check_architecture(self, architecture: Architecture) -> None:
+        """InvalidArchitecture when no student can have `architecture` (the search draws only valid ones)."""
         self.task.check_architecture(architecture)
+
+    def build(self, architecture: Architecture) -> nn.Module:
+        self.check_architecture(architecture)
         return self.elastic.extract(architecture)
 
     def cost(self, model: nn.Module) -> Mapping[str, Any]:
@@ -131,6 +135,29 @@ def queue_finals(study: optuna.Study, proxy_study: optuna.Study, count: int) -> 
     return len(queued)
 
 
+def proxy_budget(proxy: AutoDistillation, proxy_trials: int) -> int:
+    """`proxy_trials`, at most the valid architectures of a finite space (those the constraints
+    screen out cost none, so the phase also ends once every valid one is settled)."""
+    valid, size = proxy.valid_count(), proxy.search_space.size()
+    if valid is None:
+        return proxy_trials
+    budget = min(proxy_trials, valid)
+    log.info("proxy budget: %d architectures (supernet.proxy_trials %d; the space holds %d, %d of them "
+             "valid; those the constraints screen out cost none and the phase ends once every valid one "
+             "is scored or screened)", budget, proxy_trials, size, valid)
+    return budget
+
+
+def proxy_summary(trials: Sequence[FrozenTrial]) -> str:
+    """How the proxy phase spent its proposals: architectures scored, proposals ruled out
+    (impossible, or screened by the constraints) and repeats (both free)."""
+    scored = sum(t.state == TrialState.COMPLETE and attrs.trained(t) for t in trials)
+    ruled_out = sum(map(attrs.ruled_out, trials))
+    repeats = sum(t.state == TrialState.COMPLETE and not attrs.trained(t) for t in trials)
+    return (f"{len(trials)} proposals: {scored} architectures scored, {ruled_out} ruled out (impossible or "
+            f"screened by the constraints), {repeats} repeats")
+
+
 def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search: SearchSection, *,
                         storage_url: str, study_name: str, output_dir: Path, study_attrs: Mapping[str, Any],
                         progress: bool) -> AutoDistillation:
@@ -148,7 +175,9 @@ def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search:
                              storage_url=storage_url, study_name=proxy_study_name(study_name),
                              output_dir=output_dir, save_students=False,
                              study_attrs={**study_attrs, FIDELITY: "proxy"}, progress=progress)
+    proxy.config = search.overridden(max_trials=proxy_budget(proxy, section.proxy_trials))
     proxy.search_loop()
+    log.info("proxy trials: %s", proxy_summary(proxy.study.get_trials(deepcopy=False)))
     if not pareto_front(proxy.study):
         raise SearchStopped(
             f"no proxy trial of study {proxy.study.study_name!r} completed, so no architecture can be "
@@ -172,4 +201,5 @@ def space_dimensions(space: SearchSpace) -> dict[str, list[Any]]:
 
 
 __all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_STUDY", "PROXY_TRIAL", "FinalTask", "ProxyTask",
-           "choose_finals", "proxy_study_name", "queue_finals", "run_supernet_search", "space_dimensions"]
+           "choose_finals", "proxy_budget", "proxy_study_name", "proxy_summary", "queue_finals",
+           "run_supernet_search", "space_dimensions"]
