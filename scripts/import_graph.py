@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("distill",),
     ("evaluation", "models", "data"),
     ("losses", "capture", "modes", "precision", "atomic_file", "interrupts", "tables"),
-    ("config", "space"),
+    ("config", "space", "objectives"),
     ("errors", "registry", "registries", "paths"),
 )
 RANK = {part: len(LAYERS) - i for i, parts in enumerate(LAYERS) for part in parts}

@@ -19,7 +19,7 @@ from autodistill.cli import main
 from autodistill.config.schema import SearchSection
 from autodistill.errors import ConfigError
 from autodistill.evaluation.latency import LatencySpec, measure_latencies, paired_ratio
-from autodistill.study.objectives import LATENCY, LATENCY_P90, objective_values, objectives_for, trial_result
+from autodistill.objectives import LATENCY, LATENCY_P90, objective_values, objectives_for, trial_result
 from autodistill.study.pareto import format_table, front_rows, pareto_front, speedup
 from autodistill.study.search import AutoDistillation
 from autodistill.study.trials import REPEAT_OF, SCREENED_REASON

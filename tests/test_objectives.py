@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from autodistill.errors import ConfigError
-from autodistill.study.objectives import (
+from autodistill.objectives import (
     METRICS,
     builtin_metric,
     metric_value,

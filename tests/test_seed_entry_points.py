@@ -264,7 +264,7 @@ def test_a_search_that_cannot_time_its_students_stops_naming_cost_func(tmp_path)
 
 
 def test_latency_of_a_model_without_vocab_size_asks_for_a_cost_func():
-    from autodistill.study.objectives import LATENCY
+    from autodistill.objectives import LATENCY
 
     task = FunctionTask(lambda a: nn.Linear(4, 2), train_func=lambda m: m, eval_func=lambda m: {"accuracy": 0.5},
                         measured=[LATENCY])

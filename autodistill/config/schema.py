@@ -256,7 +256,7 @@ class SearchSection(Section):
 
     @model_validator(mode="after")
     def _directions(self) -> SearchSection:
-        from autodistill.study.objectives import objectives_for
+        from autodistill.objectives import objectives_for
 
         try:
             objectives_for(self.metrics, self.higher_is_better)

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial
 
 from autodistill.export.onnx import OnnxCheck
 from autodistill.report.summary import markdown_table
-from autodistill.study.objectives import LATENCY, LATENCY_P90
+from autodistill.objectives import LATENCY, LATENCY_P90
 from autodistill.study.pareto import retention, speedup
 from autodistill.study.trials import ARCHITECTURE
 from autodistill.tasks import kind_of_class

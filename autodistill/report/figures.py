@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
-from autodistill.study.objectives import builtin_metric
+from autodistill.objectives import builtin_metric
 from autodistill.study.pareto import pareto_front, teacher_metric
 from autodistill.study.trials import REPEAT_OF
 

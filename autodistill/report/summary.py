@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autodistill.study.objectives import LATENCY
+from autodistill.objectives import LATENCY
 from autodistill.study.pareto import FrontRow, table_cells
 from autodistill.study.trials import DATA, SEARCH_COMMAND, TEACHER_MODEL
 

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from autodistill.config.schema import EarlyStoppingSection
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.errors import AutodistillError
-from autodistill.study.objectives import LATENCY
+from autodistill.objectives import LATENCY
 from autodistill.study.trials import ACCURACY_CURVE, REPEAT_OF
 
 

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.atomic_file import write_atomically
 from autodistill.errors import ConfigError
-from autodistill.study.objectives import ACCURACY, LATENCY, metric_value
+from autodistill.objectives import ACCURACY, LATENCY, metric_value
 
 DIRECTIONS = ("maximize", "minimize")
 

@@ -38,7 +38,7 @@ from autodistill.evaluation.latency import (
     model_size_mb,
 )
 from autodistill.space import Architecture
-from autodistill.study.objectives import Metric
+from autodistill.objectives import Metric
 
 
 @dataclass(frozen=True)

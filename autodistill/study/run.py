@@ -83,7 +83,7 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     from autodistill import preflight
     from autodistill.study.existing_study import check_existing_study
     from autodistill.models.builders import student_config
-    from autodistill.study.objectives import objectives_for
+    from autodistill.objectives import objectives_for
 
     preflight.writable_folder(output_dir, key="output_dir")
     space = SearchSpace.from_mapping(search.search_space, source="search.search_space")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autodistill.errors import ConfigError
-from autodistill.study.objectives import LATENCY, PARAMS, SIZE
+from autodistill.objectives import LATENCY, PARAMS, SIZE
 from autodistill.study.pareto import speedup
 
 # constraint name -> the figure it bounds

@@ -59,7 +59,7 @@ from autodistill.study import lost_trials
 from autodistill.study import trials as attrs
 from autodistill.study.claims import Claims
 from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
-from autodistill.study.objectives import (
+from autodistill.objectives import (
     ACCURACY,
     LATENCY,
     LATENCY_P90,

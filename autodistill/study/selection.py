@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.errors import ConfigError
-from autodistill.study.objectives import ACCURACY, LATENCY, PARAMS, Metric
+from autodistill.objectives import ACCURACY, LATENCY, PARAMS, Metric
 from autodistill.study.pareto import retention
 from autodistill.study.trials import REPEAT_OF, teacher_reference
 

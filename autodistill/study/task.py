@@ -39,7 +39,7 @@ from autodistill.evaluation.latency import (
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config
 from autodistill.models.init_from_teacher import init_from_teacher
-from autodistill.study.objectives import LATENCY
+from autodistill.objectives import LATENCY
 from autodistill.study.protocol import TrainedStudent
 from autodistill.supernet.importance import reorder_by_importance
 from autodistill.tasks import TASK_KINDS
