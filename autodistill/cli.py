@@ -46,12 +46,14 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from autodistill.report import search_report
     from autodistill.study.run import load_search_config, run_search
 
     config = load_search_config(args.config).overridden(output_dir=args.output_dir)  # by output_dir's rule
-    result = run_search(config, storage=args.storage, study_name=args.study_name, max_trials=args.max_trials,
-                        search_algorithm=args.search_algorithm, strategy=args.strategy, quiet=args.quiet,
-                        command=args.command_line)
+    run = run_search(config, storage=args.storage, study_name=args.study_name, max_trials=args.max_trials,
+                     search_algorithm=args.search_algorithm, strategy=args.strategy, quiet=args.quiet,
+                     command=args.command_line)
+    result = search_report(run.study, run.output_dir)
     print(f"Pareto front of study {result.study.study_name!r} ({len(result.study.trials)} trials):")
     print(result.table)
     print(f"written to {result.pareto_json}; report: {', '.join(map(str, result.files.paths()))}")
@@ -77,7 +79,8 @@ def _study(args: argparse.Namespace, *, writable: bool = False):  # type: ignore
 
 
 def _show(args: argparse.Namespace) -> int:
-    from autodistill.study.pareto import format_table, front_rows
+    from autodistill.report.table import format_table
+    from autodistill.study.pareto import front_rows, objective_names
     from autodistill.study.trials import teacher_reference
 
     study, _ = _study(args)
@@ -86,8 +89,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
-        names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-        print(format_table(rows, metric_names=names, teacher=teacher))
+        print(format_table(rows, metric_names=objective_names(study), teacher=teacher))
     return 0
 
 

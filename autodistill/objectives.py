@@ -32,9 +32,10 @@ from autodistill.errors import ConfigError
 
 @dataclass(frozen=True)
 class Metric:
-    """A figure a trial (or the teacher's row) records: the key that holds it, which way is
-    better, its unit, and the keys it is read from where that key is absent (older studies,
-    user functions)."""
+    """A figure a trial (or the teacher's row) records: the attribute that holds it, which way
+    is better, its unit, how it is written (`fmt`, a format spec; `label` in tables and the
+    model card), and the keys it is read from where that key is absent (older studies, user
+    functions). The one catalogue of them: `METRICS`; every reader goes through it."""
 
     name: str
     key: str
@@ -42,23 +43,58 @@ class Metric:
     unit: str = ""                   # "ms", "MB" or "" (a count, a fraction)
     aliases: tuple[str, ...] = ()    # other names a config may give it
     fallback_keys: tuple[str, ...] = ()
+    label: str = ""                  # how a table or the model card names it (default: its name)
+    fmt: str = ".4g"
 
     def value(self, record: Mapping[str, Any]) -> Any:
-        """The figure in `record` (a trial's user attributes, a cost or eval result, the
-        teacher's row), or None when it holds none."""
+        """The figure in `record` (a trial's figures, a cost or eval result, the teacher's
+        row), or None when it holds none."""
         for key in (self.key, *self.fallback_keys):
             if record.get(key) is not None:
                 return record[key]
         return None
 
+    def format(self, value: Any) -> str:
+        """`value` as tables and the model card write it; '-' for none."""
+        if value is None or isinstance(value, str):
+            return value or "-"
+        return format(float(value), self.fmt)
 
-ACCURACY = Metric("accuracy", "accuracy", True)
+    @property
+    def title(self) -> str:
+        """'latency p50 (ms)': its label with its unit."""
+        return (self.label or self.name) + (f" ({self.unit})" if self.unit else "")
+
+    @property
+    def direction(self) -> str | None:
+        return None if self.higher_is_better is None else "maximize" if self.higher_is_better else "minimize"
+
+
+ACCURACY = Metric("accuracy", "accuracy", True, label="validation accuracy")
+TEST_ACCURACY = Metric("test_accuracy", "test_accuracy", True, label="test accuracy")  # reported, never chosen by
+# the raw median of the student's calls (kept as an attribute; the objective is LATENCY)
+LATENCY_P50 = Metric("latency_p50", "latency_p50_ms", False, "ms", label="latency p50 (raw)")
 LATENCY = Metric("latency", "latency_ms", False, "ms", aliases=("latency_ms",),
-                 fallback_keys=("latency_p50_ms",))
-LATENCY_P90 = Metric("latency_p90", "latency_p90_ms", False, "ms")  # a tail: load shows in it, by nature
-PARAMS = Metric("params", "params", False)
-SIZE = Metric("size_mb", "size_mb", False, "MB", aliases=("model_size",))
-METRICS: tuple[Metric, ...] = (ACCURACY, LATENCY, LATENCY_P90, PARAMS, SIZE)
+                 fallback_keys=(LATENCY_P50.key,), label="latency p50")
+LATENCY_P90 = Metric("latency_p90", "latency_p90_ms", False, "ms",  # a tail: load shows in it, by nature
+                     label="latency p90")
+PARAMS = Metric("params", "params", False, label="parameters", fmt=",.0f")
+SIZE = Metric("size_mb", "size_mb", False, "MB", aliases=("model_size",), label="size")
+# masked LM (tasks/masked_lm.py): exp of the mean masked-token loss on the validation text
+PERPLEXITY = Metric("perplexity", "perplexity", False)
+TEST_PERPLEXITY = Metric("test_perplexity", "test_perplexity", False, label="test perplexity")
+METRICS: tuple[Metric, ...] = (ACCURACY, TEST_ACCURACY, LATENCY, LATENCY_P50, LATENCY_P90, PARAMS, SIZE,
+                               PERPLEXITY, TEST_PERPLEXITY)
+# figures a task reports beside the objectives: a column of their own in the Pareto table,
+# pareto.json and the report wherever a study records them
+REPORTED: tuple[Metric, ...] = (TEST_ACCURACY, PERPLEXITY)
+# what a trial's cost function measured before training: the paired `speedup` (teacher /
+# student, timed in one interleaved benchmark) and `teacher_latency_p50_ms` where it paired
+# them; the built-in one's `latency_ms`, the figure the study ranks by (study/task.py)
+SPEEDUP = "speedup"
+PAIRED_TEACHER_LATENCY = "teacher_latency_p50_ms"
+COST_KEYS = (LATENCY_P50.key, LATENCY_P90.key, PARAMS.key, SIZE.key, SPEEDUP, PAIRED_TEACHER_LATENCY,
+             LATENCY.key, "latency_min_ms", "teacher_latency_min_ms", "latency_spread", "latency_attempts")
 
 
 def builtin_metric(name: str) -> Metric | None:

@@ -48,7 +48,8 @@ from postgres_server import PostgresServer, PostgresUnavailable  # noqa: E402
 from search_processes import SearchProcess, read_trials  # noqa: E402
 from test_search import write_config  # noqa: E402
 
-from autodistill.study.trials import FAILURE_REASON, INTERRUPTED, RETRY_OF, finished_count  # noqa: E402
+from autodistill.study.record import FAILURE_REASON, INTERRUPTED, RETRY_OF  # noqa: E402
+from autodistill.study.trials import finished_count  # noqa: E402
 
 SPACE = ("      hidden_size: [8, 16, 24]\n      num_hidden_layers: {low: 1, high: 2}\n"
          "      num_attention_heads: [2, 3, 4]\n")

@@ -98,9 +98,9 @@ from optuna.trial import TrialState
 from autodistill.advisors import ADVISORS
 from autodistill.config.schema import EarlyStoppingSection, SearchRunConfig
 from autodistill.study.pareto import non_dominated
+from autodistill.study.record import TEACHER as TEACHER_ATTR
 from autodistill.study.run import load_search_config, run_search
 from autodistill.study.storage import open_storage
-from autodistill.study.trials import TEACHER as TEACHER_ATTR
 
 BENCH_ATTR = "bench"
 RETENTION = 0.97  # "fastest student with accuracy >= 97% of the teacher's"

@@ -50,10 +50,10 @@ from bench_search import _f, figures  # noqa: E402  (bench_search's hypervolume,
 from autodistill.config.schema import SearchRunConfig  # noqa: E402
 from autodistill.errors import InvalidArchitecture  # noqa: E402
 from autodistill.space import Architecture, SearchSpace  # noqa: E402
+from autodistill.study.record import TEACHER  # noqa: E402
 from autodistill.study.run import load_search_config, run_search  # noqa: E402
 from autodistill.study.supernet_search import FinalTask, ProxyTask, space_dimensions  # noqa: E402
 from autodistill.study.task import DistillationTask  # noqa: E402
-from autodistill.study.trials import TEACHER  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

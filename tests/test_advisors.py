@@ -282,7 +282,7 @@ def _screened_search(sampler: optuna.samplers.BaseSampler, *, trained: int, asks
     proposals of an architecture screened before)."""
     from optuna.trial import TrialState
 
-    from autodistill.study.trials import SCREENED_REASON
+    from autodistill.study.record import SCREENED_REASON
 
     space = SearchSpace.from_mapping({"hidden_size": [8, 16, 32, 64, 128, 256],
                                       "num_hidden_layers": {"low": 1, "high": 4}})

@@ -17,8 +17,8 @@ from autodistill.data import TokenizedDataset, make_loader, read_text_file
 from autodistill.errors import ConfigError
 from autodistill.evaluation import accuracy
 from autodistill.export import export_student
+from autodistill.study.record import REPEAT_OF, TEACHER, TEACHER_MODEL
 from autodistill.study.selection import SelectionRule, select_trial
-from autodistill.study.trials import REPEAT_OF, TEACHER, TEACHER_MODEL
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

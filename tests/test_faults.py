@@ -21,8 +21,9 @@ from search_processes import SearchProcess, TrialRow, read_trials
 from test_search import write_config
 
 from autodistill.config.schema import SearchSection
+from autodistill.study.record import FAILURE_REASON
 from autodistill.study.search import AutoDistillation, SearchStopped
-from autodistill.study.trials import FAILURE_REASON, finished_count
+from autodistill.study.trials import finished_count
 
 MAX_TRIALS = 8
 CHAIN_CONFIG = {"    max_trials: 4\n": f"    max_trials: {MAX_TRIALS}\n    heartbeat_seconds: 1\n"

@@ -47,7 +47,7 @@ from autodistill.data.text_files import MAX_TEXT_CHARACTERS
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache
 from autodistill.errors import ConfigError, DiskSpaceError
 from autodistill.study import lost_trials
-from autodistill.study import trials as attrs
+from autodistill.study import record as attrs
 
 BOMB = "".join(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
                for prev, name in zip("abcdefgh", "bcdefghi"))

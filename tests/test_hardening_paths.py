@@ -36,7 +36,8 @@ from autodistill.errors import ConfigError
 from autodistill.paths import MAX_NAME_LENGTH, check_name, inside
 from autodistill.preflight import check_distill_output
 from autodistill.study.binding import binding_differences, study_binding
-from autodistill.study.trials import BINDING, STUDENT_PATH, TEACHER, finished_count
+from autodistill.study.record import BINDING, STUDENT_PATH, TEACHER
+from autodistill.study.trials import finished_count
 
 ESCAPE = "../../../escape"  # from <tmp>/run/trials/: one level above the case's folder
 
@@ -305,8 +306,8 @@ def test_a_moved_copy_of_the_data_and_teacher_is_the_same_binding(workspace, tmp
 def test_a_save_never_deletes_a_folder_it_did_not_write(tmp_path):
     """A trial whose student folder exists already (not its own) fails and leaves that folder."""
     from autodistill.config.schema import SearchSection
+    from autodistill.study.record import FAILURE_REASON
     from autodistill.study.search import AutoDistillation
-    from autodistill.study.trials import FAILURE_REASON
 
     foreign = tmp_path / "trials" / "x" / "00000"
     foreign.mkdir(parents=True)

@@ -44,8 +44,9 @@ from autodistill.config.schema import DistillRunConfig, SearchRunConfig, SearchS
 from autodistill.config.sections import INT_MAX, SEED_MAX, Section
 from autodistill.errors import CaptureError, ConfigError, MappingError, NonFiniteLossError
 from autodistill.study.outcomes import rerun_fails_again
+from autodistill.study.record import FAILURE_REASON, RERUN_FAILS_AGAIN
 from autodistill.study.search import AutoDistillation, SearchStopped
-from autodistill.study.trials import FAILURE_REASON, RERUN_FAILS_AGAIN, finished_count
+from autodistill.study.trials import finished_count
 
 FINE_TUNE = ("  model: {root}/teacher\n", "  model: {root}/teacher\n  fine_tune: {epochs: 1}\n")
 REGULAR = "  regular_distillation:\n    train_steps: 1\n"

@@ -20,9 +20,10 @@ from autodistill.config.schema import SearchSection
 from autodistill.errors import ConfigError
 from autodistill.evaluation.latency import LatencySpec, measure_latencies, paired_ratio
 from autodistill.objectives import LATENCY, LATENCY_P90, objective_values, objectives_for, trial_result
-from autodistill.study.pareto import format_table, front_rows, pareto_front, speedup
+from autodistill.report.table import format_table
+from autodistill.study.pareto import front_rows, pareto_front, speedup
+from autodistill.study.record import REPEAT_OF, SCREENED_REASON
 from autodistill.study.search import AutoDistillation
-from autodistill.study.trials import REPEAT_OF, SCREENED_REASON
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -195,6 +195,12 @@ def test_a_masked_lm_search_ends_with_a_pareto_table_of_mlm_accuracy_and_latency
     assert main(["search", str(config)]) == 0
     table = capsys.readouterr().out
     assert "teacher" in table and "accuracy" in table and "latency" in table
+    lines = table.splitlines()
+    header = next(line.split() for line in lines if line.startswith("trial"))
+    teacher_line = next(line.split() for line in lines if line.startswith("teacher"))
+    # reported beside the objectives (the catalogue's REPORTED), before params, speed-up, retention
+    assert header[-4:] == ["perplexity", "params", "speed-up", "retention"]
+    assert float(teacher_line[-4]) > 1
     study = optuna.load_study(study_name="tiny_mlm", storage=f"sqlite:///{out / 'study.db'}")
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done and study.user_attrs
@@ -206,6 +212,16 @@ def test_a_masked_lm_search_ends_with_a_pareto_table_of_mlm_accuracy_and_latency
     assert student.config.architectures == ["BertForMaskedLM"]
     front = json.loads((out / "pareto.json").read_text())
     assert front["front"]
+    by_number = {t.number: t.user_attrs for t in done}
+    assert all(row["perplexity"] == by_number[row["number"]]["perplexity"] for row in front["front"])
+    assert front["teacher"]["perplexity"] > 1
+    assert "| perplexity |" in (out / "report.md").read_text()
+    assert main(["show", str(config)]) == 0
+    assert "perplexity" in capsys.readouterr().out.splitlines()[0].split()
+    assert main(["export", str(config), "--trial", str(front["front"][0]["number"]), "--out",
+                 str(tmp_path / "exported")]) == 0
+    card = (tmp_path / "exported" / "README.md").read_text()
+    assert "| perplexity |" in card and "| test perplexity |" in card
 
 
 def test_the_built_in_head_is_adapted_by_fine_tune_with_the_mlm_objective(mlm_workspace, tmp_path):

@@ -11,14 +11,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from autodistill.errors import ConfigError
-from autodistill.study.pareto import (
-    FrontRow,
-    format_table,
-    front_rows,
-    non_dominated,
-    pareto_front,
-    write_pareto_json,
-)
+from autodistill.report.pareto_json import write_pareto_json
+from autodistill.report.table import format_table
+from autodistill.study.pareto import FrontRow, front_rows, non_dominated, pareto_front
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -152,7 +147,7 @@ def test_front_rows_compute_speedup_and_retention():
     assert top.architecture == {"hidden": 192, "layers": 2} and top.values == (0.95, 3.0)
     assert rows[1].test_accuracy is None and rows[1].speedup == pytest.approx(16.0)
     assert set(top.to_dict()) == {"number", "values", "architecture", "accuracy", "latency_ms",
-                                  "params", "test_accuracy", "speedup", "retention"}
+                                  "params", "test_accuracy", "perplexity", "speedup", "retention"}
     no_teacher = front_rows(study)
     assert no_teacher[0].speedup is None and no_teacher[0].retention is None
 
@@ -234,7 +229,8 @@ def test_write_pareto_json_replaces_and_writes_strict_json(tmp_path):
 def test_the_teacher_row_takes_the_median_of_the_teacher_latencies_timed_with_students():
     """teacher_reference: the study's teacher figures, latency replaced by the median of the
     paired measurements (what the speed-ups were computed against); unchanged without them."""
-    from autodistill.study.trials import TEACHER, teacher_reference
+    from autodistill.study.record import TEACHER
+    from autodistill.study.trials import teacher_reference
 
     study = optuna.create_study(directions=DIRS)
     assert teacher_reference(study) is None

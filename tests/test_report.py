@@ -13,7 +13,7 @@ from autodistill.cli import main
 from autodistill.report import HISTORY_PNG, PARETO_PNG, SUMMARY_MD, write_report
 from autodistill.report.figures import history_figure, pareto_axes, pareto_figure
 from autodistill.study.pareto import pareto_front
-from autodistill.study.trials import SEARCH_COMMAND, TEACHER
+from autodistill.study.record import SEARCH_COMMAND, TEACHER
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -19,8 +19,9 @@ from autodistill.config.schema import SearchSection
 from autodistill.data import TokenizedDataset, make_loader, read_text_file
 from autodistill.evaluation import accuracy
 from autodistill.study.pareto import non_dominated
+from autodistill.study.record import FAILURE_REASON, INVALID_REASON, REPEAT_OF
 from autodistill.study.search import AutoDistillation
-from autodistill.study.trials import FAILURE_REASON, INVALID_REASON, REPEAT_OF, finished_count
+from autodistill.study.trials import finished_count
 
 SEARCH_YAML = """\
 model: {{name: tiny}}
@@ -375,7 +376,7 @@ def _params(model):
 
 
 def test_screening_prunes_over_budget_architectures_without_training(tmp_path):
-    from autodistill.study.trials import SCREENED_REASON
+    from autodistill.study.record import SCREENED_REASON
 
     limit = sum(p.numel() for p in tiny_bert(hidden=8, layers=3, heads=2).parameters())
     trained = []
@@ -446,7 +447,7 @@ def _early_agent(tmp_path, early, checkpoint, teacher_accuracy=None, max_trials=
 
 
 def test_a_slower_student_that_trails_a_faster_one_is_stopped_early(tmp_path):
-    from autodistill.study.trials import ACCURACY_CURVE, PRUNED_REASON
+    from autodistill.study.record import ACCURACY_CURVE, PRUNED_REASON
 
     checkpoint = lambda m: 0.9 if m.config.hidden_size == 8 else 0.5  # noqa: E731
     agent = _early_agent(tmp_path, {"eval_every_steps": 2, "margin": 0.05}, checkpoint)
@@ -462,7 +463,7 @@ def test_a_slower_student_that_trails_a_faster_one_is_stopped_early(tmp_path):
 
 
 def test_an_early_stopped_architecture_proposed_again_is_not_trained_again(tmp_path):
-    from autodistill.study.trials import PRUNED_REASON
+    from autodistill.study.record import PRUNED_REASON
 
     checkpoint = lambda m: 0.9 if m.config.hidden_size == 8 else 0.5  # noqa: E731
     agent = _early_agent(tmp_path, {"eval_every_steps": 2, "margin": 0.05}, checkpoint, max_trials=3,
@@ -489,7 +490,7 @@ def test_a_faster_student_is_not_stopped_by_a_slower_ones_accuracy(tmp_path):
 
 
 def test_the_retention_floor_stops_a_student_far_below_the_teacher(tmp_path):
-    from autodistill.study.trials import PRUNED_REASON
+    from autodistill.study.record import PRUNED_REASON
 
     agent = _early_agent(tmp_path, {"eval_every_steps": 2, "min_steps": 4, "retention_floor": 0.8,
                                     "pareto": False}, lambda m: 0.5, teacher_accuracy=0.95, max_trials=1)
@@ -511,7 +512,7 @@ def test_early_stopping_needs_a_train_function_that_takes_callbacks(tmp_path):
 
 
 def test_early_stopping_from_the_config_records_accuracy_curves(workspace, tmp_path):
-    from autodistill.study.trials import ACCURACY_CURVE
+    from autodistill.study.record import ACCURACY_CURVE
 
     out = tmp_path / "es"
     config = write_config(workspace, out, **{
@@ -525,7 +526,7 @@ def test_early_stopping_from_the_config_records_accuracy_curves(workspace, tmp_p
 
 
 def test_a_minimum_speed_up_over_the_teacher_screens_slow_students(tmp_path):
-    from autodistill.study.trials import SCREENED_REASON
+    from autodistill.study.record import SCREENED_REASON
 
     section = _space_section("random", constraints={"min_speedup": 2.0})
     cost = lambda m: {"latency_p50_ms": float(m.config.hidden_size)}  # noqa: E731  (8 or 16 ms)
@@ -542,7 +543,7 @@ def test_a_minimum_speed_up_over_the_teacher_screens_slow_students(tmp_path):
 def test_screening_uses_the_teacher_latency_timed_with_the_student(tmp_path):
     """A cost function that timed the teacher alongside the student (as the built-in one does)
     is screened against that paired figure, not the study's once-measured teacher latency."""
-    from autodistill.study.trials import SCREENED_REASON
+    from autodistill.study.record import SCREENED_REASON
 
     section = _space_section("random", constraints={"min_speedup": 2.0})
     cost = lambda m: {"latency_p50_ms": float(m.config.hidden_size),  # noqa: E731
@@ -583,8 +584,8 @@ def test_an_advisor_stuck_on_settled_architectures_is_helped_by_random_draws(tmp
     """A sampler that keeps proposing an architecture already screened out (model-based
     samplers learn nothing from pruned trials) does not end the search: after a few idle
     proposals the search queues random architectures it has not tried, and trains them."""
+    from autodistill.study.record import PROPOSED_BY
     from autodistill.study.search import ADVISOR_PATIENCE
-    from autodistill.study.trials import PROPOSED_BY
 
     class Stuck(optuna.samplers.RandomSampler):
         def sample_independent(self, study, trial, name, distribution):

@@ -13,8 +13,8 @@ from test_search import write_config
 
 from autodistill.cli import main
 from autodistill.study import supernet_search
+from autodistill.study.record import STUDENT_PATH
 from autodistill.study.supernet_search import FIDELITY, PROXY_TRIAL, FinalTask, choose_finals
-from autodistill.study.trials import STUDENT_PATH
 
 SUPERNET = ("  search:\n", "  supernet: {train_steps: 6, checkpoint_every_steps: 3, proxy_trials: 10, "
                           "final_trials: 2, importance_batches: 2}\n  search:\n")

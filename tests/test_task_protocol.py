@@ -15,8 +15,8 @@ from torch import nn
 from autodistill.config.schema import SearchSection
 from autodistill.errors import ConfigError
 from autodistill.study.protocol import FunctionTask, Task, TaskWithFunctions, TrainedStudent
+from autodistill.study.record import TEACHER
 from autodistill.study.search import AutoDistillation
-from autodistill.study.trials import TEACHER
 
 
 class WidthTask:

@@ -21,7 +21,7 @@ from test_search import write_config
 
 from autodistill.config.schema import SearchSection
 from autodistill.study import lost_trials
-from autodistill.study import trials as attrs
+from autodistill.study import record as attrs
 from autodistill.study.search import AutoDistillation
 from autodistill.study.trials import finished_count
 
@@ -50,9 +50,8 @@ def _other_workers_trial(agent: AutoDistillation, hidden_size: int, *, worker: s
     study.enqueue_trial({"hidden_size": hidden_size})
     trial = study.ask()
     architecture = agent.search_space.suggest(trial)
-    attrs.record(trial, {attrs.ARCHITECTURE: architecture.to_dict(), attrs.ARCHITECTURE_KEY: architecture.key(),
-                         **({attrs.WORKER: worker} if worker else {}),
-                         **({attrs.RETRIES: retries} if retries else {})})
+    attrs.write(trial, attrs.TrialRecord(architecture=architecture.to_dict(), architecture_key=architecture.key(),
+                                         worker=worker or None, retries=retries or None))
     if worker:
         lost_trials.beat(agent.storage, trial)
     return study, trial

@@ -14,13 +14,24 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from autodistill.export.onnx import OnnxCheck
-from autodistill.report.summary import markdown_table
-from autodistill.objectives import LATENCY, LATENCY_P90
+from autodistill.objectives import (
+    ACCURACY,
+    LATENCY,
+    LATENCY_P90,
+    PARAMS,
+    PERPLEXITY,
+    SIZE,
+    TEST_ACCURACY,
+    TEST_PERPLEXITY,
+)
 from autodistill.study.pareto import retention, speedup
-from autodistill.study.trials import ARCHITECTURE
+from autodistill.study.record import TrialRecord
+from autodistill.tables import markdown_table
 from autodistill.tasks import kind_of_class
 
 MODEL_CARD = "README.md"
+CARD_METRICS = (ACCURACY, TEST_ACCURACY, LATENCY, LATENCY_P90, PARAMS, SIZE)
+TASK_METRICS = (PERPLEXITY, TEST_PERPLEXITY)  # rows of their own where the student or teacher records them
 FILE_NOTES = {
     "config.json": "the architecture (transformers config)",
     "model.safetensors": "the weights",
@@ -35,7 +46,7 @@ FILE_NOTES = {
 
 @dataclass(frozen=True)
 class CardFacts:
-    """What the card says beyond the trial's own user attributes."""
+    """What the card says beyond the trial's own record."""
 
     study_name: str
     selected_by: str                      # "--trial 7" or "fastest with retention >= 97%"
@@ -48,14 +59,6 @@ class CardFacts:
     onnx: OnnxCheck | None = None
 
 
-def _number(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return f"{float(value):.{digits}g}"
-
-
 def _times(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -64,27 +67,23 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _test_retention(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
-    student, reference = attrs.get("test_accuracy"), teacher.get("test_accuracy")
+def _test_retention(figures: Mapping[str, Any], teacher: Mapping[str, Any]) -> float | None:
+    student, reference = TEST_ACCURACY.value(figures), TEST_ACCURACY.value(teacher)
     return None if student is None or not reference else student / reference
 
 
-def metrics_rows(attrs: Mapping[str, Any], teacher: Mapping[str, Any]) -> list[list[str]]:
+def metrics_rows(record: TrialRecord, teacher: Mapping[str, Any]) -> list[list[str]]:
     """(metric, student, teacher) rows; the teacher's column is the reference."""
-    has_teacher = bool(teacher)
+    has_teacher, figures = bool(teacher), record.figures
+    shown = [*CARD_METRICS, *(m for m in TASK_METRICS if m.value(figures) is not None or m.value(teacher) is not None)]
     return [
-        ["validation accuracy", _number(attrs.get("accuracy")), _number(teacher.get("accuracy"))],
-        ["test accuracy", _number(attrs.get("test_accuracy")), _number(teacher.get("test_accuracy"))],
-        ["latency p50 (ms)", _number(LATENCY.value(attrs)), _number(LATENCY.value(teacher))],
-        ["latency p90 (ms)", _number(LATENCY_P90.value(attrs)), _number(LATENCY_P90.value(teacher))],
-        ["parameters", _number(attrs.get("params")), _number(teacher.get("params"))],
-        ["size (MB)", _number(attrs.get("size_mb")), _number(teacher.get("size_mb"))],
-        ["speed-up vs the teacher", _times(speedup(attrs, teacher)), _times(1.0 if has_teacher else None)],
-        ["retention (validation accuracy)", _percent(retention(attrs, teacher)),
+        *([m.title, m.format(m.value(figures)), m.format(m.value(teacher))] for m in shown),
+        ["speed-up vs the teacher", _times(speedup(figures, teacher)), _times(1.0 if has_teacher else None)],
+        ["retention (validation accuracy)", _percent(retention(figures, teacher)),
          _percent(1.0 if has_teacher else None)],
-        ["retention (test accuracy)", _percent(_test_retention(attrs, teacher)),
-         _percent(1.0 if teacher.get("test_accuracy") else None)],
-        ["training time (s)", _number(attrs.get("train_seconds"), 3), "-"],
+        ["retention (test accuracy)", _percent(_test_retention(figures, teacher)),
+         _percent(1.0 if TEST_ACCURACY.value(teacher) else None)],
+        ["training time (s)", "-" if record.train_seconds is None else f"{record.train_seconds:.3g}", "-"],
     ]
 
 
@@ -102,12 +101,12 @@ def _data_lines(data: Mapping[str, Any]) -> list[str]:
 
 
 def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
-    attrs = trial.user_attrs
+    record = TrialRecord.from_trial(trial)
     kind = kind_of_class(facts.model_class) if facts.model_class else None  # the export class per task
     front = ["---", "library_name: transformers",
              *([f"pipeline_tag: {kind.pipeline_tag}"] if kind is not None and kind.pipeline_tag else []),
              "tags: [autodistill, knowledge-distillation]", "---"]
-    architecture = attrs.get(ARCHITECTURE) or {}
+    architecture = record.architecture or {}
     parts = [
         "\n".join(front),
         f"# Student of trial {trial.number} (study `{facts.study_name}`)",
@@ -123,7 +122,7 @@ def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
          "with the teacher: p50 is the student's time at the teacher's latency in the teacher "
          "column (the teacher's over the speed-up, so a busy machine does not move it), p90 the "
          "tail as measured. Speed-up and retention are against the teacher."),
-        markdown_table(["metric", "student", "teacher"], metrics_rows(attrs, facts.teacher)),
+        markdown_table(["metric", "student", "teacher"], metrics_rows(record, facts.teacher)),
         "## Teacher",
         f"`{facts.teacher_model}`" if facts.teacher_model else "Not recorded.",
         "## Data",

@@ -24,14 +24,8 @@ from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
 from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
 from autodistill.paths import same_or_inside
 from autodistill.preflight import writable_folder
-from autodistill.study.trials import (
-    DATA,
-    REPEAT_OF,
-    SEARCH_COMMAND,
-    STUDENT_PATH,
-    TEACHER_MODEL,
-    teacher_reference,
-)
+from autodistill.study.record import StudyRecord, TrialRecord
+from autodistill.study.trials import teacher_reference
 
 TOKENIZER_FILE = "tokenizer_config.json"
 
@@ -52,7 +46,7 @@ def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
         done = sorted(n for n, t in trials.items() if t.state == TrialState.COMPLETE)
         raise ConfigError(f"trial {number} is not a completed trial of study {study.study_name!r}; "
                           f"completed: {done}")
-    repeated = trial.user_attrs.get(REPEAT_OF)
+    repeated = TrialRecord.from_trial(trial).repeat_of
     return trials[repeated] if repeated is not None and repeated in trials else trial
 
 
@@ -96,8 +90,9 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {str(out)!r} exists and is not empty; choose a new folder")
-    source = Path(trial.user_attrs.get(STUDENT_PATH, ""))
-    if not trial.user_attrs.get(STUDENT_PATH) or not source.is_dir():
+    saved = TrialRecord.from_trial(trial).student_path
+    source = Path(saved or "")
+    if not saved or not source.is_dir():
         raise ConfigError(f"trial {trial.number}'s student folder {str(source)!r} is missing; "
                           "was the search's output directory moved?")
     if same_or_inside(out, source):
@@ -105,21 +100,21 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
                           "which it copies; choose a folder outside the search's output")
     if onnx:
         require_onnx()
-    attrs = study.user_attrs
+    recorded = StudyRecord.of(study)
     writable_folder(out, key="--out")
     remove_dead_temporaries(out.parent)  # the copy of an export killed with -9
     tmp = temporary_path(out)
     try:
         shutil.copytree(source, tmp)
-        tokenizer_from = _add_tokenizer(tmp, attrs.get(TEACHER_MODEL))
+        tokenizer_from = _add_tokenizer(tmp, recorded.teacher_model)
         model_class = _model_class(tmp)
         check = _onnx(tmp, model_class) if onnx else None
-        commands = [("search (its last run)", attrs[SEARCH_COMMAND])] if attrs.get(SEARCH_COMMAND) else []
+        commands = [("search (its last run)", recorded.search_command)] if recorded.search_command else []
         if command:
             commands.append(("export", command))
         facts = CardFacts(
             study_name=study.study_name, selected_by=selected_by, teacher=teacher_reference(study) or {},
-            teacher_model=attrs.get(TEACHER_MODEL), data=attrs.get(DATA), model_class=model_class,
+            teacher_model=recorded.teacher_model, data=recorded.data, model_class=model_class,
             commands=commands, files=sorted({p.name for p in tmp.iterdir()} | {MODEL_CARD}), onnx=check)
         (tmp / MODEL_CARD).write_text(model_card(trial, facts), encoding="utf-8")
         if out.exists():

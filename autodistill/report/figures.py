@@ -16,11 +16,11 @@ import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from optuna.trial import TrialState
 
 from autodistill.objectives import builtin_metric
-from autodistill.study.pareto import pareto_front, teacher_metric
-from autodistill.study.trials import REPEAT_OF
+from autodistill.report.table import teacher_metric
+from autodistill.study.pareto import objective_names, pareto_front
+from autodistill.study.trials import students as trained_students
 
 FRONT_COLOUR = "tab:blue"
 OTHER_COLOUR = "0.65"
@@ -41,9 +41,7 @@ class Objectives:
 
     @classmethod
     def of(cls, study: optuna.Study) -> Objectives:
-        directions = [d.name.lower() for d in study.directions]
-        return cls(list(study.metric_names or [f"objective_{i}" for i in range(len(directions))]),
-                   directions)
+        return cls(objective_names(study), [d.name.lower() for d in study.directions])
 
     def label(self, i: int) -> str:
         """'latency (ms, lower is better)': the unit where a built-in metric has one."""
@@ -57,8 +55,7 @@ def students(study: optuna.Study) -> list[Student]:
     """The trained students in trial order, each marked on or off the Pareto front."""
     front = {t.number for t in pareto_front(study)}
     return [Student(t.number, tuple(float(v) for v in t.values), t.number in front)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if REPEAT_OF not in t.user_attrs]
+            for t in trained_students(study)]
 
 
 def pareto_axes(directions: Sequence[str]) -> tuple[int, int]:

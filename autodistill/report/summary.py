@@ -13,16 +13,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autodistill.objectives import LATENCY
-from autodistill.study.pareto import FrontRow, table_cells
-from autodistill.study.trials import DATA, SEARCH_COMMAND, TEACHER_MODEL
-
-
-def markdown_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
-    def row(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([row(header), row(["---"] * len(header)), *(row(line) for line in lines)])
+from autodistill.objectives import LATENCY, LATENCY_P50
+from autodistill.report.table import table_cells
+from autodistill.study.pareto import FrontRow
+from autodistill.study.record import StudyRecord
+from autodistill.study.trials import ALONE
+from autodistill.tables import markdown_table
 
 
 def _trial_counts(study: optuna.Study) -> str:
@@ -46,8 +42,8 @@ def _latency_line(teacher: Mapping[str, Any]) -> str:
     line = (f"latency: each student's time at the teacher's reference latency, "
             f"{teacher[LATENCY.key]:.4g} ms (its median when the study started), from the ratio of "
             f"their fastest calls timed together")
-    if "latency_p50_ms_alone" in teacher:  # teacher_reference: the median of its paired timings
-        line += f"; timed with the students, the teacher's median was {teacher['latency_p50_ms']:.4g} ms"
+    if ALONE in teacher:  # teacher_reference: the median of its paired timings
+        line += f"; timed with the students, the teacher's median was {teacher[LATENCY_P50.key]:.4g} ms"
     return line
 
 
@@ -55,18 +51,18 @@ def summary_markdown(study: optuna.Study, rows: Sequence[FrontRow], *, metric_na
                      teacher: Mapping[str, Any] | None, figures: Sequence[tuple[str, str]]) -> str:
     """The report's text; `figures` are (title, file name) pairs next to the Markdown file."""
     directions = [d.name.lower() for d in study.directions]
-    attrs = study.user_attrs
+    recorded = StudyRecord.of(study)
     facts = [
         "objectives: " + ", ".join(f"{n} ({d})" for n, d in zip(metric_names, directions)),
         (f"trials: {_trial_counts(study)}; the Pareto front holds {len(rows)} "
          f"student{'s' if len(rows) != 1 else ''}"),
     ]
-    if attrs.get(TEACHER_MODEL):
-        facts.append(f"teacher: `{attrs[TEACHER_MODEL]}`")
-    if isinstance(attrs.get(DATA), Mapping):
-        facts.append(f"data: {_data_line(attrs[DATA])}")
-    if attrs.get(SEARCH_COMMAND):
-        facts.append(f"search command: `{attrs[SEARCH_COMMAND]}`")
+    if recorded.teacher_model:
+        facts.append(f"teacher: `{recorded.teacher_model}`")
+    if isinstance(recorded.data, Mapping):
+        facts.append(f"data: {_data_line(recorded.data)}")
+    if recorded.search_command:
+        facts.append(f"search command: `{recorded.search_command}`")
     if teacher and teacher.get(LATENCY.key) is not None:
         facts.append(_latency_line(teacher))
     header, lines = table_cells(rows, metric_names=metric_names, teacher=teacher)

@@ -20,7 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 from autodistill.config.schema import SearchSection
 from autodistill.space import Architecture
 from autodistill.study import lost_trials
-from autodistill.study import trials as attrs
+from autodistill.study.record import TrialRecord, write
+from autodistill.study.trials import counts_toward_budget, holds_budget
 from autodistill.study.worker_lock import claim_lock
 
 log = logging.getLogger(__name__)
@@ -54,19 +55,19 @@ class Claims:
             with claim_lock(self.storage, self.study.study_name):
                 self._fail_lost()
                 trials = self.study.get_trials(deepcopy=False)
-                finished = sum(map(attrs.counts_toward_budget, trials))
+                finished = sum(map(counts_toward_budget, trials))
                 if finished >= budget:
                     return None
                 if exhausted(trials):
                     log.warning("every architecture of the search space has been trained; stopping")
                     return None
-                running = [t for t in trials if attrs.holds_budget(t)]
+                running = [t for t in trials if holds_budget(t)]
                 if finished + len(running) < budget:
                     trial, architecture = propose(len(trials))
                     twin = next((t.number for t in running
-                                 if t.user_attrs.get(attrs.ARCHITECTURE_KEY) == architecture.key()), None)
+                                 if TrialRecord.from_trial(t).architecture_key == architecture.key()), None)
                     if twin is not None and not self.config.allow_repeats:
-                        attrs.record(trial, {attrs.TWIN_OF: twin})
+                        write(trial, TrialRecord(twin_of=twin))
                     return trial, architecture
             if not announced:
                 log.info("the rest of max_trials is held by %d running trial(s) of other workers; "

@@ -13,17 +13,16 @@ this rule is the project's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import optuna
-from optuna.trial import TrialState
 
 from autodistill.config.schema import EarlyStoppingSection
 from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 from autodistill.errors import AutodistillError
 from autodistill.objectives import LATENCY
-from autodistill.study.trials import ACCURACY_CURVE, REPEAT_OF
+from autodistill.study.record import TrialRecord
+from autodistill.study.trials import students
 
 
 class TrialEarlyStopped(AutodistillError):
@@ -50,12 +49,11 @@ class StopRule:
                 return (f"accuracy {accuracy:.4f} at step {step} is below the retention floor "
                         f"{s.retention_floor:.2f} x teacher {self.teacher_accuracy:.4f} = {floor:.4f}")
         if s.pareto and self.latency_ms is not None and step >= s.min_steps:
-            for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                attrs = other.user_attrs
-                curve: Mapping[str, Any] = attrs.get(ACCURACY_CURVE) or {}
-                theirs = curve.get(str(step))
-                faster = LATENCY.value(attrs)
-                if REPEAT_OF in attrs or theirs is None or faster is None:
+            for other in students(self.study):
+                record = TrialRecord.from_trial(other)
+                theirs = (record.accuracy_curve or {}).get(str(step))
+                faster = record.value(LATENCY)
+                if theirs is None or faster is None:
                     continue
                 if faster <= self.latency_ms and theirs >= accuracy + s.margin:
                     return (f"trails trial {other.number} at step {step}: accuracy {accuracy:.4f} vs "

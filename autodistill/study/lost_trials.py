@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.atomic_file import process_alive
-from autodistill.study import trials as attrs
+from autodistill.study.record import TrialRecord, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +73,15 @@ def retry_architecture(study: optuna.Study, trial: FrozenTrial, *, max_retries: 
     """Queue the architecture of a lost or interrupted trial again, unless it was retried
     `max_retries` times already: the next trial any worker claims trains it (Optuna's `ask`
     takes queued trials first)."""
-    if attrs.ARCHITECTURE_KEY not in trial.user_attrs:
+    record = TrialRecord.from_trial(trial)
+    if record.architecture_key is None:
         return  # lost before its architecture was chosen: nothing to try again
-    retries = int(trial.user_attrs.get(attrs.RETRIES, 0))
+    retries = int(record.retries or 0)
     if retries >= max_retries:
         log.warning("the architecture of trial %d (%s) was tried %d times more already: not queued again",
                     trial.number, trial.params, retries)
         return
-    with warnings.catch_warnings():  # user_attrs of enqueue_trial are experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.enqueue_trial(dict(trial.params), user_attrs={attrs.RETRY_OF: trial.number,
-                                                            attrs.RETRIES: retries + 1})
+    enqueue(study, trial.params, TrialRecord(retry_of=trial.number, retries=retries + 1))
     log.info("the architecture of trial %d (%s) is queued again", trial.number, trial.params)
 
 
@@ -104,7 +102,7 @@ def dead_here(worker: str) -> bool:
 
 def _why_lost(trial: FrozenTrial, cutoff: datetime, grace_seconds: int) -> str | None:
     """Why a running trial is lost, or None while its worker may still be at it."""
-    worker = trial.user_attrs.get(attrs.WORKER)
+    worker = TrialRecord.from_trial(trial).worker
     if worker is not None:
         return f"its worker {worker} no longer runs on this host" if dead_here(str(worker)) else None
     if trial.datetime_start is None or trial.datetime_start > cutoff:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from autodistill.errors import AutodistillError, NonFiniteLossError
 from autodistill.study import lost_trials
-from autodistill.study import trials as attrs
+from autodistill.study.record import TrialRecord, write
+from autodistill.study.trials import failed
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +51,10 @@ def rerun_fails_again(exc: BaseException) -> bool:
     return isinstance(exc, SETUP_ERRORS)
 
 
-def end_pruned(study: optuna.Study, trial: optuna.Trial, record: Mapping[str, Any], outcome: Outcome,
+def end_pruned(study: optuna.Study, trial: optuna.Trial, record: TrialRecord, outcome: Outcome,
                message: str) -> Outcome:
     """Record why, and end the trial as pruned (Optuna's state for 'stopped on purpose')."""
-    attrs.record(trial, record)
+    write(trial, record)
     study.tell(trial, state=TrialState.PRUNED)
     log.info("trial %d %s", trial.number, message)
     return outcome
@@ -63,8 +62,7 @@ def end_pruned(study: optuna.Study, trial: optuna.Trial, record: Mapping[str, An
 
 def end_failed(study: optuna.Study, trial: optuna.Trial, exc: BaseException) -> Outcome:
     reason = f"{type(exc).__name__}: {str(exc) or '(no message)'}"[:2000]
-    attrs.record(trial, {attrs.FAILURE_REASON: reason,
-                         **({attrs.RERUN_FAILS_AGAIN: True} if rerun_fails_again(exc) else {})})
+    write(trial, TrialRecord(failure_reason=reason, rerun_fails_again=rerun_fails_again(exc) or None))
     study.tell(trial, state=TrialState.FAIL)
     log.warning("trial %d failed: %s", trial.number, reason)
     return Outcome.FAILED
@@ -74,7 +72,7 @@ def end_interrupted(study: optuna.Study, trial: optuna.Trial, *, max_retries: in
     """Ctrl-C or SIGTERM: the trial ends failed, marked interrupted (it costs no budget), and
     its architecture is queued again for the next run."""
     try:
-        attrs.record(trial, {attrs.INTERRUPTED: True})
+        write(trial, TrialRecord(interrupted=True))
         ended = study.tell(trial, state=TrialState.FAIL)
     except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
         return  # it had ended already (recorded by an inner handler, or just told)
@@ -87,8 +85,8 @@ def end_interrupted(study: optuna.Study, trial: optuna.Trial, *, max_retries: in
 
 
 def last_failure(study: optuna.Study) -> str | None:
-    failed = [t for t in study.get_trials(deepcopy=False) if attrs.failed(t)]
-    return failed[-1].user_attrs[attrs.FAILURE_REASON] if failed else None
+    ended = [t for t in study.get_trials(deepcopy=False) if failed(t)]
+    return TrialRecord.from_trial(ended[-1]).failure_reason if ended else None
 
 
 __all__ = ["Outcome", "SearchStopped", "end_failed", "end_interrupted", "end_pruned", "last_failure",

@@ -4,9 +4,9 @@ What can fail without the teacher's weights or the data (an unwritable output fo
 missing teacher, a space with no valid architecture, a mapping to a missing module, a bad
 storage URL, a study of this name with other objectives) fails first, before the teacher or
 data are loaded and before the study is touched (`_preflight`); the teacher is evaluated
-once per study (its figures live in the study); at the end the Pareto front is printed and
-written to `<output_dir>/pareto.json`, with the report's figures and `report.md`
-(`autodistill.report`).
+once per study (its figures live in the study). What is read at the end (the Pareto table,
+`<output_dir>/pareto.json`, the report's figures and `report.md`) is written by the layer
+above, `autodistill.report.search_report` (the CLI calls it).
 """
 
 from __future__ import annotations
@@ -23,23 +23,20 @@ from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig, SearchSection
 from autodistill.errors import ConfigError
 from autodistill.paths import check_name, inside
-from autodistill.report import ReportFiles, write_report
 from autodistill.space import SearchSpace
 from autodistill.study.binding import study_binding
-from autodistill.study.pareto import FrontRow, format_table, front_rows, write_pareto_json
 from autodistill.study.protocol import TaskWithFunctions
+from autodistill.study.record import StudyRecord
 from autodistill.study.search import AutoDistillation
 from autodistill.study.storage import check_writable, default_storage_url
-from autodistill.study.trials import BINDING, DATA, SEARCH_COMMAND, TEACHER_MODEL, teacher_reference
 
 
-@dataclass
-class SearchReport:
+@dataclass(frozen=True)
+class SearchRun:
+    """A finished (or continued) search: its study and its output folder."""
+
     study: optuna.Study
-    rows: list[FrontRow]
-    table: str
-    pareto_json: Path
-    files: ReportFiles
+    output_dir: Path
 
 
 def load_search_config(path: str | Path) -> SearchRunConfig:
@@ -81,9 +78,9 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     the teacher (and its fine-tuning) and the study are touched (autodistill.preflight). The
     study's binding (its data and teacher fingerprints, study/binding.py) is returned."""
     from autodistill import preflight
-    from autodistill.study.existing_study import check_existing_study
     from autodistill.models.builders import student_config
     from autodistill.objectives import objectives_for
+    from autodistill.study.existing_study import check_existing_study
 
     preflight.writable_folder(output_dir, key="output_dir")
     space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
@@ -115,6 +112,8 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     if "train_func" not in funcs:  # the built-in train function runs auto_distillation's stages
         preflight.check_mapping_paths(config.auto_distillation, student=student,
                                       teacher=preflight.meta_model(section.model_cls, teacher_config))
+    if config.student_reads_other_tokens and config.student.tokenizer is not None:
+        preflight.check_student_tokenizer(config.student.tokenizer, strategy=search.strategy)
     if search.strategy == "supernet":
         _preflight_supernet(search, space, teacher_config, funcs)
     # last: opening the storage may create it; a bad URL, a read-only database, another study of
@@ -145,7 +144,7 @@ def _preflight_supernet(search: SearchSection, space: SearchSpace, teacher_confi
 def run_search(config: SearchRunConfig, *, storage: str | None = None, study_name: str | None = None,
                output_dir: str | None = None, max_trials: int | None = None,
                search_algorithm: str | None = None, strategy: str | None = None, quiet: bool = False,
-               command: str | None = None) -> SearchReport:
+               command: str | None = None) -> SearchRun:
     """Run (or continue) the search; `command`, the command line that ran it, is recorded."""
     from autodistill.study.task import DistillationTask
 
@@ -162,35 +161,23 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
             space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
             task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
                               for name, d in space.distributions().items()})
-        study_attrs = {DATA: task.splits.description, TEACHER_MODEL: task.teacher_location, BINDING: binding,
-                       **({SEARCH_COMMAND: command} if command else {})}
+        recorded = StudyRecord(data=task.splits.description, teacher_model=task.teacher_location,
+                               binding=binding, search_command=command)
         if search.strategy == "supernet":
             from autodistill.study.supernet_search import run_supernet_search
 
             agent = run_supernet_search(task, config, search, storage_url=url, study_name=name,
-                                        output_dir=out, study_attrs=study_attrs, progress=not quiet)
+                                        output_dir=out, study_record=recorded, progress=not quiet)
         else:
             agent = AutoDistillation(TaskWithFunctions(task, **funcs) if funcs else task, search,
                                      early_stopping=config.auto_distillation.early_stopping,
                                      storage_url=url, study_name=name, output_dir=out,
-                                     study_attrs=study_attrs, progress=not quiet)
+                                     study_record=recorded, progress=not quiet)
             agent.search_loop()
-        return report(agent.study, out)
+        return SearchRun(agent.study, out)
     finally:
         logging.getLogger("autodistill").removeHandler(handler)
         handler.close()
 
 
-def report(study: optuna.Study, output_dir: Path) -> SearchReport:
-    """The Pareto table (teacher first), pareto.json, the figures and report.md of a study."""
-    teacher = teacher_reference(study)
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    directions = [d.name.lower() for d in study.directions]
-    rows = front_rows(study, teacher=teacher)
-    table = format_table(rows, metric_names=names, teacher=teacher)
-    path = write_pareto_json(output_dir / "pareto.json", rows, metric_names=names,
-                             directions=directions, teacher=teacher)
-    return SearchReport(study, rows, table, path, write_report(study, output_dir))
-
-
-__all__ = ["SearchReport", "load_search_config", "report", "resolve_study", "run_search"]
+__all__ = ["SearchRun", "load_search_config", "resolve_study", "run_search"]

@@ -51,14 +51,9 @@ from autodistill.advisors import make_advisor
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.config.loader import load_search_config
 from autodistill.config.schema import EarlyStoppingSection
+from autodistill.distill.callbacks import DistillationCallback
 from autodistill.errors import ConfigError, DiskSpaceError, InvalidArchitecture
 from autodistill.evaluation.latency import LatencySpec
-from autodistill.paths import check_name, inside
-from autodistill.space import Architecture, SearchSpace
-from autodistill.study import lost_trials
-from autodistill.study import trials as attrs
-from autodistill.study.claims import Claims
-from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
 from autodistill.objectives import (
     ACCURACY,
     LATENCY,
@@ -69,6 +64,11 @@ from autodistill.objectives import (
     objectives_for,
     trial_result,
 )
+from autodistill.paths import check_name, inside
+from autodistill.space import Architecture, SearchSpace
+from autodistill.study import lost_trials, trials
+from autodistill.study.claims import Claims
+from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
 from autodistill.study.outcomes import (
     Outcome,
     SearchStopped,
@@ -79,8 +79,10 @@ from autodistill.study.outcomes import (
 )
 from autodistill.study.pareto import pareto_front
 from autodistill.study.protocol import FunctionTask, Task, TrainedStudent
+from autodistill.study.record import StudyRecord, TrialRecord, enqueue, write
 from autodistill.study.screening import broken_budgets
 from autodistill.study.storage import default_storage_url, open_storage, open_study
+from autodistill.study.trial_checkpoints import ResumeRecorder, takes_folders, trial_folders
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,7 @@ class AutoDistillation:
     def __init__(self, task: Task | ModelBuilder, config: Any, *, storage_url: str | None = None,
                  study_name: str | None = None, output_dir: str | Path | None = None,
                  early_stopping: EarlyStoppingSection | None = None,
-                 study_attrs: Mapping[str, Any] | None = None, progress: bool = True,
+                 study_record: StudyRecord | None = None, progress: bool = True,
                  save_students: bool = True, **functions: Any) -> None:
         if isinstance(task, Task) and functions:
             raise ConfigError(f"give a Task or a model builder with functions, not both: {sorted(functions)}")
@@ -141,7 +143,7 @@ class AutoDistillation:
         self._task: Task | None = self._checked(task) if isinstance(task, Task) else None
         self._validity: dict[str, bool] = {}  # architecture key -> whether the task can build it
         self._study: optuna.Study | None = None
-        self._study_attrs = dict(study_attrs or {})
+        self._study_record = study_record or StudyRecord()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._joined = False
         self.progress = progress
@@ -212,8 +214,7 @@ class AutoDistillation:
                            directions=[o.direction for o in self.objectives],
                            metric_names=[o.name for o in self.objectives], sampler=self.advisor)
         self._claims = Claims(study, self._storage, config)
-        for key, value in self._study_attrs.items():
-            study.set_user_attr(key, attrs.json_safe(value))
+        self._study_record.write(study)
         self._study = study
         self._teacher_figures(task)
         return study
@@ -244,12 +245,12 @@ class AutoDistillation:
 
     def _teacher_figures(self, task: Task) -> None:
         """The study's teacher row: recorded once per study, measured by the task when it is not."""
-        recorded = self.study.user_attrs.get(attrs.TEACHER)
+        recorded = StudyRecord.of(self.study).teacher
         figures = task.teacher_figures(recorded)
         if figures is None:
             return
         if recorded is None:
-            self.study.set_user_attr(attrs.TEACHER, attrs.json_safe(dict(figures)))
+            StudyRecord(teacher=dict(figures)).write(self.study)
         self._teacher_accuracy, self._teacher_latency_ms = ACCURACY.value(figures), LATENCY.value(figures)
 
     # -- seed 003's attributes ------------------------------------------------------------
@@ -272,8 +273,8 @@ class AutoDistillation:
         try:
             lost_trials.beat(self.storage, trial)
             architecture = self.search_space.suggest(trial)
-            attrs.record(trial, {attrs.ARCHITECTURE: architecture.to_dict(),
-                                 attrs.ARCHITECTURE_KEY: architecture.key(), attrs.WORKER: self.worker})
+            write(trial, TrialRecord(architecture=architecture.to_dict(), architecture_key=architecture.key(),
+                                     worker=self.worker))
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
@@ -282,22 +283,21 @@ class AutoDistillation:
     def train_evaluate(self, trial: optuna.Trial, architecture: Architecture) -> Outcome:
         """Build, train, evaluate and save one student, and tell the study how it went."""
         if not self.config.allow_repeats:
-            twin = trial.user_attrs.get(attrs.TWIN_OF)
+            twin = TrialRecord.from_trial(trial).twin_of
             if twin is not None:
                 ended = self.claims.wait_for(twin)
                 if ended != TrialState.COMPLETE:
-                    return end_pruned(self.study, trial, {}, Outcome.REPEAT,
+                    return end_pruned(self.study, trial, TrialRecord(), Outcome.REPEAT,
                                         f"waited for trial {twin} (the same architecture, another worker), "
                                         f"which ended {ended.name}: not trained twice")
-            earlier = attrs.trained_by_architecture(self.study).get(architecture.key())
+            earlier = trials.trained_by_architecture(self.study).get(architecture.key())
             if earlier is not None:
-                reused = {attrs.REPEAT_OF: earlier.number,
-                          **{k: v for k, v in earlier.user_attrs.items() if k not in attrs.OWN_KEYS}}
+                reused = TrialRecord.from_trial(earlier).reused(repeat_of=earlier.number)
                 if earlier.state == TrialState.PRUNED:
                     return end_pruned(self.study, trial, reused, Outcome.REPEAT,
                                         f"repeats trial {earlier.number} ({dict(architecture)}), which was "
                                         "stopped early: not trained again")
-                attrs.record(trial, reused)
+                write(trial, reused)
                 self.study.tell(trial, earlier.values)
                 log.info("trial %d repeats trial %d (%s): reused its result", trial.number,
                          earlier.number, dict(architecture))
@@ -306,7 +306,7 @@ class AutoDistillation:
         try:
             model = self.task.build(architecture)
         except InvalidArchitecture as exc:
-            return end_pruned(self.study, trial, {attrs.INVALID_REASON: str(exc)}, Outcome.INVALID,
+            return end_pruned(self.study, trial, TrialRecord(invalid_reason=str(exc)), Outcome.INVALID,
                                 f"invalid architecture {dict(architecture)}: {exc}")
         except KeyboardInterrupt:
             self._interrupted(trial)
@@ -317,24 +317,25 @@ class AutoDistillation:
             cost = self._cost(architecture, model)
             broken = broken_budgets(self.config.constraints, cost, self.teacher_latency_ms)
             if broken:
-                return end_pruned(self.study, trial, {**cost, attrs.SCREENED_REASON: broken}, Outcome.SCREENED,
-                                    f"screened out before training: {broken}")
+                return end_pruned(self.study, trial, TrialRecord(figures=cost, screened_reason=broken),
+                                  Outcome.SCREENED, f"screened out before training: {broken}")
             student = self._train(trial, model, cost)
             train_seconds = time.perf_counter() - started
             result = trial_result(cost, self.task.evaluate(student.model))
             values = objective_values(self.objectives, result)
-            saved = {attrs.STUDENT_PATH: str(self._save(trial.number, student))} if self.save_students else {}
-            attrs.record(trial, {**result, "train_seconds": train_seconds, **saved})
+            saved = str(self._save(trial.number, student)) if self.save_students else None
+            write(trial, TrialRecord(figures=result, train_seconds=train_seconds, student_path=saved))
         except TrialEarlyStopped as stop:
-            return end_pruned(self.study, trial, {**cost, "accuracy": stop.accuracy, attrs.PRUNED_REASON: stop.reason,
-                                        "train_seconds": time.perf_counter() - started},
+            return end_pruned(self.study, trial, TrialRecord(figures={**cost, ACCURACY.key: stop.accuracy},
+                                                             pruned_reason=stop.reason,
+                                                             train_seconds=time.perf_counter() - started),
                                 Outcome.PRUNED, f"stopped early: {stop.reason}")
         except KeyboardInterrupt:
             self._interrupted(trial)
             raise
         except DiskSpaceError as exc:  # every trial would fail alike: the search stops with its one line;
             # the trial costs no budget (as an interrupted one) and its architecture is tried again
-            attrs.record(trial, {attrs.INTERRUPTED: True})
+            write(trial, TrialRecord(interrupted=True))
             ended = self.study.tell(trial, state=TrialState.FAIL)
             log.info("trial %d stopped, its architecture queued again: %s", trial.number, exc)
             lost_trials.retry_architecture(self.study, ended, max_retries=self.config.max_retries)
@@ -353,7 +354,7 @@ class AutoDistillation:
 
         budget = self.config.max_trials
         failures = idle = 0
-        with (tqdm(total=budget, initial=min(budget, attrs.finished_count(self.study)), unit="trial",
+        with (tqdm(total=budget, initial=min(budget, trials.finished_count(self.study)), unit="trial",
                    desc="search", disable=not self.progress) as bar,
               interrupts.handled(sigterm=False)):  # Ctrl-C never lands inside a database call
             while (claimed := self.claims.next_trial(budget, propose=self._propose,
@@ -389,11 +390,11 @@ class AutoDistillation:
                         f"the advisor proposed {idle} architectures in a row that were repeats or "
                         "impossible; the search space may be exhausted or mostly invalid"
                     )
-                bar.n = min(budget, attrs.finished_count(self.study))
+                bar.n = min(budget, trials.finished_count(self.study))
                 bar.refresh()
-        trials = self.study.get_trials(deepcopy=False)
-        if not any(map(attrs.trained, trials)) and any(map(attrs.failed, trials)):
-            spent = sum(map(attrs.counts_toward_budget, trials)) >= budget
+        ended = self.study.get_trials(deepcopy=False)
+        if not any(map(trials.trained, ended)) and any(map(trials.failed, ended)):
+            spent = sum(map(trials.counts_toward_budget, ended)) >= budget
             raise SearchStopped(f"every trial of study {self.study.study_name!r} failed; the last one: "
                                 f"{last_failure(self.study)}. Fix the cause and run the same command again"
                                 + (f" with a larger --max-trials (these failures used all {budget})" if spent else ""))
@@ -419,27 +420,39 @@ class AutoDistillation:
 
     # -- helpers --------------------------------------------------------------------------
     def _train(self, trial: optuna.Trial, model: nn.Module, cost: Mapping[str, Any]) -> TrainedStudent:
-        """The task's training, with early stopping's checkpoints when configured."""
-        if self.early_stopping is None:
-            return self.task.train(model)
-        curve: dict[str, float] = {}
+        """The task's training, with early stopping's checkpoints when configured; a task whose
+        `train` takes `folders` (the built-in one) checkpoints into the trial's folders, and a
+        retry of a lost trial resumes from its checkpoint (study/trial_checkpoints.py)."""
+        callbacks: list[DistillationCallback] = []
+        if self.early_stopping is not None:
+            curve: dict[str, float] = {}
 
-        def record_checkpoint(step: int, accuracy: float) -> None:
-            curve[str(step)] = accuracy
-            trial.set_user_attr(attrs.ACCURACY_CURVE, dict(curve))
+            def record_checkpoint(step: int, accuracy: float) -> None:
+                curve[str(step)] = accuracy
+                write(trial, TrialRecord(accuracy_curve=dict(curve)))
 
-        rule = StopRule(self.early_stopping, self.study, latency_ms=LATENCY.value(cost),
-                        teacher_accuracy=self.teacher_accuracy)
-        callback = EarlyStopping(evaluate=lambda: self.task.checkpoint_score(model),
-                                 every=self.early_stopping.eval_every_steps, rule=rule,
-                                 on_checkpoint=record_checkpoint)
-        return self.task.train(model, callbacks=[callback])
+            rule = StopRule(self.early_stopping, self.study, latency_ms=LATENCY.value(cost),
+                            teacher_accuracy=self.teacher_accuracy)
+            callbacks.append(EarlyStopping(evaluate=lambda: self.task.checkpoint_score(model),
+                                           every=self.early_stopping.eval_every_steps, rule=rule,
+                                           on_checkpoint=record_checkpoint))
+        if not takes_folders(self.task):
+            return self.task.train(model, callbacks=callbacks) if callbacks else self.task.train(model)
+        folders = trial_folders(self.study, trial, self.output_dir, resume=self.config.resume_trials)
+        try:
+            student = self.task.train(model, callbacks=[*callbacks, ResumeRecorder(trial, folders)],
+                                      folders=folders)  # type: ignore[call-arg]  # takes_folders
+        except TrialEarlyStopped:
+            folders.remove()
+            raise
+        folders.remove()
+        return student
 
     def _cost(self, architecture: Architecture, model: nn.Module) -> dict[str, Any]:
         """Latency, parameters and size of the untrained student; measured once per architecture."""
         if not self.task.measures_cost:
             return {}
-        known = attrs.measured_cost(self.study, architecture.key())
+        known = trials.measured_cost(self.study, architecture.key())
         return known if known is not None else dict(self.task.cost(model))
 
     def valid(self, architecture: Architecture) -> bool:
@@ -460,14 +473,14 @@ class AutoDistillation:
         """How many architectures of a finite space the task can build (None: too large to list)."""
         return self.search_space.valid_count(self.valid)
 
-    def _space_exhausted(self, trials: list[FrozenTrial]) -> bool:
+    def _space_exhausted(self, ended: list[FrozenTrial]) -> bool:
         """Every valid architecture of a finite space has been trained, or ruled out before training."""
         if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
             return False
         listed = self.search_space.architectures()
         if listed is None:
             return False
-        settled = _settled(trials)
+        settled = trials.settled(ended)
         return all(a.key() in settled for a in listed if self.valid(a))
 
     def _queue_unexplored(self) -> None:
@@ -477,16 +490,16 @@ class AutoDistillation:
         result: nothing new). The next trial is then a random architecture (seeded by the study's
         seed and length) that the task can build and that is neither settled nor running; unless
         the queue already holds the next trial."""
-        trials = self.study.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in trials):
+        known = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in known):
             return
-        running = {t.user_attrs.get(attrs.ARCHITECTURE_KEY) for t in trials if t.state == TrialState.RUNNING}
-        rng = random.Random(f"{self.config.seed}-{len(trials)}")
-        choice = self.search_space.sample(rng, avoid=_settled(trials) | running, valid=self.valid)
+        running = {TrialRecord.from_trial(t).architecture_key for t in known if t.state == TrialState.RUNNING}
+        rng = random.Random(f"{self.config.seed}-{len(known)}")
+        choice = self.search_space.sample(rng, avoid=trials.settled(known) | running, valid=self.valid)
         if choice is not None:
             log.info("the advisor proposed settled architectures; next: %s, drawn at random from the "
                      "unexplored valid ones", dict(choice))
-            self.study.enqueue_trial(choice.to_dict(), user_attrs={attrs.PROPOSED_BY: "random (advisor stuck)"})
+            enqueue(self.study, choice.to_dict(), TrialRecord(proposed_by="random (advisor stuck)"))
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         end_interrupted(self.study, trial, max_retries=self.config.max_retries,
@@ -511,8 +524,3 @@ class AutoDistillation:
             raise
         return final
 
-
-def _settled(trials: list[FrozenTrial]) -> set[str]:
-    """Keys of the architectures trained (completed or stopped early) or ruled out before training."""
-    return {t.user_attrs[attrs.ARCHITECTURE_KEY] for t in trials
-            if attrs.ARCHITECTURE_KEY in t.user_attrs and (attrs.trained(t) or attrs.ruled_out(t))}

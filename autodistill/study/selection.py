@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from autodistill.errors import ConfigError
 from autodistill.objectives import ACCURACY, LATENCY, PARAMS, Metric
 from autodistill.study.pareto import retention
-from autodistill.study.trials import REPEAT_OF, teacher_reference
+from autodistill.study.record import TrialRecord
+from autodistill.study.trials import students, teacher_reference
 
 
 def _or(attrs: Mapping[str, Any], metric: Metric, missing: float) -> float:
@@ -77,9 +78,8 @@ class SelectionRule:
         return self.goal + (" with " + " and ".join(conditions) if conditions else "")
 
 
-def _candidates(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if REPEAT_OF not in t.user_attrs]
+def _figures(trial: FrozenTrial) -> Mapping[str, Any]:
+    return TrialRecord.from_trial(trial).figures
 
 
 def _closest(candidates: list[FrozenTrial], rule: SelectionRule, teacher: Mapping[str, Any]) -> str:
@@ -92,11 +92,11 @@ def _closest(candidates: list[FrozenTrial], rule: SelectionRule, teacher: Mappin
         return max(known, key=lambda k: (k[0], -k[1])) if highest else min(known)
 
     notes = []
-    if rule.min_retention is not None and (found := best(lambda t: retention(t.user_attrs, teacher), True)):
+    if rule.min_retention is not None and (found := best(lambda t: retention(_figures(t), teacher), True)):
         notes.append(f"the highest retention is {100 * found[0]:.1f}% (trial {found[1]})")
-    if rule.min_accuracy is not None and (found := best(lambda t: ACCURACY.value(t.user_attrs), True)):
+    if rule.min_accuracy is not None and (found := best(lambda t: ACCURACY.value(_figures(t)), True)):
         notes.append(f"the highest accuracy is {found[0]:.4g} (trial {found[1]})")
-    if rule.max_latency_ms is not None and (found := best(lambda t: LATENCY.value(t.user_attrs), False)):
+    if rule.max_latency_ms is not None and (found := best(lambda t: LATENCY.value(_figures(t)), False)):
         notes.append(f"the lowest latency is {found[0]:.4g} ms (trial {found[1]})")
     return "; ".join(notes)
 
@@ -120,20 +120,20 @@ def select_trial(study: optuna.Study, rule: SelectionRule) -> FrozenTrial:
             f"--min-retention needs the teacher's accuracy, which study {study.study_name!r} does "
             "not record; use --min-accuracy instead"
         )
-    candidates = _candidates(study)
+    candidates = students(study)
     if not candidates:
         raise ConfigError(f"study {study.study_name!r} has no completed trial yet; run the search first")
     metric, sort_key = GOALS[rule.goal]
-    ranked = [t for t in candidates if metric.value(t.user_attrs) is not None]
+    ranked = [t for t in candidates if metric.value(_figures(t)) is not None]
     if not ranked:
         raise ConfigError(
             f"--best {rule.goal} ranks by the trials' {metric.key!r}, which no completed trial of study "
             f"{study.study_name!r} records; choose another rule or --trial N"
         )
-    chosen = [t for t in ranked if _meets(t.user_attrs, rule, teacher)]
+    chosen = [t for t in ranked if _meets(_figures(t), rule, teacher)]
     if not chosen:
         raise ConfigError(
             f"no completed trial of study {study.study_name!r} meets {' and '.join(rule.conditions())}: "
             f"{_closest(ranked, rule, teacher)}. Relax the condition, or see `autodistill show`"
         )
-    return min(chosen, key=lambda t: (*sort_key(t.user_attrs), t.number))
+    return min(chosen, key=lambda t: (*sort_key(_figures(t)), t.number))

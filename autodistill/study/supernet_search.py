@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,26 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autodistill.config.schema import SearchRunConfig, SearchSection
+from autodistill.objectives import ACCURACY
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
 from autodistill.study.pareto import pareto_front
 from autodistill.study.protocol import TaskWithFunctions, TrainedStudent
+from autodistill.study.record import (
+    FIDELITY,
+    PROXY_ACCURACY,
+    PROXY_STUDY,
+    PROXY_TRIAL,
+    StudyRecord,
+    TrialRecord,
+    enqueue,
+)
 from autodistill.study.search import AutoDistillation, SearchStopped
 from autodistill.study.task import DistillationTask
 
 log = logging.getLogger(__name__)
 
 PROXY_SUFFIX = "-proxy"
-FIDELITY = "fidelity"            # trial and study attribute: "proxy" | "full"
-PROXY_STUDY = "proxy_study"      # the full study's pointer to its proxy study
-PROXY_TRIAL = "proxy_trial"      # a final trial's proxy twin (its number in the proxy study)
-PROXY_ACCURACY = "proxy_accuracy"
 PROPOSED_BY_FRONT = "supernet (proxy Pareto front)"
 
 
@@ -122,14 +129,14 @@ def queue_finals(study: optuna.Study, proxy_study: optuna.Study, count: int) -> 
     each once (a resumed run queues only what it has not queued before); how many it holds."""
     front = pareto_front(proxy_study)
     queued = {Architecture.from_params(t.params).key() for t in study.get_trials(deepcopy=False)
-              if PROXY_TRIAL in t.user_attrs and t.params}
+              if TrialRecord.from_trial(t).proxy_trial is not None and t.params}
     for trial in choose_finals(front, count):
         architecture = Architecture.from_params(trial.params)
         if architecture.key() in queued:
             continue
-        study.enqueue_trial(architecture.to_dict(), user_attrs={
-            attrs.PROPOSED_BY: PROPOSED_BY_FRONT, FIDELITY: "full", PROXY_TRIAL: trial.number,
-            PROXY_ACCURACY: trial.user_attrs.get("accuracy")})
+        enqueue(study, architecture.to_dict(), TrialRecord(
+            proposed_by=PROPOSED_BY_FRONT, fidelity="full", proxy_trial=trial.number,
+            proxy_accuracy=TrialRecord.from_trial(trial).value(ACCURACY)))
         queued.add(architecture.key())
     log.info("final trials: %d architectures of the proxy front (%d on it) trained in full", len(queued), len(front))
     return len(queued)
@@ -159,7 +166,7 @@ def proxy_summary(trials: Sequence[FrozenTrial]) -> str:
 
 
 def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search: SearchSection, *,
-                        storage_url: str, study_name: str, output_dir: Path, study_attrs: Mapping[str, Any],
+                        storage_url: str, study_name: str, output_dir: Path, study_record: StudyRecord,
                         progress: bool) -> AutoDistillation:
     """The three phases for the built-in task; returns the final (full-fidelity) study's agent."""
     from autodistill.supernet import load_or_train_supernet
@@ -174,7 +181,7 @@ def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search:
     proxy = AutoDistillation(ProxyTask(task, elastic), search.overridden(max_trials=section.proxy_trials),
                              storage_url=storage_url, study_name=proxy_study_name(study_name),
                              output_dir=output_dir, save_students=False,
-                             study_attrs={**study_attrs, FIDELITY: "proxy"}, progress=progress)
+                             study_record=replace(study_record, fidelity="proxy"), progress=progress)
     proxy.config = search.overridden(max_trials=proxy_budget(proxy, section.proxy_trials))
     proxy.search_loop()
     log.info("proxy trials: %s", proxy_summary(proxy.study.get_trials(deepcopy=False)))
@@ -185,7 +192,8 @@ def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search:
             f"--study-name {proxy.study.study_name}) and relax search.constraints or the search space")
     final = AutoDistillation(FinalTask(task, elastic), search, storage_url=storage_url, study_name=study_name,
                              output_dir=output_dir, early_stopping=config.auto_distillation.early_stopping,
-                             study_attrs={**study_attrs, FIDELITY: "full", PROXY_STUDY: proxy.study.study_name},
+                             study_record=replace(study_record, fidelity="full",
+                                                proxy_study=proxy.study.study_name),
                              progress=progress)
     final.config = search.overridden(max_trials=queue_finals(final.study, proxy.study, section.final_trials))
     final.search_loop()
