@@ -9,6 +9,8 @@ A trial then only builds, distils, evaluates and saves its own student.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -26,7 +29,8 @@ from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
 from autodistill.distill.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.distill.teacher_cache import TeacherCache, teacher_fingerprint
-from autodistill.errors import AutodistillError, InvalidArchitecture
+from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
+from autodistill.evaluation.deployment import Deployer, DeploymentTarget, graph_size_mb
 from autodistill.evaluation.latency import (
     LatencySpec,
     count_parameters,
@@ -102,6 +106,7 @@ class DistillationTask:
             warmup=latency.warmup, repeats=latency.repeats, threads=latency.threads,
             device=latency.device)
         resolve_latency_device(latency.device)  # a device this machine lacks fails before training
+        self.deployer = self._deployer(config) if evaluation.deployment.deployed else None
         self.teacher_cache = TeacherCache(self.teacher, self.train_set,
                                           root=self.output_dir / "teacher_cache") \
             if config.auto_distillation.teacher_cache and self.kind.caches_teacher_logits else None
@@ -118,8 +123,38 @@ class DistillationTask:
             self.init_teacher = copy.deepcopy(self.teacher)
             reorder_by_importance(self.init_teacher,
                                   self.importance_batches(config.auto_distillation.supernet.importance_batches))
+        self.deployed_teacher = None if self.deployer is None else self.deployer.cached(
+            self.teacher, self._teacher_deployment_key())
         # the study's teacher latency (its teacher row): every student's latency is expressed at it
+        # (and, deployed, the eager teacher's, which the eager figures are expressed at)
         self.reference_latency_ms: float | None = None
+        self.eager_reference_latency_ms: float | None = None
+
+    def _deployer(self, config: SearchRunConfig) -> Deployer:
+        """evaluation.deployment's deployer: the graphs under output_dir/deployed, ONNX Runtime on
+        evaluation.latency.threads, static int8 calibrated on `calibration_batches` training
+        batches drawn with the search's seed (the same ones on every run)."""
+        evaluation = config.auto_distillation.evaluation
+        section, latency = evaluation.deployment, evaluation.latency
+        if torch.device(latency.device).type != "cpu":
+            raise ConfigError(f"evaluation.deployment.runtime: {section.runtime} is timed on the CPU, but "
+                              f"evaluation.latency.device is {latency.device!r}; set it to cpu")
+        calibration: list[dict[str, Any]] = []
+        if section.quantization == "static_int8":
+            loader = make_loader(self.train_set, batch_size=config.data.batch_size, shuffle=True,
+                                 seed=config.auto_distillation.seed)
+            calibration = [batch for batch, _ in zip(loader, range(section.calibration_batches))]
+        return Deployer(DeploymentTarget(section.runtime, section.quantization), self.output_dir / "deployed",
+                        threads=latency.threads, calibration=calibration)
+
+    def _teacher_deployment_key(self) -> str:
+        """The deployed teacher's cache key: its weights, the target, and static int8's calibration."""
+        section = self.config.auto_distillation.evaluation.deployment
+        settings = {"teacher": teacher_fingerprint(self.teacher), **section.model_dump()}
+        if section.quantization == "static_int8":
+            settings |= {"train": self.splits.train.fingerprint(), "seed": self.config.auto_distillation.seed,
+                         "batch_size": self.config.data.batch_size, "max_length": self.config.data.max_length}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def _fine_tune(self, location: str) -> tuple[str, bool]:
         """The teacher trained on the training split with the task's own loss (masked LM: the
@@ -223,9 +258,19 @@ class DistillationTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """The task's figures on the first validation set (`accuracy` chooses architectures; masked
         LM adds `perplexity`), on every other one prefixed with its name (`<name>_accuracy`) and on
-        the test split, prefixed `test_` (reported only)."""
+        the test split, prefixed `test_` (reported only).
+
+        With evaluation.deployment on, these are the deployed model's figures (the teacher's
+        cached graph; a student's graph, kept for `save` to put in its trial folder), through the
+        task's own evaluation, and the eager module's stay beside them prefixed `eager_`."""
+        eager = self._figures(model, next(model.parameters()).device)
+        if self.deployer is None:
+            return eager
+        deployed = self.deployed_teacher if model is self.teacher else None
+        return {**_eager(eager), **self._figures(deployed or self.deployer.ship(model), torch.device("cpu"))}
+
+    def _figures(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         started = time.perf_counter()
-        device = next(model.parameters()).device
         result: dict[str, float] = {}
         for index, (name, loader) in enumerate(self.validation_loaders.items()):
             prefix = "" if index == 0 else f"{name}_"
@@ -250,48 +295,91 @@ class DistillationTask:
         `latency_p90_ms`, `latency_min_ms` and the teacher's `teacher_latency_p50_ms` and
         `teacher_latency_min_ms`; `latency_spread` and `latency_attempts` say how steady the
         measurement was (evaluation/latency.py).
+
+        With evaluation.deployment on, the untrained student is deployed (exported, quantised:
+        a graph that cannot be exported fails here, before training) and these figures are the
+        deployed graph's, timed call for call with the deployed teacher in the same runtime,
+        `size_mb` the graph file's; the eager module's stay beside them prefixed `eager_`, each
+        at its own teacher's reference.
         """
         if self.reference_latency_ms is None:
             raise AutodistillError(
                 "DistillationTask.cost needs the study's reference teacher latency: set "
                 "task.reference_latency_ms from the study's teacher row (run_search does)")
-        student, teacher = measure_latencies([model, self.teacher], self.latency_spec)
-        ratio = paired_ratio(student, teacher)
-        return {"latency_ms": ratio * self.reference_latency_ms, "speedup": 1 / ratio,
+        if self.deployer is None or self.deployed_teacher is None:
+            return {**self._paired(model, self.teacher, self.reference_latency_ms),
+                    "params": count_parameters(model), "size_mb": model_size_mb(model)}
+        eager = {**self._paired(model, self.teacher, self.eager_reference_latency_ms or self.reference_latency_ms),
+                 "size_mb": model_size_mb(model)}
+        with self.deployer.scratch(model) as deployed:
+            figures = self._paired(deployed, self.deployed_teacher, self.reference_latency_ms)
+            figures["size_mb"] = graph_size_mb(deployed)
+        return {**_eager(eager), **figures, "params": count_parameters(model)}
+
+    def _paired(self, model: nn.Module, teacher: nn.Module, reference_ms: float) -> dict[str, float]:
+        """`model` timed call for call with `teacher` (module docstring of evaluation/latency.py)."""
+        student, paired = measure_latencies([model, teacher], self.latency_spec)
+        ratio = paired_ratio(student, paired)
+        return {"latency_ms": ratio * reference_ms, "speedup": 1 / ratio,
                 "latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
-                "latency_min_ms": student.min_ms, "teacher_latency_p50_ms": teacher.p50_ms,
-                "teacher_latency_min_ms": teacher.min_ms,
-                "latency_spread": max(student.spread, teacher.spread), "latency_attempts": student.attempts,
-                "params": count_parameters(model), "size_mb": model_size_mb(model)}
+                "latency_min_ms": student.min_ms, "teacher_latency_p50_ms": paired.p50_ms,
+                "teacher_latency_min_ms": paired.min_ms,
+                "latency_spread": max(student.spread, paired.spread), "latency_attempts": student.attempts}
 
     def teacher_cost(self) -> dict[str, float]:
         """The teacher's own latency, parameters and size: the reference row of the study,
         measured once when the study starts (taken again while its spread is high). Its
-        `latency_ms`, the median, is the reference every student's latency is expressed at."""
-        latency = measure_latency(self.teacher, self.latency_spec)
-        return {"latency_ms": latency.p50_ms, "latency_p50_ms": latency.p50_ms,
-                "latency_p90_ms": latency.p90_ms, "latency_min_ms": latency.min_ms,
-                "latency_spread": latency.spread, "latency_attempts": latency.attempts,
-                "params": count_parameters(self.teacher), "size_mb": model_size_mb(self.teacher)}
+        `latency_ms`, the median, is the reference every student's latency is expressed at.
+        Deployed: the deployed teacher's figures, the eager ones prefixed `eager_`."""
+        figures = {**_alone(self.teacher, self.latency_spec), "size_mb": model_size_mb(self.teacher)}
+        if self.deployed_teacher is not None:
+            figures = {**_eager(figures), **_alone(self.deployed_teacher, self.latency_spec),
+                       "size_mb": graph_size_mb(self.deployed_teacher)}
+        return {**figures, "params": count_parameters(self.teacher)}
 
     def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any]:
         """The study's teacher row (`recorded`), or the teacher measured now (latency, size,
         validation and test accuracy; once per task, so a supernet search's two studies share
         it). Its latency becomes the reference every student's latency is expressed at (a study
-        recorded before `latency_ms` existed has its raw teacher median, as its students do)."""
+        recorded before `latency_ms` existed has its raw teacher median, as its students do);
+        deployed, its `eager_latency_ms` is the eager figures' reference."""
         if recorded is None:
             if self._teacher_figures is None:
-                self._teacher_figures = {**self.teacher_cost(), **self.evaluate(self.teacher)}
+                self._teacher_figures = {**self.teacher_cost(),
+                                         **self.evaluate(self.teacher)}
             recorded = self._teacher_figures
-        self.reference_latency_ms = LATENCY.value(recorded)
+        eager = recorded.get(EAGER + LATENCY.key)
+        if (self.deployer is None) != (eager is None):
+            ran = "an ONNX Runtime deployment" if eager is not None else "runtime torch"
+            raise ConfigError(f"evaluation.deployment: the study's teacher row was measured with {ran}, "
+                              "and the config asks for another; set evaluation.deployment as the study "
+                              "ran, or give search.study_name a new name")
+        self.reference_latency_ms, self.eager_reference_latency_ms = LATENCY.value(recorded), eager
         return recorded
 
     def save(self, student: TrainedStudent, directory: Path) -> None:
+        """The student's weights, tokenizer and matchers; deployed, the graphs `evaluate` scored."""
         student.model.save_pretrained(directory)
+        if self.deployer is not None:
+            self.deployer.ship_into(student.model, directory)
         self.tokenizer.save_pretrained(directory)
         matchers = student.artifacts.get("matchers")
         if matchers is not None and matchers.specs:
             matchers.save(directory)
+
+
+EAGER = "eager_"  # the eager module's figures, where the study ranks a deployed model's
+
+
+def _eager(figures: Mapping[str, Any]) -> dict[str, Any]:
+    return {EAGER + key: value for key, value in figures.items()}
+
+
+def _alone(model: nn.Module, spec: LatencySpec) -> dict[str, float]:
+    latency = measure_latency(model, spec)
+    return {"latency_ms": latency.p50_ms, "latency_p50_ms": latency.p50_ms,
+            "latency_p90_ms": latency.p90_ms, "latency_min_ms": latency.min_ms,
+            "latency_spread": latency.spread, "latency_attempts": latency.attempts}
 
 
 def _depth(model: nn.Module) -> int | None:
