@@ -14,13 +14,22 @@ import torch
 from conftest import SEQ, VOCAB, tiny_bert, toy_batches
 from optuna.trial import TrialState
 from torch import nn
-from transformers import AutoModelForSequenceClassification, TrainingArguments
+from transformers import (
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+    BertForPreTraining,
+    MobileBertConfig,
+    MobileBertForPreTraining,
+    TrainingArguments,
+)
 
 from autodistill import DistillationTrainer
 from autodistill.config import load_distillation_plan
 from autodistill.config.loader import load_search_config
 from autodistill.data.adaptor import DataAdaptor, TupleBatchError
-from autodistill.errors import ConfigError
+from autodistill.errors import ConfigError, InvalidArchitecture
+from autodistill.models.builders import check_architecture, student_config
+from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.space import Architecture
 from autodistill.study.protocol import FunctionTask
 from autodistill.study.search import AutoDistillation
@@ -444,6 +453,107 @@ def test_trainer_autodistillation_without_a_builder_or_model_cls_is_refused(tmp_
     trainer.autodistillation_config = tiny_oob_config()
     with pytest.raises(ConfigError, match="model_builder .* or model_cls"):
         trainer.autodistillation(teacher)
+
+
+# -- seed 003's OOB MobileBERT search: students of the Trainer's model type, a BERT teacher ------
+class MaskedText(torch.utils.data.Dataset):
+    """Random token ids with 30% replaced by [MASK] (id 4), labels -100 elsewhere: masked-LM batches."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(5, VOCAB, (n, SEQ), generator=g)
+        self.masked = torch.rand(n, SEQ, generator=g) < 0.3
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids, masked = self.ids[i], self.masked[i]
+        return {"input_ids": ids.masked_fill(masked, 4), "attention_mask": torch.ones_like(ids),
+                "labels": ids.masked_fill(~masked, -100)}
+
+
+def tiny_mobilebert(**sizes) -> MobileBertForPreTraining:
+    """The Trainer's model in seed 003's masked-LM example, tiny: MobileBERT's 24 layers (the seed's
+    24 blocks) with a small vocabulary, embeddings and positions; the search sets the widths."""
+    torch.manual_seed(0)
+    config = MobileBertConfig(**{"vocab_size": VOCAB, "num_hidden_layers": 24, "embedding_size": 8,
+                                 "max_position_embeddings": 32, **sizes})
+    return MobileBertForPreTraining._from_config(config, attn_implementation="eager")
+
+
+def _mlm_trainer(tmp_path, model) -> DistillationTrainer:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=1,
+                             save_strategy="no", per_device_train_batch_size=2, per_device_eval_batch_size=8,
+                             disable_tqdm=True)
+    return DistillationTrainer(model=model, args=args, train_dataset=MaskedText(4, 0), eval_dataset=MaskedText(8, 1))
+
+
+def test_seed003_oob_mobilebert_search_runs_as_written(tmp_path, caplog):
+    """Seed 003's OOB call as written, `trainer.autodistillation(teacher_model,
+    model_cls=AutoModelForPreTraining)`, its dict verbatim (MobileBERT search space, 24 flash
+    blocks of attention-map KL and output MSE against `bert.encoder.layer.<i>`, the regular
+    stage's `cls` KL with the origin loss) plus two budget keys for a test's time: students are
+    MobileBERTs (the Trainer's model type) of a 24-layer BERT teacher, from random weights."""
+    teacher = tiny_bert(hidden=16, layers=24, heads=2, cls=BertForPreTraining)
+    trainer = _mlm_trainer(tmp_path, tiny_mobilebert())
+    trainer.autodistillation_config = {**seed003_oob_config(),
+                                       "evaluation": {"latency": {"sequence_length": SEQ, "warmup": 1}}}
+    trainer.autodistillation_config["search"]["max_trials"] = 1
+    with caplog.at_level("INFO", logger="autodistill.study.trainer_search"):
+        best = trainer.autodistillation(teacher, model_cls=AutoModelForPreTraining)
+    assert [r.getMessage() for r in caplog.records if "random weights" in r.getMessage()] == [
+        "OOB students are mobilebert (the Trainer's model), the teacher is bert: students start from random "
+        "weights (no weights are copied across model types)"]
+    assert best and set(best[0]) == set(seed003_oob_config()["search"]["search_space"])
+    (trial,) = optuna.load_study(study_name="autodistillation",
+                                 storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}").trials
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["latency_p50_ms"] > 0
+    assert 0 <= trial.user_attrs["accuracy"] <= 1 and trial.user_attrs["perplexity"] > 1  # masked-LM figures
+    saved = AutoModelForPreTraining.from_pretrained(trial.user_attrs["student_path"])
+    assert isinstance(saved, MobileBertForPreTraining) and saved.config.num_hidden_layers == 24
+    assert {key: getattr(saved.config, key) for key in trial.params} == trial.params
+    assert saved.config.true_hidden_size == trial.params["intra_bottleneck_size"]  # the attention's width
+    stages = [s.name for s in trainer.distillation_result.stages]
+    assert len(stages) == 25 and stages[-1] == "regular"
+
+
+def test_seed003_space_keys_the_student_family_lacks_are_one_error_naming_the_key(tmp_path):
+    """The Trainer holds the BERT teacher, so students are BERTs: MobileBERT's keys are refused
+    before any trial, naming the first one and the fix."""
+    teacher = tiny_bert(hidden=16, layers=2, heads=2, cls=BertForPreTraining)
+    trainer = _mlm_trainer(tmp_path, teacher)
+    trainer.autodistillation_config = seed003_oob_config()
+    with pytest.raises(ConfigError, match=r"^search\.search_space\.intra_bottleneck_size: OOB students are "
+                                          r"BertConfigs .* no key 'intra_bottleneck_size'.* model=MobileBert"):
+        trainer.autodistillation(teacher, model_cls=AutoModelForPreTraining)
+    assert not (tmp_path / "out" / "study.db").exists()
+
+
+def test_mobilebert_students_follow_the_bottleneck_and_split_it_into_heads():
+    """MobileBERT's heads split `intra_bottleneck_size` (its attention width `true_hidden_size`),
+    so seed 003's hidden_size 246 builds with 4 heads; a bottleneck the heads do not divide does not."""
+    base = tiny_mobilebert().config
+    config = student_config(base, {"hidden_size": 246, "intra_bottleneck_size": 96, "num_attention_heads": 4})
+    check_architecture(config)
+    assert config.true_hidden_size == 96 and base.true_hidden_size == 128
+    with pytest.raises(InvalidArchitecture, match="intra_bottleneck_size 96 is not divisible by num_attention_heads 5"):
+        check_architecture(student_config(base, {"intra_bottleneck_size": 96, "num_attention_heads": 5}))
+    flat = student_config(base, {"use_bottleneck": False, "hidden_size": 246, "num_attention_heads": 4})
+    assert flat.true_hidden_size == 246
+    with pytest.raises(InvalidArchitecture, match="hidden_size 246 is not divisible by num_attention_heads 4"):
+        check_architecture(flat)
+
+
+def test_init_from_teacher_leaves_a_student_of_another_model_type_random(caplog):
+    teacher = tiny_bert(hidden=512, layers=2, heads=4, intermediate=1024, cls=BertForPreTraining)
+    student = tiny_mobilebert(num_hidden_layers=2)
+    before = {name: p.clone() for name, p in student.named_parameters()}
+    with caplog.at_level("INFO", logger="autodistill.models.init_from_teacher"):
+        report = init_from_teacher(student, teacher)
+    assert report.copied == () and set(report.skipped) == set(before)
+    assert all(torch.equal(before[name], p) for name, p in student.named_parameters())
+    assert len(caplog.records) == 1 and "student is mobilebert, the teacher bert" in caplog.records[0].getMessage()
 
 
 # -- the user's losses named in YAML -------------------------------------------------------------

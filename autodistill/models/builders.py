@@ -83,8 +83,8 @@ def check_architecture(config: Any) -> None:
     intra_bottleneck_size with use_bottleneck: its heads split the bottleneck, so any
     hidden_size fits them, e.g. seed 003's 246)."""
     heads = getattr(config, "num_attention_heads", None)
-    bottleneck = getattr(config, "use_bottleneck", False) and getattr(config, "intra_bottleneck_size", None)
-    key = "intra_bottleneck_size" if isinstance(bottleneck, int) else "hidden_size"
+    bottleneck = getattr(config, "use_bottleneck", False) is True and hasattr(config, "intra_bottleneck_size")
+    key = "intra_bottleneck_size" if bottleneck else "hidden_size"
     width = getattr(config, key, None)
     if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads:
         raise InvalidArchitecture(f"{key} {width} is not divisible by num_attention_heads {heads}")

@@ -32,10 +32,17 @@ together. A student with larger heads than the teacher's (fewer, wider heads) ta
 first rows, i.e. consecutive teacher heads merged into each of its heads. A student dimension
 larger than the teacher's cannot be filled and raises
 ConfigError. Student parameters outside this layout are left alone and reported.
+
+Weights are copied only between models of one type (`config.model_type`): a MobileBERT student
+of a BERT teacher has modules of the same names (`encoder.layer.<i>.attention.self.query`)
+that compute other things (its attention reads the bottleneck), so slices of the teacher's
+tensors would not be a start. Such a student keeps its random weights, all of them reported
+as `skipped`, and one line is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +54,8 @@ from autodistill.config.stages import teacher_layer_for
 from autodistill.errors import ConfigError
 
 __all__ = ["InitReport", "init_from_teacher"]
+
+logger = logging.getLogger(__name__)
 
 _FIX = "use a student no wider than the teacher, or set init_from_teacher: false"
 
@@ -135,6 +144,10 @@ def _heads(model: nn.Module, base: str, layer: int) -> _Heads:
     return _Heads(int(heads), int(head_dim))
 
 
+def _model_type(model: nn.Module) -> str | None:
+    return getattr(getattr(model, "config", None), "model_type", None)
+
+
 def _num_labels(model: nn.Module) -> int | None:
     return getattr(getattr(model, "config", None), "num_labels", None)
 
@@ -216,6 +229,12 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, *,
     teacher's) leaves the word embeddings fresh. Every check runs before any copy, so on
     ConfigError the student is unchanged. Teacher tensors are copied, never shared.
     """
+    s_type, t_type = _model_type(student), _model_type(teacher)
+    if s_type != t_type and None not in (s_type, t_type):
+        logger.info("init_from_teacher: the student is %s, the teacher %s: weights are copied only within one "
+                    "model type, so the student keeps its random weights", s_type, t_type)
+        return InitReport(copied=(), sliced=(), skipped=tuple(name for name, _ in student.named_parameters()),
+                          layer_map=())
     s_base, t_base = _base_prefix(student, "student"), _base_prefix(teacher, "teacher")
     s_layers = len(student.get_submodule(_join(s_base, "encoder.layer")))
     t_layers = len(teacher.get_submodule(_join(t_base, "encoder.layer")))
