@@ -185,6 +185,32 @@ def test_search_command_with_a_student_tokenizer(workspace, tmp_path, capsys):
     assert list((out / "teacher_cache").iterdir())  # the teacher's outputs cached on its own tokens
 
 
+def test_the_api_searches_with_a_student_tokenizer_from_a_config_dict(workspace, tmp_path):
+    """`AutoDistillation(DistillationTask(config), config_dict)`: the students read their own tokens,
+    the teacher's figures its own; a flash mapping in the same dict is refused as it is loaded."""
+    import yaml
+
+    from autodistill.config.loader import load_config_file
+    from autodistill.config.schema import SearchRunConfig
+    from autodistill.errors import ConfigError
+    from autodistill.study.search import AutoDistillation
+    from autodistill.study.task import DistillationTask
+
+    tokenizer, out = student_tokenizer_folder(tmp_path), tmp_path / "api"
+    text = SEARCH_YAML.replace("{root}", str(workspace)).replace("{out}", str(out))
+    raw = yaml.safe_load(text.replace(SEARCH_FLASH, "").replace("max_trials: 2", "max_trials: 1"))
+    raw["student"] = {"tokenizer": str(tokenizer)}
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(raw))
+    task = DistillationTask(load_config_file(SearchRunConfig, tmp_path / "search.yaml"), output_dir=out, quiet=True)
+    assert task.teacher_loaders[0]["validation"] is not task.validation_loader
+    assert next(iter(task.validation_loader))["input_ids"].max() < len(task.student_tokenizer)
+    AutoDistillation(task, raw, output_dir=out, progress=False).search_loop()
+    (student,) = (out / "trials" / "tiny").iterdir()
+    assert _vocabulary(student) == _vocabulary(tokenizer)
+    with pytest.raises(ConfigError, match=r"flash_distillation: stage .*student\.tokenizer gives the student"):
+        AutoDistillation(task, yaml.safe_load(text) | {"student": {"tokenizer": str(tokenizer)}}, output_dir=out)
+
+
 STUDENT_TOKENIZER = ("data:\n", "student: {tokenizer: {tok}}\ndata:\n")
 CASES = [
     Case("student-tokenizer-with-flash-mapping-distill", r"config\.yaml:\d+:\d+: distillation: flash_distillation: "
@@ -192,8 +218,9 @@ CASES = [
          r"tokens than the teacher's, so 'bert\.encoder\.layer\.0\.output' and 'bert\.encoder\.layer\.1\.output' "
          r"have no token positions in common; remove the feature mappings", command="distill",
          replace=(("student:\n", "student:\n  tokenizer: {tok}\n"),)),
-    Case("student-tokenizer-with-flash-mapping-search", r"config\.yaml:\d+:\d+: auto_distillation: flash_distillation: stage "
-         r"'flash\[0\].*student\.tokenizer gives the student other tokens", replace=(STUDENT_TOKENIZER,)),
+    Case("student-tokenizer-with-flash-mapping-search", r"config\.yaml:\d+:\d+: auto_distillation: "
+         r"flash_distillation: stage 'flash\[0\].*student\.tokenizer gives the student other tokens",
+         replace=(STUDENT_TOKENIZER,)),
     Case("student-tokenizer-with-masked-lm", r"student\.tokenizer: task masked_lm scores every token",
          replace=(STUDENT_TOKENIZER, ("  model: {root}/teacher\n", "  model: {root}/teacher\n"
                                       "  model_cls: AutoModelForMaskedLM\n"), (SEARCH_FLASH, ""))),
