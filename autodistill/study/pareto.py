@@ -19,6 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 from autodistill.errors import ConfigError
 from autodistill.objectives import (
     ACCURACY,
+    EAGER_ACCURACY,
+    EAGER_LATENCY,
     LATENCY,
     PARAMS,
     PERPLEXITY,
@@ -105,12 +107,15 @@ class FrontRow:
     params: int | None = None
     test_accuracy: float | None = None
     perplexity: float | None = None       # masked LM (REPORTED: a column where a study records it)
+    eager_latency_ms: float | None = None  # evaluation.deployment: the eager module's, beside the deployed
+    eager_accuracy: float | None = None
     speedup: float | None = None
     retention: float | None = None
 
     def figure(self, metric: Metric) -> Any:
         """The row's figure of a reported metric (objectives.REPORTED)."""
-        return {TEST_ACCURACY: self.test_accuracy, PERPLEXITY: self.perplexity}.get(metric)
+        return {TEST_ACCURACY: self.test_accuracy, PERPLEXITY: self.perplexity,
+                EAGER_LATENCY: self.eager_latency_ms, EAGER_ACCURACY: self.eager_accuracy}.get(metric)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +127,8 @@ class FrontRow:
             "params": self.params,
             "test_accuracy": self.test_accuracy,
             "perplexity": self.perplexity,
+            "eager_latency_ms": self.eager_latency_ms,
+            "eager_accuracy": self.eager_accuracy,
             "speedup": self.speedup,
             "retention": self.retention,
         }
@@ -171,6 +178,8 @@ def front_rows(study: optuna.Study, *, teacher: Mapping[str, Any] | None = None
             params=record.value(PARAMS),
             test_accuracy=record.value(TEST_ACCURACY),
             perplexity=record.value(PERPLEXITY),
+            eager_latency_ms=record.value(EAGER_LATENCY),
+            eager_accuracy=record.value(EAGER_ACCURACY),
             speedup=speedup(figures, teacher),
             retention=retention(figures, teacher),
         ))
