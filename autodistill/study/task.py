@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from autodistill.config.schema import SearchRunConfig
-from autodistill.data import make_loader
+from autodistill.data import PairedInputs, make_loader
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.distill.distiller import Distiller
@@ -41,9 +41,9 @@ from autodistill.evaluation.latency import (
     resolve_latency_device,
 )
 from autodistill.models import build_student, load_pretrained
-from autodistill.models.builders import check_architecture, student_config
+from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
-from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY
+from autodistill.objectives import LATENCY
 from autodistill.study.protocol import TrainedStudent
 from autodistill.supernet.importance import reorder_by_importance
 from autodistill.tasks import TASK_KINDS
@@ -74,6 +74,16 @@ class DistillationTask:
                                         key="data.tokenizer" if data.tokenizer else "teacher.model")
         self.train_set, validation_set, test_set = self.kind.datasets(
             self.splits, self.tokenizer, max_length=data.max_length, seed=data.split_seed)
+        # a student tokenizer of its own (student.tokenizer): every split is tokenised for it too, once;
+        # distillation reads both inputs, the students' figures their own tokens, the teacher's its own
+        self.student_tokenizer = load_tokenizer(config.student.tokenizer or "", key="student.tokenizer") \
+            if config.student_reads_other_tokens else None
+        self.distillation_set: Any = self.train_set
+        student_sets = (validation_set, test_set)
+        if self.student_tokenizer is not None:
+            student_train, *student_sets = self.kind.datasets(
+                self.splits, self.student_tokenizer, max_length=data.max_length, seed=data.split_seed)
+            self.distillation_set = PairedInputs(self.train_set, student_train)
         num_labels = section.num_labels or len(self.splits.train.label_names)
         self.model_kwargs = self.kind.model_kwargs(self.splits.train.label_names, num_labels)
         self.teacher_reused = False
@@ -91,15 +101,11 @@ class DistillationTask:
         self.train_loader = self._train_loader()
         evaluation = config.auto_distillation.evaluation
         # every validation set by name; the first (`validation_loader`) chooses architectures
-        self.validation_loaders = {name: make_loader(
-            validation_set if index == 0 else self.kind.datasets(
-                replace(self.splits, train=part, validation=part, test=None), self.tokenizer,
-                max_length=data.max_length, seed=data.split_seed)[1],
-            batch_size=evaluation.batch_size, shuffle=False)
-            for index, (name, part) in enumerate(self.splits.validations.items())}
+        self.validation_loaders, self.test_loader = self._evaluation_loaders(
+            self.student_tokenizer or self.tokenizer, *student_sets)
         self.validation_loader = next(iter(self.validation_loaders.values()))
-        self.test_loader = None if test_set is None else make_loader(
-            test_set, batch_size=evaluation.batch_size, shuffle=False)
+        self.teacher_loaders = (self.validation_loaders, self.test_loader) if self.student_tokenizer is None \
+            else self._evaluation_loaders(self.tokenizer, validation_set, test_set)
         latency = evaluation.latency
         self.latency_spec = LatencySpec(
             batch_size=latency.batch_size, sequence_length=latency.sequence_length or data.max_length,
@@ -107,13 +113,15 @@ class DistillationTask:
             device=latency.device)
         resolve_latency_device(latency.device)  # a device this machine lacks fails before training
         self.deployer = self._deployer(config) if evaluation.deployment.deployed else None
-        self.teacher_cache = TeacherCache(self.teacher, self.train_set,
+        self.teacher_cache = TeacherCache(self.teacher, self.distillation_set,
                                           root=self.output_dir / "teacher_cache") \
             if config.auto_distillation.teacher_cache and self.kind.caches_teacher_logits else None
         if config.auto_distillation.teacher_cache and self.teacher_cache is None:
             log.info("task %s: the teacher runs live (its logits are too large to cache)", self.kind.name)
         self.student_cls = config.student.model_cls or section.model_cls
         self.student_base = config.student.base_config(self.teacher.config, num_labels=num_labels)
+        if self.student_tokenizer is not None:  # embeddings for the students' own vocabulary
+            self.student_base = with_vocabulary(self.student_base, self.student_tokenizer)
         self._teacher_figures: dict[str, Any] | None = None
         # what init_from_teacher copies: with student.importance_order, a copy of the teacher whose
         # heads and FFN neurons are reordered most important first (same function; the teacher
@@ -156,6 +164,19 @@ class DistillationTask:
                          "batch_size": self.config.data.batch_size, "max_length": self.config.data.max_length}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
+    def _evaluation_loaders(self, tokenizer: Any, validation_set: Any, test_set: Any
+                            ) -> tuple[dict[str, DataLoader], DataLoader | None]:
+        """Every validation set by name (the first is `validation_set`, tokenised already) and the test
+        split (`test_set`), as loaders for the models that read `tokenizer`."""
+        data, batch_size = self.config.data, self.config.auto_distillation.evaluation.batch_size
+        loaders = {name: make_loader(
+            validation_set if index == 0 else self.kind.datasets(
+                replace(self.splits, train=part, validation=part, test=None), tokenizer,
+                max_length=data.max_length, seed=data.split_seed)[1],
+            batch_size=batch_size, shuffle=False)
+            for index, (name, part) in enumerate(self.splits.validations.items())}
+        return loaders, None if test_set is None else make_loader(test_set, batch_size=batch_size, shuffle=False)
+
     def _fine_tune(self, location: str) -> tuple[str, bool]:
         """The teacher trained on the training split with the task's own loss (masked LM: the
         MLM objective on the corpus text, which also trains a head the teacher shipped without)."""
@@ -190,7 +211,8 @@ class DistillationTask:
         """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
         student = self.fresh(architecture)
         if self.config.student.init_from_teacher:
-            report = init_from_teacher(student, self.init_teacher)
+            report = init_from_teacher(student, self.init_teacher,
+                                       shared_vocabulary=self.student_tokenizer is None)
             log.info("student initialised from teacher layers %s (%d tensors sliced, %d left fresh)",
                      list(report.layer_map), len(report.sliced), len(report.skipped))
         return student
@@ -228,7 +250,7 @@ class DistillationTask:
     def _train_loader(self) -> DataLoader:
         """The training batches in the order the seed fixes: a fresh loader per trial, so every
         trial (and a retry resuming a lost one) sees the same order whatever ran before it."""
-        return make_loader(self.train_set, batch_size=self.config.data.batch_size, shuffle=True,
+        return make_loader(self.distillation_set, batch_size=self.config.data.batch_size, shuffle=True,
                            seed=self.config.auto_distillation.seed)
 
     def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent:
@@ -255,30 +277,35 @@ class DistillationTask:
         """Early stopping's score during regular distillation: validation accuracy."""
         return self.validation_accuracy(model)
 
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, *,
+                 loaders: tuple[dict[str, DataLoader], DataLoader | None] | None = None) -> dict[str, float]:
         """The task's figures on the first validation set (`accuracy` chooses architectures; masked
         LM adds `perplexity`), on every other one prefixed with its name (`<name>_accuracy`) and on
-        the test split, prefixed `test_` (reported only).
+        the test split, prefixed `test_` (reported only). `loaders` (validation sets by name, test)
+        replace the students' (the teacher's figures read its own tokens where `student.tokenizer`
+        gives the students other ones).
 
         With evaluation.deployment on, these are the deployed model's figures (the teacher's
         cached graph; a student's graph, kept for `save` to put in its trial folder), through the
         task's own evaluation, and the eager module's stay beside them prefixed `eager_`."""
-        eager = self._figures(model, next(model.parameters()).device)
+        eager = self._figures(model, next(model.parameters()).device, loaders)
         if self.deployer is None:
             return eager
         deployed = self.deployed_teacher if model is self.teacher else None
-        return {**_eager(eager), **self._figures(deployed or self.deployer.ship(model), torch.device("cpu"))}
+        return {**_eager(eager), **self._figures(deployed or self.deployer.ship(model), torch.device("cpu"), loaders)}
 
-    def _figures(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+    def _figures(self, model: nn.Module, device: torch.device,
+                 loaders: tuple[dict[str, DataLoader], DataLoader | None] | None) -> dict[str, float]:
         started = time.perf_counter()
         result: dict[str, float] = {}
-        for index, (name, loader) in enumerate(self.validation_loaders.items()):
+        validations, test = loaders or (self.validation_loaders, self.test_loader)  # the students' by default
+        for index, (name, loader) in enumerate(validations.items()):
             prefix = "" if index == 0 else f"{name}_"
             result.update({prefix + metric: value for metric, value in
                            self.kind.evaluate(model, loader, device=device).items()})
-        if self.test_loader is not None:
+        if test is not None:
             result.update({f"test_{name}": value for name, value in
-                           self.kind.evaluate(model, self.test_loader, device=device).items()})
+                           self.kind.evaluate(model, test, device=device).items()})
         result["eval_seconds"] = time.perf_counter() - started
         return result
 
@@ -346,9 +373,9 @@ class DistillationTask:
         if recorded is None:
             if self._teacher_figures is None:
                 self._teacher_figures = {**self.teacher_cost(),
-                                         **self.evaluate(self.teacher)}
+                                         **self.evaluate(self.teacher, loaders=self.teacher_loaders)}
             recorded = self._teacher_figures
-        eager = EAGER_LATENCY.value(recorded)
+        eager = recorded.get(EAGER + LATENCY.key)
         if (self.deployer is None) != (eager is None):
             ran = "an ONNX Runtime deployment" if eager is not None else "runtime torch"
             raise ConfigError(f"evaluation.deployment: the study's teacher row was measured with {ran}, "
@@ -362,10 +389,13 @@ class DistillationTask:
         student.model.save_pretrained(directory)
         if self.deployer is not None:
             self.deployer.ship_into(student.model, directory)
-        self.tokenizer.save_pretrained(directory)
+        (self.student_tokenizer or self.tokenizer).save_pretrained(directory)  # the one the student reads
         matchers = student.artifacts.get("matchers")
         if matchers is not None and matchers.specs:
             matchers.save(directory)
+
+
+EAGER = "eager_"  # the eager module's figures, where the study ranks a deployed model's
 
 
 def _eager(figures: Mapping[str, Any]) -> dict[str, Any]:
