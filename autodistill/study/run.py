@@ -114,8 +114,6 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
                                       teacher=preflight.meta_model(section.model_cls, teacher_config))
     if config.student_reads_other_tokens and config.student.tokenizer is not None:
         preflight.check_student_tokenizer(config.student.tokenizer, strategy=search.strategy)
-    if config.student_reads_other_tokens and config.student.tokenizer is not None:
-        preflight.check_student_tokenizer(config.student.tokenizer, strategy=search.strategy)
     if search.strategy == "supernet":
         _preflight_supernet(search, space, teacher_config, funcs)
     # last: opening the storage may create it; a bad URL, a read-only database, another study of

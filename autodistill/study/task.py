@@ -43,7 +43,7 @@ from autodistill.evaluation.latency import (
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
-from autodistill.objectives import LATENCY
+from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY
 from autodistill.study.protocol import TrainedStudent
 from autodistill.supernet.importance import reorder_by_importance
 from autodistill.tasks import TASK_KINDS
@@ -375,7 +375,7 @@ class DistillationTask:
                 self._teacher_figures = {**self.teacher_cost(),
                                          **self.evaluate(self.teacher, loaders=self.teacher_loaders)}
             recorded = self._teacher_figures
-        eager = recorded.get(EAGER + LATENCY.key)
+        eager = EAGER_LATENCY.value(recorded)
         if (self.deployer is None) != (eager is None):
             ran = "an ONNX Runtime deployment" if eager is not None else "runtime torch"
             raise ConfigError(f"evaluation.deployment: the study's teacher row was measured with {ran}, "
@@ -393,9 +393,6 @@ class DistillationTask:
         matchers = student.artifacts.get("matchers")
         if matchers is not None and matchers.specs:
             matchers.save(directory)
-
-
-EAGER = "eager_"  # the eager module's figures, where the study ranks a deployed model's
 
 
 def _eager(figures: Mapping[str, Any]) -> dict[str, Any]:
