@@ -26,7 +26,8 @@ from autodistill.config.schema import SearchRunConfig
 from autodistill.data import PairedInputs, make_loader
 from autodistill.data.sources import Splits, load_splits
 from autodistill.distill.callbacks import DistillationCallback
-from autodistill.distill.distiller import Distiller
+from autodistill.distill.checkpoint import fingerprint, read_checkpoint
+from autodistill.distill.distiller import Distiller, seed_everything
 from autodistill.distill.finetune import cache_key, fine_tune_plan, fine_tuned
 from autodistill.distill.teacher_cache import TeacherCache, teacher_fingerprint
 from autodistill.errors import AutodistillError, ConfigError, InvalidArchitecture
@@ -43,8 +44,9 @@ from autodistill.evaluation.latency import (
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
-from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY
+from autodistill.objectives import LATENCY
 from autodistill.study.protocol import TrainedStudent
+from autodistill.study.trial_checkpoints import TrialFolders
 from autodistill.supernet.importance import reorder_by_importance
 from autodistill.tasks import TASK_KINDS
 
@@ -208,7 +210,10 @@ class DistillationTask:
 
     # -- the three functions of seed 003's AutoDistillation ---------------------------------
     def build(self, architecture: Mapping[str, Any]) -> nn.Module:
-        """The built-in model_builder: the teacher's config with `fixed` and the sampled keys."""
+        """The built-in model_builder: the teacher's config with `fixed` and the sampled keys,
+        initialised from the run's seed (a trial's student is the same in any process: a retry
+        that resumes a lost trial, or a rerun, trains what the first run trained)."""
+        seed_everything(self.config.auto_distillation.seed)
         student = self.fresh(architecture)
         if self.config.student.init_from_teacher:
             report = init_from_teacher(student, self.init_teacher,
@@ -253,10 +258,13 @@ class DistillationTask:
         return make_loader(self.distillation_set, batch_size=self.config.data.batch_size, shuffle=True,
                            seed=self.config.auto_distillation.seed)
 
-    def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = ()) -> TrainedStudent:
+    def train(self, student: nn.Module, callbacks: Sequence[DistillationCallback] = (), *,
+              folders: TrialFolders | None = None) -> TrainedStudent:
         """Flash then regular distillation from the teacher; the student with its feature matchers.
 
-        With `eval_every_steps`, every validation set is evaluated (and logged) during training."""
+        With `folders` (the search's, study/trial_checkpoints.py), checkpoints and event files go
+        there and a retried trial resumes from the checkpoint of the trial its worker lost. With
+        `eval_every_steps`, every validation set is evaluated (and logged) during training."""
         section = self.config.auto_distillation
         plan = section.plan(student_layers=_depth(student), teacher_layers=_depth(self.teacher))
         distiller = Distiller(self.teacher, student, plan, teacher_cache=self.teacher_cache,
@@ -265,9 +273,24 @@ class DistillationTask:
         def evaluate(model: nn.Module, loader: Any) -> Mapping[str, float]:
             return self.kind.evaluate(model, loader, device=distiller.device)
 
+        resume = None if folders is None else self._resumable(folders.resume_from, distiller)
         distiller.fit(self._train_loader(), self.validation_loaders if plan.eval_every_steps else None,
-                      eval_fn=evaluate)
+                      eval_fn=evaluate, checkpoint_dir=None if folders is None else folders.checkpoints,
+                      resume_from=resume, log_dir=None if folders is None else folders.logs)
         return TrainedStudent(student, {"matchers": distiller.matchers})
+
+    @staticmethod
+    def _resumable(folder: Path | None, distiller: Distiller) -> Path | None:
+        """`folder`, if its checkpoint is of this plan and student (a study continued with another
+        distillation config trains the retry from scratch, saying so)."""
+        if folder is None:
+            return None
+        try:
+            read_checkpoint(folder, fingerprint(distiller.plan, distiller.student), fix="")
+        except ConfigError as exc:
+            log.warning("the retried trial trains from scratch: %s", str(exc).rstrip("; "))
+            return None
+        return folder
 
     def validation_accuracy(self, model: nn.Module) -> float:
         """The task's `accuracy` on the (first) validation set (masked LM: masked-token accuracy)."""
@@ -375,7 +398,7 @@ class DistillationTask:
                 self._teacher_figures = {**self.teacher_cost(),
                                          **self.evaluate(self.teacher, loaders=self.teacher_loaders)}
             recorded = self._teacher_figures
-        eager = EAGER_LATENCY.value(recorded)
+        eager = recorded.get(EAGER + LATENCY.key)
         if (self.deployer is None) != (eager is None):
             ran = "an ONNX Runtime deployment" if eager is not None else "runtime torch"
             raise ConfigError(f"evaluation.deployment: the study's teacher row was measured with {ran}, "
@@ -393,6 +416,9 @@ class DistillationTask:
         matchers = student.artifacts.get("matchers")
         if matchers is not None and matchers.specs:
             matchers.save(directory)
+
+
+EAGER = "eager_"  # the eager module's figures, where the study ranks a deployed model's
 
 
 def _eager(figures: Mapping[str, Any]) -> dict[str, Any]:
