@@ -45,14 +45,14 @@ from autodistill.distill.checkpoint import (
 )
 from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule
-from autodistill.precision import autocast, gradient_scaler, precision_refusal
 from autodistill.distill.probe import PlanProbe, paths_per_teacher
 from autodistill.distill.progress import Progress
-from autodistill.distill.teacher_cache import Feature, TeacherCache, features_for
+from autodistill.distill.teacher_cache import Feature, TeacherCache, cache_dtypes, features_for
 from autodistill.errors import ConfigError, MappingError, NonFiniteLossError
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
 from autodistill.modes import model_modes
+from autodistill.precision import autocast, gradient_scaler, precision_refusal
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,8 @@ class Distiller:
         first = next(_Batches(train_loader))
         resolved = self.prepare(first)
         if self.teacher_cache is not None:
-            self.teacher_cache.ensure(features_for(self.plan.stages))
+            self.teacher_cache.ensure(features_for(self.plan.stages),
+                                      dtypes=cache_dtypes(self.plan.precision, self.plan.stages))
         batches = _Batches(train_loader)  # restart: the probe batch is also the first step's
         seed_everything(self.plan.seed)
         try:

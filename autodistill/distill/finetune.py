@@ -10,8 +10,9 @@ temporary folder whose process is gone (killed while saving) is removed by the n
 fine-tune (`autodistill.atomic_file.remove_dead_temporaries`).
 
 Training reuses the distillation loop: one regular stage whose only loss is the model's
-own task loss (no teacher term), so optimiser, schedule, clipping and NaN checks are the
-same code.
+own task loss (no teacher term), so optimiser, schedule, clipping, NaN checks and precision
+(the run's `precision`: autocast, fp16's gradient scaler, bf16 refused on a CPU without bf16
+hardware unless `precision_force`) are the same code.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: D
     model.save_pretrained(tmp)
     save_tokenizer(tmp)
     record = result.stages[0]
-    (tmp / DONE).write_text(json.dumps({"base": location, "steps": len(record.losses),
+    (tmp / DONE).write_text(json.dumps({"base": location, "precision": plan.precision,
+                                        "steps": len(record.losses),
                                         "seconds": record.seconds,
                                         "last_loss": record.losses[-1] if record.losses else None}))
     try:

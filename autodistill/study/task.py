@@ -185,13 +185,16 @@ class DistillationTask:
         section, data = self.config.teacher, self.config.data
         ft = section.fine_tune
         assert ft is not None
+        auto = self.config.auto_distillation  # the teacher fine-tunes at the run's precision
         settings = {**ft.model_dump(), "max_length": data.max_length, **self.model_kwargs,
-                    "model_cls": section.model_cls}
+                    "model_cls": section.model_cls,
+                    **({"precision": auto.precision} if auto.precision != "fp32" else {})}
         key = cache_key(location, settings, {"train": self.splits.train.fingerprint(),
                                              "labels": list(self.splits.train.label_names)})
         plan = fine_tune_plan(epochs=ft.epochs, learning_rate=ft.learning_rate,
                               warmup_ratio=ft.warmup_ratio, weight_decay=ft.weight_decay,
-                              seed=ft.seed, progress=not self.quiet)
+                              seed=ft.seed, progress=not self.quiet, precision=auto.precision,
+                              precision_force=auto.precision_force)
         stage = plan.stages[0]
         assert stage.logit_kd is not None
         kd = replace(stage.logit_kd, loss_types=(stage.logit_kd.loss_types[0], self.kind.target_loss))
