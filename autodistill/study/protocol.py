@@ -4,7 +4,7 @@
         measures_cost = True                       # cost() times the untrained student
         stops_early = False                        # train() takes no early-stopping callbacks
         def build(self, architecture): ...        # -> nn.Module (InvalidArchitecture if none can exist)
-        def cost(self, model): ...                 # -> {"latency_p50_ms": ..., "params": ...} before training
+        def cost(self, model): ...                 # -> {"latency_ms": ..., "params": ...} before training
         def train(self, model, callbacks=()): ...  # -> TrainedStudent
         def evaluate(self, model): ...             # -> {"accuracy": ...}
         def checkpoint_score(self, model): ...     # -> validation accuracy during training (early stopping)
@@ -32,13 +32,14 @@ from torch import nn
 from autodistill.distill.callbacks import DistillationCallback
 from autodistill.errors import ConfigError
 from autodistill.evaluation.latency import (
+    Latency,
     LatencySpec,
     count_parameters,
     measure_latency,
     model_size_mb,
 )
+from autodistill.objectives import ACCURACY, LATENCY_P50, LATENCY_P90, PARAMS, SIZE, Metric
 from autodistill.space import Architecture
-from autodistill.objectives import Metric
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,15 @@ def measured_cost(model: nn.Module, spec: LatencySpec) -> dict[str, Any]:
     longest = getattr(config, "max_position_embeddings", None)
     if isinstance(longest, int) and spec.sequence_length > longest:
         spec = replace(spec, sequence_length=longest)
-    latency = measure_latency(model, spec)
-    return {"latency_p50_ms": latency.p50_ms, "latency_p90_ms": latency.p90_ms,
-            "latency_min_ms": latency.min_ms, "latency_spread": latency.spread,
-            "latency_attempts": latency.attempts, "params": count_parameters(model),
-            "size_mb": model_size_mb(model)}
+    return {**latency_figures(measure_latency(model, spec)), PARAMS.key: count_parameters(model),
+            SIZE.key: model_size_mb(model)}
+
+
+def latency_figures(latency: Latency) -> dict[str, float]:
+    """A latency benchmark's figures as a trial records them (the raw median, the tail, the fastest
+    call, how steady it was)."""
+    return {LATENCY_P50.key: latency.p50_ms, LATENCY_P90.key: latency.p90_ms, "latency_min_ms": latency.min_ms,
+            "latency_spread": latency.spread, "latency_attempts": latency.attempts}
 
 
 class FunctionTask:
@@ -123,8 +128,8 @@ class FunctionTask:
         self.measures_cost = cost_func is not None
         self._takes_callbacks = "callbacks" in inspect.signature(train_func).parameters
         self.stops_early = checkpoint_func is not None and self._takes_callbacks
-        self._teacher = {key: value for key, value in (("accuracy", teacher_accuracy),
-                                                       ("latency_p50_ms", teacher_latency_ms))
+        self._teacher = {key: value for key, value in ((ACCURACY.key, teacher_accuracy),
+                                                       (LATENCY_P50.key, teacher_latency_ms))
                          if value is not None}
 
     def build(self, architecture: Architecture) -> nn.Module:

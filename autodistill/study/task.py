@@ -44,8 +44,8 @@ from autodistill.evaluation.latency import (
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
-from autodistill.objectives import LATENCY
-from autodistill.study.protocol import TrainedStudent
+from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY
+from autodistill.study.protocol import TrainedStudent, latency_figures
 from autodistill.study.trial_checkpoints import TrialFolders
 from autodistill.supernet.importance import reorder_by_importance
 from autodistill.tasks import TASK_KINDS
@@ -401,7 +401,7 @@ class DistillationTask:
                 self._teacher_figures = {**self.teacher_cost(),
                                          **self.evaluate(self.teacher, loaders=self.teacher_loaders)}
             recorded = self._teacher_figures
-        eager = recorded.get(EAGER + LATENCY.key)
+        eager = EAGER_LATENCY.value(recorded)
         if (self.deployer is None) != (eager is None):
             ran = "an ONNX Runtime deployment" if eager is not None else "runtime torch"
             raise ConfigError(f"evaluation.deployment: the study's teacher row was measured with {ran}, "
@@ -421,18 +421,13 @@ class DistillationTask:
             matchers.save(directory)
 
 
-EAGER = "eager_"  # the eager module's figures, where the study ranks a deployed model's
-
-
 def _eager(figures: Mapping[str, Any]) -> dict[str, Any]:
     return {EAGER + key: value for key, value in figures.items()}
 
 
 def _alone(model: nn.Module, spec: LatencySpec) -> dict[str, float]:
     latency = measure_latency(model, spec)
-    return {"latency_ms": latency.p50_ms, "latency_p50_ms": latency.p50_ms,
-            "latency_p90_ms": latency.p90_ms, "latency_min_ms": latency.min_ms,
-            "latency_spread": latency.spread, "latency_attempts": latency.attempts}
+    return {LATENCY.key: latency.p50_ms, **latency_figures(latency)}
 
 
 def _depth(model: nn.Module) -> int | None:
