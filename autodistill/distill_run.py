@@ -29,9 +29,11 @@ from autodistill.preflight import (
     check_device,
     check_distill_output,
     check_mapping_paths,
+    check_precision,
     check_sequence_length,
     check_student_values,
     check_student_vocabulary,
+    check_tensorboard,
     load_tokenizer,
     model_config,
     model_location,
@@ -82,6 +84,8 @@ def _preflight(config: DistillRunConfig, *, resume: bool) -> None:
     run reads and holds nothing but an earlier run of its own: all before any weights are loaded."""
     writable_folder(config.output_dir, key="output_dir")
     check_device(config.distillation.device, key="distillation.device")
+    check_precision(config.distillation, key="distillation")
+    check_tensorboard(config.distillation, key="distillation")
     reads = {}
     for i, section in enumerate(config.teacher_list):
         key = "teacher.model" if config.teacher is not None else f"teachers.{i}.model"

@@ -8,6 +8,8 @@ value and the fix.
 - `writable_folder`: the output folder is a folder (or can be made one) that takes files.
 - `model_location` / `model_config`: a local model path exists and holds `config.json`.
 - `check_device`: a device the config names exists on this machine.
+- `check_precision` / `check_tensorboard`: the distillation's precision trains on its device here,
+  and TensorBoard logging, where asked for, has its package.
 - `check_sequence_length`: inputs of `data.max_length` tokens fit the model's position embeddings.
 - `check_student_values`: every fixed value and every value of every search-space dimension passes
   the student builder's rules (its type, sizes >= 1, probabilities in [0, 1]; see
@@ -151,6 +153,30 @@ def check_device(name: str, *, key: str) -> None:
     from autodistill.evaluation.latency import resolve_latency_device
 
     resolve_latency_device(name, key=key)
+
+
+def check_precision(section: Any, *, key: str) -> None:
+    """The precision of `section` (a DistillationSection, at `key`) trains on its device here:
+    bf16 needs bf16 hardware unless precision_force, fp16 a GPU (autodistill/precision.py)."""
+    from autodistill.distill.distiller import resolve_device
+    from autodistill.precision import precision_refusal
+
+    try:
+        device = resolve_device(section.device)
+    except RuntimeError:  # an unknown device name: check_device says so
+        return
+    refusal = precision_refusal(section.precision, device, force=section.precision_force)
+    if refusal is not None:
+        raise ConfigError(f"{key}.precision: {refusal}")
+
+
+def check_tensorboard(section: Any, *, key: str) -> None:
+    """TensorBoard logging, where `section` (a DistillationSection, at `key`) asks for it, can run here."""
+    from autodistill.distill.tb_logging import tensorboard_missing
+
+    wanted = section.logging is not None and section.logging.tensorboard is not False
+    if wanted and (missing := tensorboard_missing()) is not None:
+        raise ConfigError(f"{key}.logging.tensorboard: {missing}")
 
 
 def check_sequence_length(config: Any, length: int | None, *, key: str, whose: str) -> None:

@@ -21,14 +21,16 @@ import random
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
+if TYPE_CHECKING:  # Optuna is imported where a distribution is made: validating a config needs none
+    import optuna
+    from optuna.distributions import (
+        BaseDistribution,
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
 from autodistill.errors import ConfigError, did_you_mean
 
@@ -104,6 +106,8 @@ class Categorical:
             )
 
     def to_distribution(self) -> CategoricalDistribution:
+        from optuna.distributions import CategoricalDistribution
+
         return CategoricalDistribution(self.choices)
 
     def count(self) -> int:
@@ -166,6 +170,8 @@ class IntRange:
             )
 
     def to_distribution(self) -> IntDistribution:
+        from optuna.distributions import IntDistribution
+
         return IntDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def count(self) -> int:
@@ -218,6 +224,8 @@ class FloatRange:
             )
 
     def to_distribution(self) -> FloatDistribution:
+        from optuna.distributions import FloatDistribution
+
         return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def count(self) -> int | None:

@@ -12,8 +12,10 @@ from conftest import tiny_bert, toy_batches
 
 from autodistill import ConfigError, Distiller, load_distillation_plan
 from autodistill import precision as precision_module
-from autodistill.evaluation import accuracy
+from autodistill.config.loader import load_distillation_section
 from autodistill.distill.finetune import fine_tune_plan
+from autodistill.evaluation import accuracy
+from autodistill.preflight import check_precision
 
 NO_GPU = "no CUDA GPU here: the CUDA autocast and fp16 gradient-scaler paths run only on one"
 
@@ -29,22 +31,25 @@ def no_bf16_hardware(monkeypatch):
     monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)
 
 
-def test_bf16_on_a_cpu_without_bf16_hardware_is_refused_with_the_measured_reason(no_bf16_hardware):
+def test_bf16_on_a_cpu_without_bf16_hardware_is_refused_at_the_edge_with_the_measured_reason(no_bf16_hardware):
+    section = load_distillation_section(regular(precision="bf16"))  # config checks no hardware
     with pytest.raises(ConfigError) as error:
-        load_distillation_plan(regular(precision="bf16"))
+        check_precision(section, key="distillation")
     message = str(error.value)
-    assert "precision" in message and "about 10x slower than fp32" in message
+    assert message.startswith("distillation.precision: ") and "about 10x slower than fp32" in message
     assert "precision_force: true" in message and "\n" not in message
 
 
 def test_bf16_forced_on_such_a_cpu_is_accepted(no_bf16_hardware):
-    plan = load_distillation_plan(regular(precision="bf16", precision_force=True))
+    section = load_distillation_section(regular(precision="bf16", precision_force=True))
+    check_precision(section, key="distillation")
+    plan = section.plan()
     assert plan.precision == "bf16" and plan.precision_force
 
 
 def test_fp16_on_a_cpu_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match="fp16 on cpu brings no training benefit.*use precision: fp32"):
-        load_distillation_plan(regular(precision="fp16"))
+        check_precision(load_distillation_section(regular(precision="fp16")), key="distillation")
 
 
 def test_an_unknown_precision_names_the_choices():

@@ -12,8 +12,10 @@ from conftest import toy_batches
 from test_trainer import KD_CONFIG, ToyTask, arguments, bert
 
 from autodistill import ConfigError, Distiller, load_distillation_plan
+from autodistill.config.loader import load_distillation_section
 from autodistill.distill.trainer import DistillationTrainer
 from autodistill.evaluation import accuracy
+from autodistill.preflight import check_tensorboard
 
 
 def plan(**extra):
@@ -111,10 +113,13 @@ def test_tensorboard_every_steps_thins_the_scalars(teacher, student, tmp_path):
     assert [s for s, _ in events(tmp_path)["regular/loss"]] == [6, 9]
 
 
-def test_tensorboard_without_the_package_is_refused_naming_the_extra(monkeypatch):
+def test_tensorboard_without_the_package_is_refused_at_the_edge_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if missing
-    with pytest.raises(ConfigError, match=r"needs the tensorboard package.*autodistill-nas\[tensorboard\]"):
-        load_distillation_plan(plan(logging={"tensorboard": True}))
+    section = load_distillation_section(plan(logging={"tensorboard": True}))  # config imports no torch
+    with pytest.raises(ConfigError, match=r"^distillation\.logging\.tensorboard: .*needs the tensorboard "
+                                          r"package.*autodistill-nas\[tensorboard\]"):
+        check_tensorboard(section, key="distillation")
+    check_tensorboard(load_distillation_section(plan()), key="distillation")  # not asked for: no check
 
 
 def test_the_trainer_evaluates_logs_epochs_and_writes_tensorboard(tmp_path):

@@ -9,11 +9,13 @@ same way. Users add their own with
 
 `startup_trials` is how many random proposals a model-based advisor makes before it
 models the results (Optuna's own default, 10, would make BO and TPE propose exactly what
-`random` proposes in a short search with the same seed).
+`random` proposes in a short search with the same seed). The built-ins below are named in
+ADVISORS (autodistill/registries.py), which imports this module when a search first asks for one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import optuna
@@ -21,7 +23,7 @@ import optuna
 from autodistill.advisors.pruned_as_pending import PrunedAsPending
 from autodistill.advisors.skopt_sampler import SkoptSampler
 from autodistill.errors import ConfigError
-from autodistill.registry import Registry
+from autodistill.registries import ADVISORS
 from autodistill.space import SearchSpace
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
     "PrunedAsPending",
     "SkoptSampler",
     "make_advisor",
-    "register_builtin_advisors",
 ]
 
 _SEED_LIMIT = 2**32
@@ -42,9 +43,6 @@ class AdvisorFactory(Protocol):
     def __call__(
         self, *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
     ) -> optuna.samplers.BaseSampler: ...
-
-
-ADVISORS: Registry[AdvisorFactory] = Registry("search_algorithm")
 
 
 def make_advisor(
@@ -63,20 +61,20 @@ def make_advisor(
     return factory(space=space, seed=seed, n_objectives=n_objectives, startup_trials=startup_trials)
 
 
-def _gaussian_process(
+def gaussian_process(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     # it models complete trials only: pruned ones (screened, stopped early) would be proposed again
     return PrunedAsPending(optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials))
 
 
-def _tpe(
+def tpe(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup_trials)
 
 
-def _random(
+def random_sampler(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
@@ -87,36 +85,24 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
     for `study.optimize` and raises under ask/tell; the search loop ends by itself once
     every architecture of the space has been trained."""
 
-    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: optuna.trial.TrialState,
+                    values: Sequence[float] | None) -> None:
         return None
 
 
-def _grid(
+def grid(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return _AskTellGridSampler(space.grid(), seed=seed)
 
 
-def _nsga2(
+def nsga2(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=startup_trials)
 
 
-def _skopt(
+def skopt(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
     return SkoptSampler(seed=seed, n_initial_points=startup_trials)
-
-
-def register_builtin_advisors(registry: Registry[AdvisorFactory]) -> None:
-    """Register the built-in advisors in `registry`."""
-    registry.register("BO", _gaussian_process)
-    registry.register("TPE", _tpe)
-    registry.register("random", _random)
-    registry.register("grid", _grid)
-    registry.register("NSGA2", _nsga2)
-    registry.register("skopt", _skopt)
-
-
-register_builtin_advisors(ADVISORS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from autodistill.config.plan import DistillationPlan, Precision, Stage
 from autodistill.config.sections import BoundedInt, Section, Seed, TrainingSection, Weight
@@ -27,12 +27,9 @@ class LoggingSection(Section):
     @field_validator("tensorboard", mode="before")
     @classmethod
     def _true_or_folder(cls, tensorboard: Any) -> bool | str:
-        from autodistill.distill.tb_logging import tensorboard_missing
-
+        # whether the tensorboard package is installed is asked at the edge (preflight.check_tensorboard)
         if not isinstance(tensorboard, bool) and not (isinstance(tensorboard, str) and tensorboard.strip()):
             raise ValueError("give true (the run's own folder), false, or a folder name")
-        if tensorboard is not False and (missing := tensorboard_missing()) is not None:
-            raise ValueError(missing)
         return tensorboard
 
 
@@ -49,6 +46,8 @@ class DistillationSection(TrainingSection):
     progress: bool = True
     checkpoint_every_steps: Annotated[BoundedInt, Field(ge=0)] | None = 500
     precision_force: bool = False
+    # whether it trains on this machine's device is asked at the edge (preflight.check_precision) and
+    # by the Distiller
     precision: Precision = "fp32"
     eval_every_steps: Annotated[BoundedInt, Field(ge=0)] | None = None
     logging: LoggingSection | None = None
@@ -85,22 +84,6 @@ class DistillationSection(TrainingSection):
         for name, spec in losses.items():
             register_user_loss(name, spec, key=name)
         return losses
-
-    @field_validator("precision")
-    @classmethod
-    def _precision_runs_here(cls, precision: str, info: ValidationInfo) -> str:
-        from autodistill.distill.distiller import resolve_device
-        from autodistill.precision import precision_refusal
-
-        device = info.data.get("device", "auto")
-        try:
-            resolved = resolve_device(device)
-        except RuntimeError:  # an unknown device name: its own check (preflight) says so
-            return precision
-        refusal = precision_refusal(precision, resolved, force=info.data.get("precision_force", False))
-        if refusal is not None:
-            raise ValueError(refusal)
-        return precision
 
     @model_validator(mode="after")
     def _some_stage(self) -> DistillationSection:

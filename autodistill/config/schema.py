@@ -17,9 +17,13 @@ from autodistill.config.deployment import DeploymentSection
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
 from autodistill.config.supernet import SupernetSection
+from autodistill.config.tasks import check_task_fits, infer_task
 from autodistill.config.tokenizers import mapping_refusal, reads_other_tokens, task_refusal
 from autodistill.errors import ConfigError, did_you_mean
+from autodistill.objectives import objectives_for
 from autodistill.paths import folder_name
+from autodistill.registries import ADVISORS, TASK_KINDS
+from autodistill.space import SearchSpace
 
 
 class ModelSection(Section):
@@ -239,8 +243,6 @@ class SearchSection(Section):
     @field_validator("search_space")
     @classmethod
     def _space(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        from autodistill.space import SearchSpace
-
         try:
             SearchSpace.from_mapping(raw, source="search.search_space")
         except ConfigError as exc:
@@ -250,14 +252,10 @@ class SearchSection(Section):
     @field_validator("search_algorithm")
     @classmethod
     def _advisor(cls, name: str) -> str:
-        from autodistill.advisors import ADVISORS
-
         return registered(ADVISORS, name)
 
     @model_validator(mode="after")
     def _directions(self) -> SearchSection:
-        from autodistill.objectives import objectives_for
-
         try:
             objectives_for(self.metrics, self.higher_is_better)
         except ConfigError as exc:
@@ -376,8 +374,6 @@ class SearchRunConfig(Section):
     @field_validator("task")
     @classmethod
     def _task(cls, name: str | None, info: ValidationInfo) -> str | None:
-        from autodistill.tasks import TASK_KINDS, check_task_fits, infer_task
-
         teacher, student = info.data.get("teacher"), info.data.get("student")
         if teacher is None:  # its own error is reported
             return name
@@ -392,8 +388,6 @@ class SearchRunConfig(Section):
 
     @model_validator(mode="after")
     def _logit_kd_fits_the_task(self) -> SearchRunConfig:
-        from autodistill.tasks import TASK_KINDS
-
         allowed = TASK_KINDS.get(self.task or "").logit_kd_losses
         auto = self.auto_distillation
         regular = auto.train.stage_section() if auto.train is not None else auto.regular_distillation
@@ -412,8 +406,6 @@ class SearchRunConfig(Section):
     @field_validator("auto_distillation")
     @classmethod
     def _tokenizers(cls, section: AutoDistillationSection, info: ValidationInfo) -> AutoDistillationSection:
-        from autodistill.tasks import TASK_KINDS
-
         task = info.data.get("task")
         if task is not None and _reads_other_tokens(info.data):
             refusal = task_refusal(task, TASK_KINDS.get(task).labels)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autodistill.config.plan import OptimizerSpec, ScheduleSpec
 from autodistill.errors import ConfigError
+from autodistill.registries import LOSSES, OPTIMIZERS, SCHEDULES
 from autodistill.registry import Registry
 
 # the largest value each kind of integer may take: the type it reaches downstream
@@ -69,8 +70,6 @@ class OptimizerSection(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from autodistill.distill.optimization import OPTIMIZERS
-
         return registered(OPTIMIZERS, name)
 
     def spec(self) -> OptimizerSpec:
@@ -91,8 +90,6 @@ class ScheduleSection(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from autodistill.distill.optimization import SCHEDULES
-
         return registered(SCHEDULES, name)
 
     def spec(self) -> ScheduleSpec:
@@ -100,17 +97,15 @@ class ScheduleSection(Section):
 
 
 def registered(registry: Registry[Any], name: str) -> str:
-    """`name` if registered; else a ValueError listing the choices (pydantic adds the key)."""
+    """`name` if registered (its code is not imported); else a ValueError listing the choices
+    (pydantic adds the key)."""
     try:
-        registry.get(name)
+        return registry.check(name)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
-    return name
 
 
 def loss_name(name: str) -> str:
-    from autodistill.losses.registry import LOSSES
-
     return registered(LOSSES, name)
 
 

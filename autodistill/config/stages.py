@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from autodistill.config.callables import import_callable
 from autodistill.config.plan import LayerMapping, LogitKD, Stage
 from autodistill.config.sections import (
     INT_MAX,
@@ -27,6 +28,7 @@ from autodistill.config.sections import (
     loss_name,
 )
 from autodistill.errors import ConfigError
+from autodistill.registries import LOSSES
 
 USER_LOSS_SEPARATOR = ":"  # a loss type written 'module:function' is the user's function, imported
 _INDEX = re.compile(r"^-?\d+(\.-?\d+)*$")
@@ -57,9 +59,6 @@ def register_user_loss(name: str, spec: str, *, key: str) -> str:
     register it as loss type `name`, before any loss_types entry is checked; loading the same
     config again is a no-op. A ValueError starting with `key` (pydantic adds the config key before
     it) when it cannot be imported or `name` is taken by another loss."""
-    from autodistill.config.callables import import_callable
-    from autodistill.losses.registry import LOSSES
-
     try:
         function = import_callable(spec, key=key)
     except ConfigError as exc:

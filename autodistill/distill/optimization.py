@@ -1,4 +1,5 @@
-"""Optimisers and learning-rate schedules, by name (registries users can extend)."""
+"""Optimisers and learning-rate schedules, by name: the built-ins that OPTIMIZERS and SCHEDULES
+(autodistill/registries.py, registries users can extend) name, and how a stage builds them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from autodistill.config.plan import OptimizerSpec, ScheduleSpec
-from autodistill.registry import Registry
+from autodistill.registries import OPTIMIZERS, SCHEDULES
 
 ParamGroups = list[dict]
 OptimizerFactory = Callable[[ParamGroups, OptimizerSpec, torch.device], torch.optim.Optimizer]
 ScheduleFactory = Callable[[int, int, float], Callable[[int], float]]
 
-OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
-SCHEDULES: Registry[ScheduleFactory] = Registry("schedule")
+__all__ = ["OPTIMIZERS", "SCHEDULES", "OptimizerFactory", "ScheduleFactory", "build_optimizer", "build_schedule",
+           "parameter_groups"]
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -35,26 +36,26 @@ def _fused_ok(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
-def _sgd(groups: ParamGroups, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
+def sgd(groups: ParamGroups, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=spec.learning_rate, momentum=spec.momentum)
 
 
-def _adam(groups: ParamGroups, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
+def adam(groups: ParamGroups, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=spec.learning_rate, betas=spec.betas, eps=spec.eps,
                             fused=_fused_ok(device))
 
 
-def _adamw(groups: ParamGroups, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
+def adamw(groups: ParamGroups, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
     # fused AdamW: 85 ms vs 110 ms per student step on the 2-core CPU (ENVIRONMENT-NOTES)
     return torch.optim.AdamW(groups, lr=spec.learning_rate, betas=spec.betas, eps=spec.eps,
                              fused=_fused_ok(device))
 
 
-def _constant(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
+def constant(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
     return lambda step: min(1.0, (step + 1) / warmup) if warmup and step < warmup else 1.0
 
 
-def _linear(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
+def linear(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
@@ -64,7 +65,7 @@ def _linear(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]
     return factor
 
 
-def _cosine(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
+def cosine(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
@@ -72,15 +73,6 @@ def _cosine(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]
         return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
-
-
-def register_builtin_optimization() -> None:
-    for name, fn in (("SGD", _sgd), ("Adam", _adam), ("AdamW", _adamw)):
-        if name not in OPTIMIZERS:
-            OPTIMIZERS.register(name, fn)
-    for name, fn in (("constant", _constant), ("linear", _linear), ("cosine", _cosine)):
-        if name not in SCHEDULES:
-            SCHEDULES.register(name, fn)
 
 
 def build_optimizer(named: Sequence[tuple[str, nn.Parameter]], spec: OptimizerSpec,
@@ -91,6 +83,3 @@ def build_optimizer(named: Sequence[tuple[str, nn.Parameter]], spec: OptimizerSp
 def build_schedule(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, total_steps: int) -> LambdaLR:
     factor = SCHEDULES.get(spec.name)(total_steps, spec.warmup_for(total_steps), spec.min_lr_ratio)
     return LambdaLR(optimizer, factor)
-
-
-register_builtin_optimization()

@@ -6,7 +6,8 @@ Reductions are the textbook ones, made padding-aware:
   by T^2 so gradients keep their scale across temperatures (Hinton et al.);
 - MSE averages over real elements; cosine averages 1 - cos over real positions.
 Features that are already probabilities (attention maps) are used as they are;
-logits are softened with the temperature.
+logits are softened with the temperature. Their names are registered in
+autodistill/registries.py (LOSSES, TARGET_LOSSES), which imports this module on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from autodistill.losses.masking import IGNORE_INDEX, element_mask, masked_mean, position_mask
-from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
+from autodistill.losses.registry import LossContext
 
 _TINY = 1e-12
 
@@ -77,17 +78,3 @@ def target_mean_squared_error(logits: torch.Tensor, labels: torch.Tensor, ctx: L
     """Regression: MSE between the (squeezed) prediction and float targets."""
     prediction = logits.squeeze(-1) if logits.shape[-1] == 1 else logits
     return F.mse_loss(prediction, labels.to(prediction.dtype).reshape(prediction.shape))
-
-
-def register_builtin_losses() -> None:
-    """Register the built-in losses (idempotent)."""
-    for name, fn in (("MSE", mean_squared_error), ("KL", kl_divergence),
-                     ("CE", soft_cross_entropy), ("cosine", cosine_distance)):
-        if name not in LOSSES:
-            LOSSES.register(name, fn)
-    if "cos" not in LOSSES:
-        LOSSES.register("cos", cosine_distance)  # seed 001's spelling
-    for name, fn in (("CE", target_cross_entropy), ("KL", target_cross_entropy),
-                     ("MSE", target_mean_squared_error)):
-        if name not in TARGET_LOSSES:
-            TARGET_LOSSES.register(name, fn)

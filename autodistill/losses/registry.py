@@ -8,7 +8,8 @@ built-ins are added:
     from autodistill import LOSSES
     LOSSES.register("SmoothL1", lambda s, t, ctx: F.smooth_l1_loss(s, t))
 
-A target loss is `fn(student_logits, labels, context) -> scalar tensor`.
+A target loss is `fn(student_logits, labels, context) -> scalar tensor`. The registries
+themselves live at the ground (autodistill/registries.py), where config checks names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from autodistill.registry import Registry
+from autodistill.registries import LOSSES, TARGET_LOSSES
 
 
 @dataclass(frozen=True)
@@ -32,5 +33,4 @@ class LossContext:
 FeatureLoss = Callable[[torch.Tensor, torch.Tensor, LossContext], torch.Tensor]
 TargetLoss = Callable[[torch.Tensor, torch.Tensor, LossContext], torch.Tensor]
 
-LOSSES: Registry[FeatureLoss] = Registry("loss type")
-TARGET_LOSSES: Registry[TargetLoss] = Registry("student-target loss type")
+__all__ = ["LOSSES", "TARGET_LOSSES", "FeatureLoss", "LossContext", "TargetLoss"]

@@ -86,6 +86,8 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
     training, latency = config.auto_distillation, config.auto_distillation.evaluation.latency
     preflight.check_device(training.device, key="auto_distillation.device")
+    preflight.check_precision(training, key="auto_distillation")
+    preflight.check_tensorboard(training, key="auto_distillation")
     preflight.check_device(latency.device, key="auto_distillation.evaluation.latency.device")
     section = config.teacher
     location = section.location()

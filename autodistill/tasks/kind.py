@@ -1,6 +1,6 @@
 """What a built-in task kind owns: its data collation, metrics, logit-KD shape and export class.
 
-    kind = TASK_KINDS.get("masked_lm")           # autodistill.tasks.registry
+    kind = TASK_KINDS.get("masked_lm")           # autodistill.registries
     train, validation, test = kind.datasets(splits, tokenizer, max_length=64, seed=0)
     figures = kind.evaluate(model, loader, device="cpu")   # {"accuracy": ..., ...}
 
@@ -48,8 +48,3 @@ class TaskKind(Protocol):
     def check_teacher(self, data: LabelledTexts, teacher_config: Any, *, location: str) -> None:
         """Before the teacher loads: a teacher used as saved (no teacher.fine_tune) fits the
         task and the data (its config.json, `teacher_config`); a ConfigError if not."""
-
-
-def fits(kind: TaskKind, model_cls: str) -> bool:
-    """Whether a transformers class name (e.g. BertForMaskedLM, AutoModelForPreTraining) is of `kind`."""
-    return model_cls.endswith(kind.model_suffixes)
