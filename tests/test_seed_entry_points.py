@@ -5,6 +5,7 @@ with `agent.train_func = ...`, its `autodistillation_config` dicts and YAML, its
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -482,11 +483,16 @@ def tiny_mobilebert(**sizes) -> MobileBertForPreTraining:
     return MobileBertForPreTraining._from_config(config, attn_implementation="eager")
 
 
+def _quick_args(tmp_path, **kwargs) -> TrainingArguments:
+    """One step per stage, no checkpoints, small batches."""
+    return TrainingArguments(**{"output_dir": str(tmp_path / "out"), "report_to": [], "use_cpu": True,
+                                "max_steps": 1, "save_strategy": "no", "per_device_train_batch_size": 2,
+                                "per_device_eval_batch_size": 8, "disable_tqdm": True, **kwargs})
+
+
 def _mlm_trainer(tmp_path, model) -> DistillationTrainer:
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=1,
-                             save_strategy="no", per_device_train_batch_size=2, per_device_eval_batch_size=8,
-                             disable_tqdm=True)
-    return DistillationTrainer(model=model, args=args, train_dataset=MaskedText(4, 0), eval_dataset=MaskedText(8, 1))
+    return DistillationTrainer(model=model, args=_quick_args(tmp_path), train_dataset=MaskedText(4, 0),
+                               eval_dataset=MaskedText(8, 1))
 
 
 def test_seed003_oob_mobilebert_search_runs_as_written(tmp_path, caplog):
@@ -554,6 +560,90 @@ def test_init_from_teacher_leaves_a_student_of_another_model_type_random(caplog)
     assert report.copied == () and set(report.skipped) == set(before)
     assert all(torch.equal(before[name], p) for name, p in student.named_parameters())
     assert len(caplog.records) == 1 and "student is mobilebert, the teacher bert" in caplog.records[0].getMessage()
+
+
+# -- the seeds' calls shown in README.md and docs/seeds.md, run as shown ---------------------------
+ROOT = Path(__file__).resolve().parents[1]
+RUNNABLE = re.compile(r"<!-- runnable: ([^(>]+?) *(?:\([^)]*\))? *-->\n```python\n(.*?)```", re.S)
+
+
+def runnable_blocks() -> list[tuple[str, str, str]]:
+    """(file, name, code) of every Python block marked `<!-- runnable: NAME (a note) -->`."""
+    return [(doc, name, code) for doc in ("README.md", "docs/seeds.md")
+            for name, code in RUNNABLE.findall((ROOT / doc).read_text())]
+
+
+def tiny_seed003_config() -> dict:
+    """Seed 003's OOB dict in its own form, for 2-layer tiny models: its space's keys, smaller values."""
+    return {
+        'search': {
+            'search_space': {'hidden_size': [32, 48], 'intra_bottleneck_size': [16, 32],
+                             'num_attention_heads': [2, 4], 'intermediate_size': [32, 64],
+                             'num_feedforward_networks': [1, 2]},
+            'search_algorithm': 'random', 'max_trials': 2, 'seed': 0,
+        },
+        'flash_distillation': {
+            'knowledge_transfer': {
+                'block_names': ['mobilebert.encoder.layer.{}'.format(i) for i in range(2)],
+                'layer_mappings_for_knowledge_transfer': [
+                    [('mobilebert.encoder.layer.{}.attention.self'.format(i), '1',
+                      'bert.encoder.layer.{}.attention.self'.format(i), '1'),
+                     ('mobilebert.encoder.layer.{}.output'.format(i), 'bert.encoder.layer.{}.output'.format(i))]
+                    for i in range(2)],
+                'loss_types': [['KL', 'MSE'] for i in range(2)],
+            },
+            'regular_distillation': {
+                'layer_mappings_for_knowledge_transfer': [[('cls', '0', 'cls', '0')]],
+                'loss_types': [['KL']],
+                'add_origin_loss': [True],
+            },
+        },
+        'evaluation': {'latency': {'sequence_length': SEQ, 'warmup': 1}},
+    }
+
+
+def _names_seed003(tmp_path) -> dict:
+    """The names seed 003's block uses: a 2-layer BERT teacher, a MobileBERT as the Trainer's model."""
+    return {"teacher_model": tiny_bert(hidden=16, layers=2, heads=2, cls=BertForPreTraining),
+            "student_model": tiny_mobilebert(num_hidden_layers=2), "autodistillation_config": tiny_seed003_config(),
+            "model_builder": lambda arch: tiny_mobilebert(num_hidden_layers=2, **arch),
+            "train_func": lambda model: model, "eval_func": accuracy_only,
+            "args": _quick_args(tmp_path), "train_dataset": MaskedText(4, 0),
+            "eval_dataset": MaskedText(8, 1)}
+
+
+def _names_seeds_000_to_004(tmp_path) -> dict:
+    """The names the other seeds' block uses: a tiny BERT pair, the Trainer's data, 4-tuple batches."""
+    tuples = [(b["input_ids"], b["attention_mask"], torch.zeros_like(b["input_ids"]), b["labels"])
+              for b in toy_batches(2)]
+    return {"teacher": tiny_bert(hidden=32, layers=2, heads=4), "student": tiny_bert(hidden=16, layers=1, heads=2),
+            "args": _quick_args(tmp_path, max_steps=2, per_device_train_batch_size=8),
+            "train_dataset": ToyData(32, 0), "eval_dataset": ToyData(16, 1), "tuple_loader": tuples}
+
+
+BLOCK_NAMES = {"seed 003": _names_seed003, "seeds 000-004": _names_seeds_000_to_004}
+
+
+def test_every_runnable_block_of_the_docs_has_its_names():
+    blocks = runnable_blocks()
+    assert {(doc, name) for doc, name, _ in blocks} == {("README.md", "seed 003"), ("docs/seeds.md", "seeds 000-004")}
+
+
+@pytest.mark.parametrize(("doc", "name", "code"), [pytest.param(*block, id=f"{block[0]}:{block[1]}")
+                                                    for block in runnable_blocks()])
+def test_the_seeds_calls_shown_in_the_docs_run(doc, name, code, tmp_path, monkeypatch):
+    """Each block marked runnable in README.md and docs/seeds.md, executed as written with tiny
+    models bound to the names it leaves free; what it assigns is what the seeds' calls return."""
+    monkeypatch.chdir(tmp_path)  # AutoDistillation's default study: runs/autodistillation
+    names = BLOCK_NAMES[name](tmp_path)
+    exec(compile(code, f"{doc}:{name}", "exec"), names)
+    if name == "seed 003":
+        assert names["best_model_arch"] and all(isinstance(a, Architecture) for a in names["best_model_arch"])
+        assert (tmp_path / "runs" / "autodistillation" / "study.db").is_file()
+        assert (tmp_path / "out" / "study.db").is_file()
+    else:
+        assert names["model"] is names["student"] and names["result"].losses
+        assert names["result"].evaluations, names["result"]
 
 
 # -- the user's losses named in YAML -------------------------------------------------------------

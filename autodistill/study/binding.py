@@ -5,7 +5,7 @@
 
 A study's trials are comparable only when they were distilled from one teacher and scored on
 one dataset: the search records `binding` in the study (user attribute `binding`, trials.py)
-and preflight refuses a run whose binding differs (preflight.check_existing_study). Files are
+and preflight refuses a run whose binding differs (study/existing_study.py). Files are
 fingerprinted by their bytes and model folders by their config and weight files, so a moved
 folder is the same teacher and an edited CSV is other data. A file that cannot be read is left
 out (not compared): the data loader names it before anything is trained.
