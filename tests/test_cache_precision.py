@@ -135,7 +135,9 @@ def test_the_teacher_fine_tunes_at_the_runs_precision_in_a_folder_of_its_own(wor
 def test_a_bf16_fine_tune_on_a_cpu_without_bf16_is_refused_unless_forced(workspace, tmp_path):
     from autodistill.config.loader import load_config_file
     from autodistill.config.schema import SearchRunConfig
+    from autodistill.preflight import check_precision
 
     path = _fine_tune_config(workspace, tmp_path / "run", "precision: bf16\n  device: cpu")
+    config = load_config_file(SearchRunConfig, path)  # config checks no hardware: the edge does, first
     with pytest.raises(ConfigError, match=r"auto_distillation\.precision: .*bf16 on this CPU.*precision_force"):
-        load_config_file(SearchRunConfig, path)
+        check_precision(config.auto_distillation, key="auto_distillation")
