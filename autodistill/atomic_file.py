@@ -93,3 +93,24 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_folder_atomically(final: str | Path, write: Callable[[Path], object], *, replace: bool = False) -> Path:
+    """Call `write(temporary folder)` (new and empty, this process's and thread's own, next to
+    `final`), then rename it onto `final`; `final`. A failed or interrupted write leaves neither
+    the folder nor its temporary; `replace` removes an existing `final` first (a half-written or
+    empty one: the caller decides it may go), else renaming onto an existing one fails."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(final.parent)  # the half-written folders of killed processes
+    tmp = temporary_path(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        if replace:
+            shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from autodistill.atomic_file import remove_dead_temporaries, temporary_path, write_atomically
+from autodistill.atomic_file import write_atomically, write_folder_atomically
 from autodistill.config.plan import DistillationPlan
 from autodistill.errors import ConfigError
 from autodistill.losses.matchers import FeatureMatchers
@@ -138,24 +138,18 @@ class Checkpointer:
         """Write one checkpoint; `training`: the optimiser's, schedule's and scaler's states (empty at
         a stage end)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        remove_dead_temporaries(self.folder)
         final = self.folder / f"step-{position.global_step:09d}"
         if final == latest(self.folder):
             return final
-        tmp = temporary_path(final)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
+
+        def write(tmp: Path) -> None:
             torch.save({"student": student.state_dict(), "random": random_states(), **training}, tmp / STATE)
             if matchers.specs:
                 matchers.save(tmp)
             meta = {"fingerprint": self.fingerprint, "position": dataclasses.asdict(position), "history": history}
             (tmp / META).write_text(json.dumps(meta))
-            shutil.rmtree(final, ignore_errors=True)  # an unfinished run's, never `latest`
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        write_folder_atomically(final, write, replace=True)  # one there is an unfinished run's, never `latest`
         write_atomically(self.folder / LATEST, lambda path: path.write_text(final.name))
         for old in self.folder.glob("step-*"):
             if old != final:

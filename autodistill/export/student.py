@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autodistill.atomic_file import remove_dead_temporaries, temporary_path
+from autodistill.atomic_file import write_folder_atomically
 from autodistill.errors import ConfigError
 from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
 from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
@@ -102,10 +102,12 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
         require_onnx()
     recorded = StudyRecord.of(study)
     writable_folder(out, key="--out")
-    remove_dead_temporaries(out.parent)  # the copy of an export killed with -9
-    tmp = temporary_path(out)
-    try:
-        shutil.copytree(source, tmp)
+    tokenizer_from: str | None = None
+    check: OnnxCheck | None = None
+
+    def assemble(tmp: Path) -> None:
+        nonlocal tokenizer_from, check
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
         tokenizer_from = _add_tokenizer(tmp, recorded.teacher_model)
         model_class = _model_class(tmp)
         check = _onnx(tmp, model_class) if onnx else None
@@ -117,10 +119,7 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
             teacher_model=recorded.teacher_model, data=recorded.data, model_class=model_class,
             commands=commands, files=sorted({p.name for p in tmp.iterdir()} | {MODEL_CARD}), onnx=check)
         (tmp / MODEL_CARD).write_text(model_card(trial, facts), encoding="utf-8")
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    write_folder_atomically(out, assemble, replace=True)  # `out` is new or empty (checked above)
     return ExportedStudent(out, trial.number, tokenizer_from,
                            None if check is None else replace(check, path=out / check.path.name))

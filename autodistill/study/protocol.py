@@ -38,6 +38,7 @@ from autodistill.evaluation.latency import (
     measure_latency,
     model_size_mb,
 )
+from autodistill.models.saving import save_model
 from autodistill.objectives import ACCURACY, LATENCY_P50, LATENCY_P90, PARAMS, SIZE, Metric
 from autodistill.space import Architecture
 
@@ -68,16 +69,6 @@ class Task(Protocol):
     def save(self, student: TrainedStudent, directory: Path) -> None: ...
 
     def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any] | None: ...
-
-
-def save_model(model: nn.Module, directory: Path) -> None:
-    """`save_pretrained` where the model has it, else its state dict as student.pt."""
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(directory)
-    else:
-        import torch
-
-        torch.save(model.state_dict(), directory / "student.pt")
 
 
 def measured_cost(model: nn.Module, spec: LatencySpec) -> dict[str, Any]:

@@ -34,7 +34,6 @@ import functools
 import logging
 import os
 import random
-import shutil
 import socket
 import time
 import warnings
@@ -48,7 +47,7 @@ from torch import nn
 
 from autodistill import interrupts
 from autodistill.advisors import make_advisor
-from autodistill.atomic_file import remove_dead_temporaries, temporary_path
+from autodistill.atomic_file import write_folder_atomically
 from autodistill.config.loader import load_search_config
 from autodistill.config.schema import EarlyStoppingSection
 from autodistill.distill.callbacks import DistillationCallback
@@ -512,15 +511,5 @@ class AutoDistillation:
         final = inside(self.output_dir, "trials", self.study.study_name, f"{number:05d}", key="study name")
         if final.exists():  # not this trial's (trial numbers are unique): another study's, or the user's
             raise FileExistsError(f"{final} exists and was not written by this trial; it is left as it is")
-        remove_dead_temporaries(final.parent)  # the half-written students of killed workers
-        tmp = temporary_path(final)  # this process's and thread's own name: nobody else's folder
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            self.task.save(student, tmp)
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return final
+        return write_folder_atomically(final, lambda tmp: self.task.save(student, tmp))
 
