@@ -75,4 +75,41 @@ def test_distill_refuses_the_set_before_training_with_one_line(workspace, tmp_pa
     assert main(["distill", str(config), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("autodistill: error: data.validation_files.odd: ")
+    assert not (out / "checkpoints").exists() and not (out / "distillation.json").exists()
+
+
+def test_distill_evaluates_every_set_during_training_and_logs_it(workspace, tmp_path, caplog):
+    hard = _second_set(workspace, tmp_path)
+    out = tmp_path / "student"
+    config = distill_config(workspace, out, extra="")
+    config.write_text(config.read_text().replace(
+        "  validation_file:", f"  validation_files: {{hard: {hard}}}\n  validation_file:").replace(
+        "  progress: false\n", "  progress: false\n  eval_every_steps: 3\n"))
+    with caplog.at_level("INFO", logger="autodistill.distill"):
+        assert main(["distill", str(config), "--quiet"]) == 0
+    summary = json.loads((out / "distillation.json").read_text())
+    mid = [e for e in summary["evaluations"] if e["global_step"] == 3]
+    assert mid and set(mid[0]["metrics"]) == {"validation", "hard"}
+    assert any("validation: accuracy" in r.getMessage() and "hard: accuracy" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_search_trial_records_every_set_and_chooses_on_the_first(workspace, tmp_path):
+    from test_search import write_config
+
+    hard = _second_set(workspace, tmp_path)
+    out = tmp_path / "run"
+    config = write_config(workspace, out, **{
+        "  validation_file:": f"  validation_files: {{hard: {hard}}}\n  validation_file:",
+        "    max_trials: 4\n": "    max_trials: 1\n",
+        "  progress: false\n": "  progress: false\n  eval_every_steps: 2\n  logging: {tensorboard: true}\n"})
+    assert main(["search", str(config), "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    trial = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert {"accuracy", "hard_accuracy", "test_accuracy"} <= trial.user_attrs.keys()
+    assert trial.values[0] == trial.user_attrs["accuracy"]  # the first set is the objective
+    assert not (out / "checkpoints" / "tiny" / f"{trial.number:05d}").exists()  # removed once trained
+    logged = events(out / "tensorboard" / "tiny" / f"{trial.number:05d}")
+    assert [step for step, _ in logged["eval/hard/accuracy"]][:2] == [2, 4]
+    assert logged["eval/validation/accuracy"]
     shutil.rmtree(out)
