@@ -66,6 +66,7 @@ def _train_and_save(teacher: nn.Module, *, loader: Any, space: SearchSpace, sect
     report = train_supernet(elastic, teacher=teacher, loader=loader, space=space, section=section,
                             teacher_cache=teacher_cache, store=store, quiet=quiet, on_step=on_step)
     store.save(elastic.model, {**record, "steps": report.steps, "resumed_from": report.resumed_from,
-                               "seconds": report.seconds, "last_losses": report.last_losses(),
+                               "seconds": report.seconds,
+                               "cpu_seconds": report.cpu_seconds, "last_losses": report.last_losses(),
                                "largest": largest, "settings": section.model_dump(mode="json")})
     return elastic

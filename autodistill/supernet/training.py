@@ -57,11 +57,13 @@ _DEFAULT_WEIGHTS = (0.5, 0.5)
 
 @dataclass(frozen=True)
 class SupernetReport:
-    """`losses[i]`: step i+1's mean loss per sub-network size; `resumed_from`: the checkpoint's step."""
+    """`losses[i]`: step i+1's mean loss per sub-network size; `resumed_from`: the checkpoint's step;
+    `seconds` wall time and `cpu_seconds` this process's CPU time (all threads) of the steps run here."""
 
     steps: int
     resumed_from: int
     seconds: float
+    cpu_seconds: float
     losses: tuple[Mapping[str, float], ...]
 
     def last_losses(self, window: int = 20) -> dict[str, float]:
@@ -171,7 +173,7 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
     teacher.eval()
     model.train()
     progress = Progress("supernet (sandwich)", total, quiet=quiet)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     batches = _cycle(loader, start)
     log_every = max(1, total // 10)  # the loss per sub-network size, ten times a run
     try:
@@ -213,7 +215,7 @@ def train_supernet(elastic: ElasticModel, *, teacher: nn.Module, loader: Any, sp
         progress.close()
     model.eval()
     report = SupernetReport(steps=total, resumed_from=start, seconds=time.perf_counter() - started,
-                            losses=tuple(history))
+                            cpu_seconds=time.process_time() - cpu_started, losses=tuple(history))
     log.info("supernet trained: %d steps (from step %d) in %.0f s; last losses %s", total, start,
              report.seconds, _format(report.last_losses()))
     return report
