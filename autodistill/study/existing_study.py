@@ -83,7 +83,7 @@ def check_study_binding(study: Any, binding: Mapping[str, Any]) -> None:
     from autodistill.study.record import StudyRecord
 
     recorded = StudyRecord.of(study).binding
-    differences = binding_differences(recorded, dict(binding)) if recorded else []
+    differences = binding_differences(dict(recorded), dict(binding)) if recorded else []
     if differences:
         kinds = {d.split(".", 1)[0] for d in differences}
         what = " and ".join(w for k, w in (("teacher", "another teacher"), ("data", "other data")) if k in kinds)
