@@ -139,7 +139,8 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
                                   attn_implementation=config.student.attn_implementation)
     else:  # seeded: one config gives one student, so a run and its resumption can be compared
         seed_everything(config.distillation.seed)
-        base = first.config if student_tokenizer is None else with_vocabulary(first.config, student_tokenizer)
+        teacher_config: Any = first.config
+        base = teacher_config if student_tokenizer is None else with_vocabulary(teacher_config, student_tokenizer)
         student = build_student(base, config.student.overrides, model_cls=student_cls,
                                 attn_implementation=config.student.attn_implementation)
     if len(teachers) == 1:  # a mapping names the key it is under before the data is read
@@ -152,9 +153,9 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
                            label_column=data.label_column, label_names=data.label_names)
     for name, teacher in teachers.items():
         check_teacher_classes(train, teacher.config.num_labels, teacher=f"teacher {name!r}")
-    train_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)
-    if student_tokenizer is not None:  # each split tokenised once for each model
-        train_set = PairedInputs(train_set, TokenizedDataset(train, student_tokenizer, max_length=data.max_length))
+    teacher_set = TokenizedDataset(train, tokenizer, max_length=data.max_length)
+    train_set = teacher_set if student_tokenizer is None else PairedInputs(  # each split tokenised once per model
+        teacher_set, TokenizedDataset(train, student_tokenizer, max_length=data.max_length))
     loader = make_loader(train_set, batch_size=data.batch_size, shuffle=True,
                          seed=config.distillation.seed)
 
@@ -185,7 +186,7 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
     (student_tokenizer or tokenizer).save_pretrained(out)  # the tokenizer the saved student reads
 
     student_acc = teacher_acc = None
-    if dev_loader is not None:
+    if dev_loader is not None and teacher_dev_loader is not None:
         precision = distiller.plan.precision
         student_acc = accuracy(student, dev_loader, device=distiller.device, precision=precision)
         teacher_acc = accuracy(first, teacher_dev_loader, device=distiller.device, precision=precision)

@@ -83,7 +83,7 @@ class TokenizedDataset(Dataset):
 
 
 def make_loader(
-    dataset: TokenizedDataset, *, batch_size: int, shuffle: bool, seed: int = 0
+    dataset: Dataset, *, batch_size: int, shuffle: bool, seed: int = 0
 ) -> DataLoader:
     """Batches of `dataset` as dicts of stacked tensors, in an order fixed by `seed`.
 
