@@ -380,3 +380,34 @@ def test_plain_cnns_distil_with_a_1x1_convolution_matcher():
     (spec,) = distiller.matchers.specs.values()
     assert (spec.kind, spec.student_dim, spec.teacher_dim) == ("conv1x1", 16, 32)
     assert len(result.losses) == 6 and all(loss == loss for loss in result.losses)
+
+
+def test_the_handlers_run_before_the_users_callbacks_in_event_order(tmp_path):
+    """Progress, evaluation and checkpoints are event handlers fired before the user's callbacks:
+    at a step's end the step's evaluation and checkpoint exist; at a stage end, its evaluation and
+    the stage-end checkpoint do (transformers' test_event_flow, for the Distiller)."""
+    from autodistill.distill.checkpoint import latest
+
+    evaluated: list[int] = []  # how many evaluations ran, when the user's callback looked
+    seen: list[tuple[str, int, int, str | None]] = []
+
+    class Watch(DistillationCallback):
+        def _note(self, event: str, state) -> None:
+            found = latest(tmp_path)
+            seen.append((event, state.global_step, len(evaluated), found.name if found else None))
+
+        def on_step_end(self, state, control):
+            self._note("step", state)
+
+        def on_stage_end(self, state, control):
+            self._note("stage_end", state)
+
+    teacher, student = tiny_bert(hidden=32, layers=2, heads=4, seed=0), tiny_bert(hidden=16, layers=2, heads=2)
+    config = {"seed": 1, "progress": False, "eval_every_steps": 2, "checkpoint_every_steps": 2,
+              "regular_distillation": {"train_steps": 3, "loss_types": ["KL", "CE"]}}
+    result = Distiller(teacher, student, config, callbacks=[Watch()]).fit(
+        toy_batches(3, 8), toy_batches(1, 8), checkpoint_dir=tmp_path,
+        eval_fn=lambda model, loader: evaluated.append(1) or 1.0)
+    assert [e.global_step for e in result.evaluations] == [2, 3]
+    assert seen == [("step", 1, 0, None), ("step", 2, 1, "step-000000002"), ("step", 3, 1, "step-000000002"),
+                    ("stage_end", 3, 2, "step-000000003")]

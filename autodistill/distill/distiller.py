@@ -7,17 +7,21 @@
 Each stage builds its own optimiser over exactly the parameters it trains (the
 block's prefix, plus its matchers), so every block is trained during its own
 steps and no other's. Teachers run in eval mode without gradients.
+
+This module is the per-step loop. What happens around the steps is event handlers
+(distill/callbacks.py events, as transformers' TrainerCallback), fired in this order before the
+user's callbacks: the progress bars (progress.py), evaluation during training
+(evaluation_handler.py), checkpoints (checkpoint_handler.py); then the user's callbacks and the
+TensorBoard logger (tb_logging.py). They share the run's records and data position (fit_run.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,50 +47,24 @@ from autodistill.distill.checkpoint import (
     refuse_overwrite,
     restore_random_states,
 )
+from autodistill.distill.checkpoint_handler import CheckpointHandler
+from autodistill.distill.evaluation_handler import EvalFn, EvaluationHandler, eval_sets
+from autodistill.distill.fit_run import FitRun
 from autodistill.distill.freezing import train_only
 from autodistill.distill.optimization import build_optimizer, build_schedule
 from autodistill.distill.probe import PlanProbe, paths_per_teacher
-from autodistill.distill.progress import Progress
+from autodistill.distill.progress import ProgressBars
+from autodistill.distill.records import Evaluation, FitResult, StageRecord
 from autodistill.distill.teacher_cache import Feature, TeacherCache, cache_dtypes, features_for
+from autodistill.distill.train_batches import TrainBatches
 from autodistill.errors import ConfigError, MappingError, NonFiniteLossError
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
+from autodistill.models.saving import save_model
 from autodistill.modes import model_modes
 from autodistill.precision import autocast, gradient_scaler, precision_refusal
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageRecord:
-    name: str
-    steps: int
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def steps_per_second(self) -> float:
-        return len(self.losses) / self.seconds if self.seconds else 0.0
-
-
-@dataclass
-class Evaluation:
-    """The evaluation after global step `global_step` (in stage `stage`): metrics per set."""
-
-    stage: str
-    global_step: int
-    metrics: dict[str, dict[str, float]]
-
-
-@dataclass
-class FitResult:
-    stages: list[StageRecord] = field(default_factory=list)
-    stopped_early: bool = False
-    evaluations: list[Evaluation] = field(default_factory=list)
-
-    @property
-    def losses(self) -> list[float]:
-        return [loss for s in self.stages for loss in s.losses]
+__all__ = ["Distiller", "EvalFn", "Evaluation", "FitResult", "StageRecord", "resolve_device", "seed_everything"]
 
 
 @dataclass
@@ -144,101 +122,6 @@ def _teachers(teacher: nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
         return list(teacher.keys()), list(teacher.values())
     teachers = list(teacher)
     return [f"teacher{i}" for i in range(len(teachers))], teachers
-
-
-class _Batches(Iterator[Any]):
-    """The train loader's batches, epoch after epoch; counts the batches consumed (the data
-    position a checkpoint records) and skips that many to resume."""
-
-    def __init__(self, loader: Iterable[Any]) -> None:
-        self.loader, self.consumed = loader, 0
-        self.per_epoch: int | None = None  # the loader's length, where it has one
-        self._epochs = self._cycle()
-
-    @property
-    def epoch(self) -> float:
-        """Passes over the loader so far (0 without a length)."""
-        return self.consumed / self.per_epoch if self.per_epoch else 0.0
-
-    def _cycle(self) -> Iterator[Any]:
-        while True:
-            empty = True
-            for batch in self.loader:
-                empty = False
-                yield batch
-            if empty:
-                raise ConfigError("the train loader yields no batches")
-
-    def __next__(self) -> Any:
-        batch = next(self._epochs)
-        self.consumed += 1
-        return batch
-
-    def skip(self, count: int) -> None:
-        for _ in range(count):
-            next(self)
-
-
-def _history(result: FitResult) -> dict[str, Any]:
-    """What a checkpoint keeps of the records: every stage's losses and time, every evaluation."""
-    return {"stages": [dataclasses.asdict(r) for r in result.stages],
-            "evaluations": [dataclasses.asdict(e) for e in result.evaluations]}
-
-
-EvalFn = Callable[[nn.Module, Iterable[Any]], Mapping[str, float] | float]
-
-
-def _eval_sets(loaders: Mapping[str, Iterable[Any]] | Iterable[Any] | None) -> dict[str, Iterable[Any]]:
-    if loaders is None:
-        return {}
-    if isinstance(loaders, Mapping):
-        return dict(loaders)
-    return {"validation": loaders}
-
-
-class _Evaluator:
-    """The evaluation sets, the function that scores the student on one, and when to run it."""
-
-    def __init__(self, sets: dict[str, Iterable[Any]], fn: EvalFn, every: int, device: torch.device) -> None:
-        self.sets, self.fn, self.every, self.device = sets, fn, every, device
-
-    def due(self, global_step: int) -> bool:
-        return bool(self.sets) and self.every > 0 and global_step % self.every == 0
-
-    def evaluate(self, student: nn.Module) -> dict[str, dict[str, float]]:
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # training's random stream stays as it was
-            metrics = {}
-            for name, loader in self.sets.items():
-                value = self.fn(student, loader)
-                metrics[name] = ({k: float(v) for k, v in value.items()} if isinstance(value, Mapping)
-                                 else {"score": float(value)})
-        return metrics
-
-
-@contextmanager
-def _detached(captures: Sequence[FeatureCapture]) -> Iterator[None]:
-    """The captures' hooks off (an evaluation runs whole forwards), then on again."""
-    for capture in captures:
-        capture.__exit__(None, None, None)
-    try:
-        yield
-    finally:
-        for capture in captures:
-            capture.__enter__()
-
-
-@dataclass
-class _Run:
-    """What every stage of one `fit` shares."""
-
-    batches: _Batches
-    state: DistillationState
-    control: DistillationControl
-    result: FitResult
-    callbacks: CallbackList
-    checkpoints: Checkpointer | None
-    evaluator: _Evaluator
 
 
 class Distiller:
@@ -301,51 +184,52 @@ class Distiller:
         `log_dir`: where `logging.tensorboard: true` writes its event files (default: runs/).
         """
         checkpoints, resumed = self._checkpointing(checkpoint_dir, resume_from)
-        evaluator = _Evaluator(_eval_sets(eval_loaders), eval_fn or self._accuracy, self.plan.eval_every_steps,
-                               self.device)
-        callbacks = self._with_loggers(log_dir)
-        first = next(_Batches(train_loader))
-        resolved = self.prepare(first)
+        loggers = self._loggers(log_dir)
+        resolved = self.prepare(next(TrainBatches(train_loader)))
         if self.teacher_cache is not None:
             self.teacher_cache.ensure(features_for(self.plan.stages),
                                       dtypes=cache_dtypes(self.plan.precision, self.plan.stages))
-        batches = _Batches(train_loader)  # restart: the probe batch is also the first step's
+        batches = TrainBatches(train_loader)  # restart: the probe batch is also the first step's
         seed_everything(self.plan.seed)
-        try:
-            batches.per_epoch = len(train_loader)  # type: ignore[arg-type]
-        except TypeError:
-            batches.per_epoch = None
         state, control = DistillationState(), DistillationControl()
-        result = FitResult()
         position = Position()
         if resumed is not None:
             position = resumed.position
-            self._restore(resumed, batches, result, state)
-        run = _Run(batches, state, control, result, callbacks, checkpoints, evaluator)
+            run = FitRun(self._restore(resumed, batches, state), batches)
+        else:
+            run = FitRun(FitResult(), batches)
+        run.callbacks = self._handlers(run, eval_loaders, eval_fn, checkpoints, loggers)
         self.student.train()
-        callbacks.fire("on_fit_begin", state, control)
+        run.callbacks.fire("on_fit_begin", state, control)
         for index, (stage, mappings) in enumerate(zip(self.plan.stages, resolved)):
             if index < position.stage_index:
                 continue
             state.stage_index, state.stage = index, stage
             state.total_steps, state.step = stage.steps_for(batches.per_epoch), 0
-            callbacks.fire("on_stage_begin", state, control)
+            run.callbacks.fire("on_stage_begin", state, control)
             at = resumed if resumed is not None and index == position.stage_index and position.step else None
-            self._run_stage(stage, mappings, run, at)
+            self._run_stage(stage, mappings, run, state, control, at)
             if control.should_stop:
-                result.stopped_early = True
-            else:
-                if evaluator.sets:
-                    self._evaluate(run)
-                if checkpoints is not None:
-                    checkpoints.write(Position(index + 1, 0, state.global_step, batches.consumed),
-                                      _history(result), student=self.student, matchers=self.matchers,
-                                      training={})
-            callbacks.fire("on_stage_end", state, control)
+                run.result.stopped_early = True
+            run.callbacks.fire("on_stage_end", state, control)  # evaluation and checkpoint, unless stopped
             if control.should_stop:
                 break
-        callbacks.fire("on_fit_end", state, control)
-        return result
+        run.callbacks.fire("on_fit_end", state, control)
+        return run.result
+
+    def _handlers(self, run: FitRun, eval_loaders: Mapping[str, Iterable[Any]] | Iterable[Any] | None,
+                  eval_fn: EvalFn | None, checkpoints: Checkpointer | None,
+                  loggers: Sequence[DistillationCallback]) -> CallbackList:
+        """The run's event handlers in the order they are fired: progress, evaluation, checkpoints,
+        then the user's callbacks and the loggers."""
+        handlers: list[DistillationCallback] = [ProgressBars(quiet=self.quiet)]
+        sets = eval_sets(eval_loaders)
+        if sets:
+            handlers.append(EvaluationHandler(run, self.student, sets, eval_fn or self._accuracy,
+                                              every=self.plan.eval_every_steps, device=self.device))
+        if checkpoints is not None:
+            handlers.append(CheckpointHandler(run, checkpoints, student=self.student, matchers=self.matchers))
+        return CallbackList([*handlers, *self.callbacks.callbacks, *loggers])
 
     def _checkpointing(self, checkpoint_dir: str | Path | None, resume_from: str | Path | None
                        ) -> tuple[Checkpointer | None, Checkpoint | None]:
@@ -361,14 +245,15 @@ class Distiller:
                                          "or give a new folder")
         return Checkpointer(folder, mark, self.plan.checkpoint_every_steps), resumed
 
-    def _with_loggers(self, log_dir: str | Path | None) -> CallbackList:
-        """The user's callbacks, and the TensorBoard logger where the plan asks for one."""
+    def _loggers(self, log_dir: str | Path | None) -> list[DistillationCallback]:
+        """The TensorBoard logger, where the plan asks for one (made before training: a missing
+        package stops the run at once)."""
         if not self.plan.tensorboard:
-            return self.callbacks
+            return []
         from autodistill.distill.tb_logging import TensorBoardLogger
 
         folder = self.plan.tensorboard if isinstance(self.plan.tensorboard, str) else (log_dir or "runs")
-        return CallbackList([*self.callbacks.callbacks, TensorBoardLogger(folder, every=self.plan.log_every_steps)])
+        return [TensorBoardLogger(folder, every=self.plan.log_every_steps)]
 
     def _accuracy(self, student: nn.Module, loader: Iterable[Any]) -> dict[str, float]:
         from autodistill.evaluation.accuracy import accuracy
@@ -376,38 +261,24 @@ class Distiller:
         return {"accuracy": accuracy(student, loader, adaptor=self.adaptor, device=self.device,
                                      precision=self.plan.precision)}
 
-    def _evaluate(self, run: _Run) -> None:
-        """Evaluate the student on every set; record, log and announce the metrics."""
-        state = run.state
-        metrics = run.evaluator.evaluate(self.student)
-        evaluation = Evaluation(state.stage.name if state.stage else "", state.global_step, metrics)
-        run.result.evaluations.append(evaluation)
-        state.metrics = metrics
-        log.info("step %d (%s): %s", evaluation.global_step, evaluation.stage,
-                 "; ".join(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items())
-                           for name, m in metrics.items()))
-        run.callbacks.fire("on_evaluate", state, run.control)
-
-    def _restore(self, checkpoint: Checkpoint, batches: _Batches, result: FitResult,
-                 state: DistillationState) -> None:
-        """The student, matchers, records, data position and random states of `checkpoint`."""
+    def _restore(self, checkpoint: Checkpoint, batches: TrainBatches, state: DistillationState) -> FitResult:
+        """The student, matchers, data position and random states of `checkpoint`; its records."""
         saved = checkpoint.state()
         self.student.load_state_dict(saved["student"])
         checkpoint.load_matchers(self.matchers)
-        result.stages = [StageRecord(r["name"], r["steps"], list(r["losses"]), r["seconds"])
-                         for r in checkpoint.history["stages"]]
-        if checkpoint.position.step == 0:  # a stage end: the next stage starts a record of its own
-            result.stages = result.stages[:checkpoint.position.stage_index]
-        result.evaluations = [Evaluation(**e) for e in checkpoint.history["evaluations"]]
         state.global_step = checkpoint.position.global_step
         batches.skip(checkpoint.position.batches)
         restore_random_states(saved["random"])
+        at_stage_end = checkpoint.position.step == 0
+        return FitResult.from_history(checkpoint.history,
+                                      stages_begun=checkpoint.position.stage_index if at_stage_end else None)
 
-    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], run: _Run,
-                   resumed: Checkpoint | None) -> StageRecord:
-        """Set the stage up once (its parameters, optimiser, schedule, captures), then step; a stage
-        `resumed` mid-way takes its optimiser and schedule states and its record from the checkpoint."""
-        state, control, result, batches = run.state, run.control, run.result, run.batches
+    def _run_stage(self, stage: Stage, mappings: list[ResolvedMapping], run: FitRun, state: DistillationState,
+                   control: DistillationControl, resumed: Checkpoint | None) -> StageRecord:
+        """Set the stage up once (its parameters, optimiser, schedule, captures), then step, firing
+        `on_step_end` after each step; a stage `resumed` mid-way takes its optimiser and schedule
+        states and its record from the checkpoint."""
+        result, batches = run.result, run.batches
         if resumed is not None:
             record, first = result.stages[-1], resumed.position.step
         else:
@@ -423,37 +294,27 @@ class Distiller:
             setup = self._set_up(stage, mappings, named, state.total_steps)
             if resumed is not None:
                 setup.load_state_dict(resumed.state())
-            progress = Progress(stage.name, state.total_steps, quiet=self.quiet)
             started, seconds = time.perf_counter(), record.seconds
-            captures = [c for c in (setup.student_capture, *setup.teacher_captures) if c is not None]
+            run.stage = setup
+            run.captures = [c for c in (setup.student_capture, *setup.teacher_captures) if c is not None]
             with ExitStack() as active, model_modes(eval=self.teachers, train=[self.student]):
-                for capture in captures:
+                for capture in run.captures:
                     active.enter_context(capture)
                 for step in range(first, state.total_steps):
                     measure = bool(log_every) and (state.global_step + 1) % log_every == 0
                     total, terms, norm = self._step(setup, batches, step, measure_norm=measure)
                     record.losses.append(total)
                     elapsed = time.perf_counter() - started
+                    record.seconds = seconds + elapsed
                     state.step, state.global_step, state.loss = step + 1, state.global_step + 1, total
                     state.terms, state.learning_rate, state.grad_norm = terms, setup.last_learning_rate, norm
                     state.epoch = batches.epoch
                     state.steps_per_second = (step + 1 - first) / elapsed if elapsed else 0.0
-                    progress.update(total)
-                    last = step + 1 == state.total_steps
-                    if run.evaluator.due(state.global_step) and not last:
-                        with _detached(captures):
-                            self._evaluate(run)
-                    if run.checkpoints is not None and run.checkpoints.due(state.global_step) and not last:
-                        record.seconds = seconds + elapsed
-                        run.checkpoints.write(Position(state.stage_index, step + 1, state.global_step,
-                                                       batches.consumed),
-                                              _history(result), student=self.student,
-                                              matchers=self.matchers, training=setup.state_dict())
                     run.callbacks.fire("on_step_end", state, control)
                     if control.should_stop:
                         break
             record.seconds = seconds + time.perf_counter() - started
-            progress.close()
+            run.stage, run.captures = None, []
         return record
 
     def _set_up(self, stage: Stage, mappings: list[ResolvedMapping], named: list[tuple[str, nn.Parameter]],
@@ -478,7 +339,7 @@ class Distiller:
             cached=features_for([stage]) if not live and stage.needs_teacher else None,
             scaler=gradient_scaler(self.plan.precision, self.device))
 
-    def _step(self, run: _StageRun, batches: _Batches, step: int, *, measure_norm: bool = False
+    def _step(self, run: _StageRun, batches: TrainBatches, step: int, *, measure_norm: bool = False
               ) -> tuple[float, dict[str, float], float | None]:
         """One optimiser step (over `gradient_accumulation_steps` batches): its loss, loss terms and
         gradient norm (where clipping measures it, or `measure_norm` asks for it)."""
@@ -540,10 +401,7 @@ class Distiller:
         """Save the student (`save_pretrained` when it has one) and its matchers into `directory`."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.student, "save_pretrained"):
-            self.student.save_pretrained(out)
-        else:
-            torch.save(self.student.state_dict(), out / "student.pt")
+        save_model(self.student, out)
         if self.matchers.specs:
             self.matchers.save(out)
         return out

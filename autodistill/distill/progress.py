@@ -1,10 +1,13 @@
-"""A progress bar for a stage: stage name, step, loss, steps/s; silent in quiet mode."""
+"""A progress bar for a stage: stage name, step, loss, steps/s; silent in quiet mode.
+`ProgressBars` is one per stage of a `Distiller.fit`, as an event handler."""
 
 from __future__ import annotations
 
 import sys
 
 from tqdm.auto import tqdm
+
+from autodistill.distill.callbacks import DistillationCallback, DistillationControl, DistillationState
 
 
 class Progress:
@@ -20,3 +23,21 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class ProgressBars(DistillationCallback):
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self._bar: Progress | None = None
+
+    def on_stage_begin(self, state: DistillationState, control: DistillationControl) -> None:
+        self._bar = Progress(state.stage.name if state.stage else "", state.total_steps, quiet=self.quiet)
+
+    def on_step_end(self, state: DistillationState, control: DistillationControl) -> None:
+        if self._bar is not None:
+            self._bar.update(state.loss)
+
+    def on_stage_end(self, state: DistillationState, control: DistillationControl) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
