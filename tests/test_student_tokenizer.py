@@ -236,6 +236,10 @@ CASES = [
     Case("student-tokenizer-missing-folder", r"student\.tokenizer: folder '.*/no_such_tokenizer' does not exist",
          command="distill", replace=(("student:\n", "student:\n  tokenizer: {tmp}/no_such_tokenizer\n"),
                                      (REGULAR_ONLY, ""))),
+    Case("student-tokenizer-with-static-int8", r"evaluation\.deployment\.quantization: static_int8 calibrates "
+         r"the teacher and every student on the same training batches.*use dynamic_int8 or none",
+         replace=(STUDENT_TOKENIZER, (SEARCH_FLASH, ""), ("  evaluation:\n", "  evaluation:\n    deployment: "
+                                                         "{runtime: onnxruntime, quantization: static_int8}\n"))),
     Case("student-tokenizer-with-supernet", r"student\.tokenizer: search\.strategy supernet slices every student "
          r"out of the teacher", replace=(STUDENT_TOKENIZER, (SEARCH_FLASH, "")), args=("--strategy", "supernet")),
 ]

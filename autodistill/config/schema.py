@@ -18,7 +18,7 @@ from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
 from autodistill.config.supernet import SupernetSection
 from autodistill.config.tasks import check_task_fits, infer_task
-from autodistill.config.tokenizers import mapping_refusal, reads_other_tokens, task_refusal
+from autodistill.config.tokenizers import deployment_refusal, mapping_refusal, reads_other_tokens, task_refusal
 from autodistill.errors import ConfigError, did_you_mean
 from autodistill.objectives import objectives_for
 from autodistill.paths import folder_name
@@ -408,7 +408,8 @@ class SearchRunConfig(Section):
     def _tokenizers(cls, section: AutoDistillationSection, info: ValidationInfo) -> AutoDistillationSection:
         task = info.data.get("task")
         if task is not None and _reads_other_tokens(info.data):
-            refusal = task_refusal(task, TASK_KINDS.get(task).labels)
+            refusal = task_refusal(task, TASK_KINDS.get(task).labels) \
+                or deployment_refusal(section.evaluation.deployment.quantization)
             if refusal is not None:
                 raise ValueError(refusal)
             _refuse_mappings(section)

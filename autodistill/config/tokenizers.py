@@ -5,7 +5,8 @@ The teacher reads `data.tokenizer` (default: the teacher's own); the student rea
 the same text, so only sequence-level outputs compare: the logits of a classification or
 regression head (logit KD, the task loss). Feature mappings (hidden states, attention maps) and
 tasks scored per token (masked LM, token classification) have no token positions in common and
-are refused before any work.
+are refused before any work, and so is static int8 deployment (its calibration batches are the
+teacher's tokens, shared by the teacher and every student).
 """
 
 from __future__ import annotations
@@ -40,3 +41,12 @@ def task_refusal(task: str, labels: str) -> str | None:
     return (f"{STUDENT_TOKENIZER}: task {task} scores every token, and the student's tokens are not the "
             "teacher's (no token-level logit KD can pair them); remove student.tokenizer, or distil a "
             "sequence-level task (sequence_classification, regression)")
+
+
+def deployment_refusal(quantization: str) -> str | None:
+    """Why a deployment (its quantization) cannot take a student tokenizer of its own (None: it can)."""
+    if quantization != "static_int8":
+        return None
+    return (f"evaluation.deployment.quantization: static_int8 calibrates the teacher and every student on the "
+            f"same training batches, the teacher's tokens, not {STUDENT_TOKENIZER}'s; use dynamic_int8 or none, "
+            f"or remove {STUDENT_TOKENIZER}")
