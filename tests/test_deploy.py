@@ -86,3 +86,76 @@ def test_the_recorded_accuracy_is_the_written_graphs(deployed_search, workspace)
     target = DeploymentTarget("onnxruntime", "dynamic_int8")
     graph = load_deployed(Path(trial.user_attrs["student_path"]), target, task.teacher.config, threads=1)
     assert task.kind.evaluate(graph, task.validation_loader, device="cpu")["accuracy"] == trial.user_attrs["accuracy"]
+
+
+def test_screening_uses_the_deployed_latency_paired_in_its_own_runtime(workspace, tmp_path, monkeypatch):
+    """Fake timings: the eager student 10x faster than the eager teacher, the deployed one only 2x
+    faster than the deployed teacher. With min_speedup 5 every architecture is screened out on its
+    deployed speed-up, before training, and every pairing timed a deployed student with the
+    deployed teacher (and an eager one with the eager teacher)."""
+    import autodistill.study.task as task_module
+    from autodistill.evaluation.latency import Latency
+
+    pairs = []
+
+    def fake(models, spec):
+        student, teacher = models
+        pairs.append((type(student).__name__, type(teacher).__name__))
+        deployed = isinstance(student, OnnxRuntimeModel)
+        ms = (5.0, 10.0) if deployed else (1.0, 10.0)
+        return [Latency(p50_ms=m, p90_ms=m, mean_ms=m, min_ms=m, repeats=20, batch_size=1, sequence_length=12,
+                        device="cpu", threads=1, spread=0.0) for m in ms]
+
+    monkeypatch.setattr(task_module, "measure_latencies", fake)
+    out = tmp_path / "run"
+    config = deployed_config(workspace, out)
+    small = {"[8, 16, 24]": "[8, 16]", "{low: 1, high: 2}": "{low: 1, high: 1}", "[2, 3, 4]": "[2]",
+             "    max_trials: 2\n": "    max_trials: 2\n    constraints: {min_speedup: 5}\n"}
+    text = config.read_text()
+    for old, new in small.items():
+        text = text.replace(old, new)
+    config.write_text(text)
+    assert main(["search", str(config), "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    screened = [t for t in study.trials if "screened_reason" in t.user_attrs]
+    assert screened and not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    for trial in screened:
+        assert trial.user_attrs["screened_reason"].startswith("speed-up 2x < 5x")
+        assert trial.user_attrs["speedup"] == 2.0 and trial.user_attrs["eager_speedup"] == 10.0
+        assert "train_seconds" not in trial.user_attrs
+    assert set(pairs) == {("OnnxRuntimeModel", "OnnxRuntimeModel"), ("BertForSequenceClassification",
+                                                                     "BertForSequenceClassification")}
+
+
+@pytest.mark.parametrize("deployment, pattern", [
+    ("{runtime: tensorrt}", r"evaluation\.deployment\.runtime: .*'torch' or 'onnxruntime'"),
+    ("{runtime: onnxruntime, quantization: int4}", r"evaluation\.deployment\.quantization: .*'dynamic_int8'"),
+    ("{quantization: dynamic_int8}", r"evaluation\.deployment: .*set evaluation\.deployment\.runtime: onnxruntime"),
+])
+def test_bad_deployment_is_one_line_before_anything_runs(workspace, tmp_path, capsys, deployment, pattern):
+    import re
+
+    out = tmp_path / "run"
+    config = write_config(workspace, out, **{LATENCY_LINE: f"{LATENCY_LINE}\n    deployment: {deployment}"})
+    assert main(["search", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("autodistill: error: ") and re.search(pattern, err[0]), err
+    assert not out.exists()
+
+
+def test_onnxruntime_missing_names_the_extra(workspace, tmp_path):
+    """onnxruntime hidden from the import system in a fresh interpreter: the config is refused in one line."""
+    out = tmp_path / "run"
+    config = deployed_config(workspace, out)
+    code = ("import importlib.util, sys\n"
+            "real = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda name, *a: (None if name.split('.')[0] == 'onnxruntime'\n"
+            "                                              else real(name, *a))\n"
+            "sys.modules['onnxruntime'] = None\n"
+            "from autodistill.cli import main\n"
+            f"sys.exit(main(['search', {str(config)!r}, '--quiet']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(err) == 1 and "evaluation.deployment" in err[0] and "pip install 'autodistill-nas[onnx]'" in err[0], err
+    assert not out.exists()
