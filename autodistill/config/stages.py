@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from autodistill.config.callables import import_callable
-from autodistill.config.plan import LayerMapping, LogitKD, Stage
+from autodistill.config.plan import LayerMapping, LogitKD, MatcherKind, Stage
 from autodistill.config.sections import (
     INT_MAX,
     BoundedInt,
@@ -130,7 +130,7 @@ class MappingSection(Section):
     @field_validator("matcher")
     @classmethod
     def _matcher(cls, raw: str) -> str:
-        allowed = ("auto", "linear", "conv1x1", "head_mean", "none")
+        allowed = get_args(MatcherKind)
         if raw not in allowed:
             raise ValueError(f"matcher must be one of {', '.join(allowed)}, got {raw!r}")
         return raw

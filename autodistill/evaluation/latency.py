@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from autodistill.data.adaptor import to_device
 from autodistill.errors import ConfigError
 
 MIN_REPEATS = 20
@@ -225,16 +226,6 @@ def _dummy_inputs(model: nn.Module, spec: LatencySpec, vocab_size: int | None
     return inputs
 
 
-def _to_device(inputs: Any, device: torch.device) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(device)
-    if isinstance(inputs, Mapping):
-        return {k: _to_device(v, device) for k, v in inputs.items()}
-    if isinstance(inputs, (tuple, list)):
-        return type(inputs)(_to_device(v, device) for v in inputs)
-    return inputs
-
-
 def _leading_dim(inputs: Any) -> int | None:
     values = inputs.values() if isinstance(inputs, Mapping) else (
         inputs if isinstance(inputs, (tuple, list)) else (inputs,))
@@ -344,7 +335,7 @@ class _Bench:
             inputs = example_inputs
             self.batch_size = _leading_dim(inputs) or spec.batch_size
             self.sequence_length = None
-        self.inputs = _to_device(inputs, device)
+        self.inputs = to_device(inputs, device)
         self.original_device = _model_device(model)
         self.modes = {module: module.training for module in model.modules()}
 

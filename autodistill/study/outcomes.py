@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import optuna
 from optuna.trial import TrialState
@@ -84,10 +86,22 @@ def end_interrupted(study: optuna.Study, trial: optuna.Trial, *, max_retries: in
     lost_trials.retry_architecture(study, ended, max_retries=max_retries)
 
 
+@contextmanager
+def ending_interrupted(study: optuna.Study, trial: optuna.Trial, *, max_retries: int,
+                       grace_seconds: int) -> Iterator[None]:
+    """Ctrl-C or SIGTERM inside the block ends `trial` as interrupted (`end_interrupted`), then
+    goes on up; a trial that has ended already is left as it is."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        end_interrupted(study, trial, max_retries=max_retries, grace_seconds=grace_seconds)
+        raise
+
+
 def last_failure(study: optuna.Study) -> str | None:
     ended = [t for t in study.get_trials(deepcopy=False) if failed(t)]
     return TrialRecord.from_trial(ended[-1]).failure_reason if ended else None
 
 
-__all__ = ["Outcome", "SearchStopped", "end_failed", "end_interrupted", "end_pruned", "last_failure",
-           "rerun_fails_again"]
+__all__ = ["Outcome", "SearchStopped", "end_failed", "end_interrupted", "end_pruned", "ending_interrupted",
+           "last_failure", "rerun_fails_again"]

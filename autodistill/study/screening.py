@@ -19,7 +19,7 @@ from autodistill.study.pareto import speedup
 CONSTRAINTS = {"latency_ms": LATENCY, "params": PARAMS, "size_mb": SIZE}
 
 
-def broken_budgets(constraints: Mapping[str, float], cost: Mapping[str, Any],
+def broken_budgets(constraints: Mapping[Any, float], cost: Mapping[str, Any],
                    teacher_latency_ms: float | None) -> str:
     """Why `cost` breaks `constraints` ('' when it does not), one clause per broken budget."""
     limits = dict(constraints)

@@ -15,7 +15,9 @@ latency, params and size that eval_func does not return are measured by the sear
 and the defaults of storage, study name and output dir: the class docstring.
 
 Each iteration asks the advisor for an architecture (`model_arch_proposition`), builds,
-trains and evaluates it (`train_evaluate`), and tells the study its objective values.
+trains and evaluates it (`train_evaluate`: study/trial_steps.py), and tells the study its
+objective values; the loop around it is study/loop.py (`search_loop`). This module is the
+facade: the constructor, seed 003's functions settable after it, the study opened on first use.
 Running the same search again continues the study up to `max_trials` in total.
 
 Several workers (processes, machines) may run the same search on one study at once
@@ -33,25 +35,21 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
 import socket
-import time
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 from torch import nn
 
-from autodistill import interrupts
 from autodistill.advisors import make_advisor
-from autodistill.atomic_file import write_folder_atomically
 from autodistill.config.loader import load_search_config
 from autodistill.config.schema import EarlyStoppingSection
-from autodistill.distill.callbacks import DistillationCallback
-from autodistill.errors import ConfigError, DiskSpaceError, InvalidArchitecture
+from autodistill.errors import ConfigError, InvalidArchitecture
 from autodistill.evaluation.latency import LatencySpec
 from autodistill.objectives import (
     ACCURACY,
@@ -59,38 +57,22 @@ from autodistill.objectives import (
     LATENCY_P90,
     PARAMS,
     SIZE,
-    objective_values,
     objectives_for,
-    trial_result,
 )
-from autodistill.paths import check_name, inside
+from autodistill.paths import check_name
 from autodistill.space import Architecture, SearchSpace
-from autodistill.study import lost_trials, trials
+from autodistill.study import loop, lost_trials, trial_steps
 from autodistill.study.claims import Claims
-from autodistill.study.early_stopping import EarlyStopping, StopRule, TrialEarlyStopped
-from autodistill.study.outcomes import (
-    Outcome,
-    SearchStopped,
-    end_failed,
-    end_interrupted,
-    end_pruned,
-    last_failure,
-)
+from autodistill.study.outcomes import Outcome, SearchStopped, ending_interrupted
 from autodistill.study.pareto import pareto_front
-from autodistill.study.protocol import FunctionTask, Task, TrainedStudent
-from autodistill.study.record import StudyRecord, TrialRecord, enqueue, write
-from autodistill.study.screening import broken_budgets
+from autodistill.study.protocol import FunctionTask, Task
+from autodistill.study.record import StudyRecord, TrialRecord, write
 from autodistill.study.storage import default_storage_url, open_storage, open_study
-from autodistill.study.trial_checkpoints import ResumeRecorder, takes_folders, trial_folders
 
 log = logging.getLogger(__name__)
 
 ModelBuilder = Callable[[Mapping[str, Any]], nn.Module]
 
-MAX_PROPOSALS_WITHOUT_TRAINING = 50
-# proposals in a row that train nothing (repeats, impossible or screened architectures) before
-# the next trial is drawn at random from the architectures not tried yet
-ADVISOR_PATIENCE = 3
 DEFAULT_OUTPUT_DIR = "runs/autodistillation"
 DEFAULT_STUDY_NAME = "autodistillation"
 COST_METRICS = (LATENCY, LATENCY_P90, PARAMS, SIZE)  # measured by the search when eval_func gives none
@@ -269,138 +251,31 @@ class AutoDistillation:
         with warnings.catch_warnings():  # Optuna expects heartbeats under optimize(); we beat ourselves
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = self.study.ask()
-        try:
+        with self.interruptible(trial):
             lost_trials.beat(self.storage, trial)
             architecture = self.search_space.suggest(trial)
             write(trial, TrialRecord(architecture=architecture.to_dict(), architecture_key=architecture.key(),
                                      worker=self.worker))
-        except KeyboardInterrupt:
-            self._interrupted(trial)
-            raise
         return trial, architecture
 
+    def interruptible(self, trial: optuna.Trial) -> AbstractContextManager[None]:
+        """Ctrl-C or SIGTERM inside the block ends `trial` as interrupted, its architecture queued again."""
+        return ending_interrupted(self.study, trial, max_retries=self.config.max_retries,
+                                  grace_seconds=self.config.grace_seconds)
+
     def train_evaluate(self, trial: optuna.Trial, architecture: Architecture) -> Outcome:
-        """Build, train, evaluate and save one student, and tell the study how it went."""
-        if not self.config.allow_repeats:
-            twin = TrialRecord.from_trial(trial).twin_of
-            if twin is not None:
-                ended = self.claims.wait_for(twin)
-                if ended != TrialState.COMPLETE:
-                    return end_pruned(self.study, trial, TrialRecord(), Outcome.REPEAT,
-                                        f"waited for trial {twin} (the same architecture, another worker), "
-                                        f"which ended {ended.name}: not trained twice")
-            earlier = trials.trained_by_architecture(self.study).get(architecture.key())
-            if earlier is not None:
-                reused = TrialRecord.from_trial(earlier).reused(repeat_of=earlier.number)
-                if earlier.state == TrialState.PRUNED:
-                    return end_pruned(self.study, trial, reused, Outcome.REPEAT,
-                                        f"repeats trial {earlier.number} ({dict(architecture)}), which was "
-                                        "stopped early: not trained again")
-                write(trial, reused)
-                self.study.tell(trial, earlier.values)
-                log.info("trial %d repeats trial %d (%s): reused its result", trial.number,
-                         earlier.number, dict(architecture))
-                return Outcome.REPEAT
-        started = time.perf_counter()
-        try:
-            model = self.task.build(architecture)
-        except InvalidArchitecture as exc:
-            return end_pruned(self.study, trial, TrialRecord(invalid_reason=str(exc)), Outcome.INVALID,
-                                f"invalid architecture {dict(architecture)}: {exc}")
-        except KeyboardInterrupt:
-            self._interrupted(trial)
-            raise
-        except Exception as exc:
-            return end_failed(self.study, trial, exc)
-        try:
-            cost = self._cost(architecture, model)
-            broken = broken_budgets(self.config.constraints, cost, self.teacher_latency_ms)
-            if broken:
-                return end_pruned(self.study, trial, TrialRecord(figures=cost, screened_reason=broken),
-                                  Outcome.SCREENED, f"screened out before training: {broken}")
-            student = self._train(trial, model, cost)
-            train_seconds = time.perf_counter() - started
-            result = trial_result(cost, self.task.evaluate(student.model))
-            values = objective_values(self.objectives, result)
-            saved = str(self._save(trial.number, student)) if self.save_students else None
-            write(trial, TrialRecord(figures=result, train_seconds=train_seconds, student_path=saved))
-        except TrialEarlyStopped as stop:
-            return end_pruned(self.study, trial, TrialRecord(figures={**cost, ACCURACY.key: stop.accuracy},
-                                                             pruned_reason=stop.reason,
-                                                             train_seconds=time.perf_counter() - started),
-                                Outcome.PRUNED, f"stopped early: {stop.reason}")
-        except KeyboardInterrupt:
-            self._interrupted(trial)
-            raise
-        except DiskSpaceError as exc:  # every trial would fail alike: the search stops with its one line;
-            # the trial costs no budget (as an interrupted one) and its architecture is tried again
-            write(trial, TrialRecord(interrupted=True))
-            ended = self.study.tell(trial, state=TrialState.FAIL)
-            log.info("trial %d stopped, its architecture queued again: %s", trial.number, exc)
-            lost_trials.retry_architecture(self.study, ended, max_retries=self.config.max_retries)
-            raise
-        except Exception as exc:
-            return end_failed(self.study, trial, exc)
-        self.study.tell(trial, values)
-        log.info("trial %d %s -> %s", trial.number, dict(architecture),
-                 dict(zip((o.name for o in self.objectives), values)))
-        return Outcome.TRAINED
+        """Build, train, evaluate and save one student, and tell the study how it went
+        (study/trial_steps.py)."""
+        return trial_steps.train_evaluate(self, trial, architecture)
 
     def search_loop(self) -> list[Architecture]:
         """Claim, train and evaluate trials until the study holds max_trials finished trials
-        (with any number of other workers on the same study)."""
-        from tqdm.auto import tqdm
-
-        budget = self.config.max_trials
-        failures = idle = 0
-        with (tqdm(total=budget, initial=min(budget, trials.finished_count(self.study)), unit="trial",
-                   desc="search", disable=not self.progress) as bar,
-              interrupts.handled(sigterm=False)):  # Ctrl-C never lands inside a database call
-            while (claimed := self.claims.next_trial(budget, propose=self._propose,
-                                                     exhausted=self._space_exhausted)) is not None:
-                trial, architecture = claimed
-                try:
-                    with lost_trials.TrialHeartbeat(self.storage, trial, self.config.heartbeat_seconds):
-                        outcome = self.train_evaluate(trial, architecture)
-                except KeyboardInterrupt:
-                    self._interrupted(trial)
-                    raise
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    log.warning("trial %d was taken for lost by another worker (no heartbeat for %d s) and "
-                                "its architecture queued again; its result here is dropped", trial.number,
-                                self.config.grace_seconds)
-                    continue
-                if outcome is Outcome.FAILED:
-                    failures += 1
-                    if failures >= self.config.max_consecutive_failures:
-                        raise SearchStopped(
-                            f"{failures} trials failed in a row (max_consecutive_failures); the last "
-                            f"one: {last_failure(self.study)}. Fix the cause and run the same command again: "
-                            "completed trials are kept"
-                        )
-                elif outcome in (Outcome.TRAINED, Outcome.PRUNED):  # a repeat trains nothing: no reset
-                    failures = 0
-                idle = 0 if outcome in (Outcome.TRAINED, Outcome.PRUNED, Outcome.FAILED) else idle + 1
-                # a repeat tells the advisor nothing new: the next trial is an unexplored architecture
-                if outcome is Outcome.REPEAT or (idle and idle % ADVISOR_PATIENCE == 0):
-                    self._queue_unexplored()
-                if idle >= MAX_PROPOSALS_WITHOUT_TRAINING:
-                    raise SearchStopped(
-                        f"the advisor proposed {idle} architectures in a row that were repeats or "
-                        "impossible; the search space may be exhausted or mostly invalid"
-                    )
-                bar.n = min(budget, trials.finished_count(self.study))
-                bar.refresh()
-        ended = self.study.get_trials(deepcopy=False)
-        if not any(map(trials.trained, ended)) and any(map(trials.failed, ended)):
-            spent = sum(map(trials.counts_toward_budget, ended)) >= budget
-            raise SearchStopped(f"every trial of study {self.study.study_name!r} failed; the last one: "
-                                f"{last_failure(self.study)}. Fix the cause and run the same command again"
-                                + (f" with a larger --max-trials (these failures used all {budget})" if spent else ""))
-        return self.best_model_arch
+        (with any number of other workers on the same study; study/loop.py)."""
+        return loop.search_loop(self)
 
     # -- workers ---------------------------------------------------------------------------
-    def _propose(self, n_trials: int) -> tuple[optuna.Trial, Architecture]:
+    def propose(self, n_trials: int) -> tuple[optuna.Trial, Architecture]:
+        """This worker's next trial, the study holding `n_trials` (joining it on the first)."""
         self._join(n_trials)
         return self.model_arch_proposition()
 
@@ -418,42 +293,6 @@ class AutoDistillation:
                             n_objectives=len(self.objectives), startup_trials=self.config.random_startup_trials)
 
     # -- helpers --------------------------------------------------------------------------
-    def _train(self, trial: optuna.Trial, model: nn.Module, cost: Mapping[str, Any]) -> TrainedStudent:
-        """The task's training, with early stopping's checkpoints when configured; a task whose
-        `train` takes `folders` (the built-in one) checkpoints into the trial's folders, and a
-        retry of a lost trial resumes from its checkpoint (study/trial_checkpoints.py)."""
-        callbacks: list[DistillationCallback] = []
-        if self.early_stopping is not None:
-            curve: dict[str, float] = {}
-
-            def record_checkpoint(step: int, accuracy: float) -> None:
-                curve[str(step)] = accuracy
-                write(trial, TrialRecord(accuracy_curve=dict(curve)))
-
-            rule = StopRule(self.early_stopping, self.study, latency_ms=LATENCY.value(cost),
-                            teacher_accuracy=self.teacher_accuracy)
-            callbacks.append(EarlyStopping(evaluate=lambda: self.task.checkpoint_score(model),
-                                           every=self.early_stopping.eval_every_steps, rule=rule,
-                                           on_checkpoint=record_checkpoint))
-        if not takes_folders(self.task):
-            return self.task.train(model, callbacks=callbacks) if callbacks else self.task.train(model)
-        folders = trial_folders(self.study, trial, self.output_dir, resume=self.config.resume_trials)
-        try:
-            student = self.task.train(model, callbacks=[*callbacks, ResumeRecorder(trial, folders)],
-                                      folders=folders)  # type: ignore[call-arg]  # takes_folders
-        except TrialEarlyStopped:
-            folders.remove()
-            raise
-        folders.remove()
-        return student
-
-    def _cost(self, architecture: Architecture, model: nn.Module) -> dict[str, Any]:
-        """Latency, parameters and size of the untrained student; measured once per architecture."""
-        if not self.task.measures_cost:
-            return {}
-        known = trials.measured_cost(self.study, architecture.key())
-        return known if known is not None else dict(self.task.cost(model))
-
     def valid(self, architecture: Architecture) -> bool:
         """Whether the task can build `architecture` (a task with `check_architecture`, as the built-in
         one, applies the builder's rules, e.g. heads dividing the hidden size; other tasks: any)."""
@@ -472,44 +311,5 @@ class AutoDistillation:
         """How many architectures of a finite space the task can build (None: too large to list)."""
         return self.search_space.valid_count(self.valid)
 
-    def _space_exhausted(self, ended: list[FrozenTrial]) -> bool:
-        """Every valid architecture of a finite space has been trained, or ruled out before training."""
-        if self.config.allow_repeats:  # trained again on purpose (e.g. to average out noise)
-            return False
-        listed = self.search_space.architectures()
-        if listed is None:
-            return False
-        settled = trials.settled(ended)
-        return all(a.key() in settled for a in listed if self.valid(a))
 
-    def _queue_unexplored(self) -> None:
-        """The advisor keeps proposing architectures already trained or ruled out: a model-based
-        sampler learns nothing from a pruned trial, so a screened or impossible architecture
-        stays its best guess, and a GP re-proposes points it has seen (a repeat is told the earlier
-        result: nothing new). The next trial is then a random architecture (seeded by the study's
-        seed and length) that the task can build and that is neither settled nor running; unless
-        the queue already holds the next trial."""
-        known = self.study.get_trials(deepcopy=False)
-        if any(t.state == TrialState.WAITING for t in known):
-            return
-        running = {TrialRecord.from_trial(t).architecture_key for t in known if t.state == TrialState.RUNNING}
-        rng = random.Random(f"{self.config.seed}-{len(known)}")
-        choice = self.search_space.sample(rng, avoid=trials.settled(known) | running, valid=self.valid)
-        if choice is not None:
-            log.info("the advisor proposed settled architectures; next: %s, drawn at random from the "
-                     "unexplored valid ones", dict(choice))
-            enqueue(self.study, choice.to_dict(), TrialRecord(proposed_by="random (advisor stuck)"))
-
-    def _interrupted(self, trial: optuna.Trial) -> None:
-        end_interrupted(self.study, trial, max_retries=self.config.max_retries,
-                        grace_seconds=self.config.grace_seconds)
-
-    def _save(self, number: int, student: TrainedStudent) -> Path:
-        """Save into a temporary folder of this save's own, then rename: a kill never leaves a
-        half-written student, and nothing this trial did not write is deleted or overwritten."""
-        # per study: several studies may share an output directory (and its teacher and cache)
-        final = inside(self.output_dir, "trials", self.study.study_name, f"{number:05d}", key="study name")
-        if final.exists():  # not this trial's (trial numbers are unique): another study's, or the user's
-            raise FileExistsError(f"{final} exists and was not written by this trial; it is left as it is")
-        return write_folder_atomically(final, lambda tmp: self.task.save(student, tmp))
-
+__all__ = ["AutoDistillation", "ModelBuilder", "SearchStopped"]
