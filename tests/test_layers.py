@@ -90,6 +90,8 @@ def test_validating_a_config_file_imports_neither_torch_transformers_nor_optuna(
     code = ("import sys\nfrom autodistill.config.loader import load_config_file, load_search_config\n"
             "from autodistill.config.schema import SearchRunConfig\n"
             "config = load_config_file(SearchRunConfig, 'configs/quickstart.yaml')\n"
+            "for other in ('configs/mlm.yaml', 'configs/mobilebert.yaml'):\n"
+            "    load_config_file(SearchRunConfig, other)\n"
             "load_search_config('configs/quickstart.yaml')\n"
             "assert config.auto_distillation.search.search_algorithm\n"
             "print(sorted(m for m in ('torch', 'optuna', 'transformers') if m in sys.modules))")
