@@ -131,3 +131,17 @@ def test_the_fp16_scaler_path_trains_and_resumes_exactly(teacher, student, tmp_p
     again = Distiller(copy.deepcopy(teacher), resumed, plan).fit(toy_batches(4, 8), resume_from=tmp_path)
     assert again.losses == result.losses
     assert all(torch.equal(t, whole.state_dict()[n]) for n, t in resumed.state_dict().items())
+
+
+def test_distill_refuses_a_precision_this_device_cannot_train_before_any_work(workspace, tmp_path, capsys):
+    from test_cli_distill import _config
+
+    from autodistill.cli import main
+
+    path = _config(workspace, tmp_path / "out")
+    fp16 = "  progress: false\n  precision: fp16\n  device: cpu\n"
+    path.write_text(path.read_text().replace("  progress: false\n", fp16))
+    assert main(["distill", str(path), "--quiet"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("autodistill: error: distillation.precision: fp16 on cpu")
+    assert not (tmp_path / "out").exists()  # nothing loaded, trained or written
