@@ -95,6 +95,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from autodistill.export import completed_trial, export_student
+    from autodistill.export.student import quantization_request
     from autodistill.study.selection import SelectionRule, select_trial
 
     conditions = {"min_retention": args.min_retention, "min_accuracy": args.min_accuracy,
@@ -106,11 +107,16 @@ def _export(args: argparse.Namespace) -> int:
         rule = None
     else:
         rule = SelectionRule(args.best, **conditions)  # a bad rule fails before the study is opened
-    study, _ = _study(args)
+    if args.quantization is not None and args.config is None:
+        raise ConfigError("--quantization re-measures the int8 graph's accuracy on the validation split the "
+                          "search's config names; give CONFIG.yaml")
+    study, out = _study(args)
     trial = completed_trial(study, args.trial) if rule is None else select_trial(study, rule)
     selected_by = f"--trial {args.trial}" if rule is None else f"the rule '{rule.describe()}'"
     exported = export_student(study, trial, args.out, selected_by=selected_by,
-                              command=args.command_line, onnx=args.onnx)
+                              command=args.command_line, onnx=args.onnx,
+                              quantization=quantization_request(args.config, out, args.quantization)
+                              if args.quantization else None)
     print(f"trial {trial.number} ({selected_by}) exported to {exported.folder} with its model card "
           "README.md (load it with from_pretrained)")
     if exported.tokenizer_from is None:
@@ -118,6 +124,10 @@ def _export(args: argparse.Namespace) -> int:
               "save one into the folder before using it", file=sys.stderr)
     if exported.onnx is not None:
         print(f"ONNX: {exported.onnx.path} (ONNX Runtime matches PyTorch within {exported.onnx.max_abs_diff:.2g})")
+    if exported.quantized is not None:
+        q = exported.quantized
+        print(f"int8: {q.path} (validation accuracy {q.accuracy:.4g} re-measured from the file"
+              + (", as the study recorded)" if q.recorded is not None else "; the study measured another runtime)"))
     return 0
 
 
@@ -270,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="new folder for the student")
     export.add_argument("--onnx", action="store_true",
                         help="also write model.onnx, checked against PyTorch (needs autodistill[onnx])")
+    export.add_argument("--quantization", choices=["dynamic_int8", "static_int8"],
+                        help="also write model.<quantization>.onnx beside model.onnx, its validation accuracy "
+                             "re-measured and checked against the study's (needs CONFIG.yaml; implies --onnx)")
     export.set_defaults(run=_export)
 
     report = commands.add_parser(

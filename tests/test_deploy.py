@@ -159,3 +159,27 @@ def test_onnxruntime_missing_names_the_extra(workspace, tmp_path):
     assert done.returncode == 2, done.stderr
     assert len(err) == 1 and "evaluation.deployment" in err[0] and "pip install 'autodistill-nas[onnx]'" in err[0], err
     assert not out.exists()
+
+
+def test_export_writes_the_int8_graph_checked_against_the_study(deployed_search, tmp_path, capsys):
+    out, config, study = deployed_search
+    trial = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    target = tmp_path / "shipped"
+    assert main(["export", str(config), "--trial", str(trial.number), "--quantization", "dynamic_int8",
+                 "--out", str(target)]) == 0
+    assert "as the study recorded" in capsys.readouterr().out
+    assert (target / "model.onnx").is_file() and (target / "model.dynamic_int8.onnx").is_file()
+    card = (target / "README.md").read_text()
+    recorded, eager = trial.user_attrs["accuracy"], trial.user_attrs["eager_accuracy"]
+    assert "## Deployment" in card and "quantisation dynamic_int8" in card and "Runtime of the metrics above: ONNX" in card
+    assert f"{recorded:.4g} re-measured from this file (the search recorded {recorded:.4g})" in card
+    assert f"eager PyTorch {eager:.4g}" in card
+
+
+def test_export_quantization_needs_the_config(deployed_search, tmp_path, capsys):
+    out, _, _ = deployed_search
+    assert main(["export", "--output-dir", str(out), "--best", "fastest", "--quantization", "static_int8",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--quantization" in err[0] and "give CONFIG.yaml" in err[0]
+    assert not (tmp_path / "o").exists()

@@ -13,9 +13,11 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from autodistill.export.onnx import OnnxCheck
+from autodistill.export.onnx import OnnxCheck, QuantizedCheck
 from autodistill.objectives import (
     ACCURACY,
+    EAGER_ACCURACY,
+    EAGER_LATENCY,
     LATENCY,
     LATENCY_P90,
     PARAMS,
@@ -40,6 +42,8 @@ FILE_NOTES = {
     "vocab.txt": "the tokenizer's vocabulary",
     "matchers.pt": "the feature matchers of flash distillation; not needed for inference",
     "model.onnx": "the ONNX graph",
+    "model.dynamic_int8.onnx": "the ONNX graph, int8 (dynamic quantisation)",
+    "model.static_int8.onnx": "the ONNX graph, int8 (static quantisation, calibrated on training batches)",
     MODEL_CARD: "this card",
 }
 
@@ -57,6 +61,7 @@ class CardFacts:
     commands: Sequence[tuple[str, str]]   # (what it did, the command line)
     files: Sequence[str]
     onnx: OnnxCheck | None = None
+    quantized: QuantizedCheck | None = None
 
 
 def _times(value: float | None) -> str:
@@ -100,6 +105,23 @@ def _data_lines(data: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _deployment(record: TrialRecord, quantized: QuantizedCheck | None) -> str:
+    """The runtime the metrics above were measured in, and the int8 graph's accuracies."""
+    deployed = record.value(EAGER_ACCURACY) is not None
+    lines = [("Runtime of the metrics above: ONNX Runtime (the search's `evaluation.deployment`: its graph "
+              f"in this folder); the eager PyTorch module scored {EAGER_ACCURACY.format(record.value(EAGER_ACCURACY))} "
+              f"validation accuracy at {EAGER_LATENCY.format(record.value(EAGER_LATENCY))} ms.")
+             if deployed else "Runtime of the metrics above: PyTorch, eager fp32."]
+    if quantized is not None:
+        lines.append(
+            f"`{quantized.path.name}`: ONNX Runtime, quantisation {quantized.quantization} (ONNX Runtime's "
+            f"own tools). Validation accuracy: {quantized.accuracy:.4g} re-measured from this file"
+            + (f" (the search recorded {quantized.recorded:.4g})" if quantized.recorded is not None
+               else " (the search measured another runtime)")
+            + (f"; eager PyTorch {quantized.eager_accuracy:.4g}." if quantized.eager_accuracy is not None else "."))
+    return "\n\n".join(lines)
+
+
 def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
     record = TrialRecord.from_trial(trial)
     kind = kind_of_class(facts.model_class) if facts.model_class else None  # the export class per task
@@ -140,6 +162,7 @@ def model_card(trial: FrozenTrial, facts: CardFacts) -> str:
                    f"dynamic batch and sequence axes). ONNX Runtime's logits matched PyTorch's within "
                    f"{facts.onnx.max_abs_diff:.2g} on a batch of {facts.onnx.batch_size} x "
                    f"{facts.onnx.sequence_length} tokens.")]
+    parts += ["## Deployment", _deployment(record, facts.quantized)]
     parts += [
         "## Use",
         "```python\n"

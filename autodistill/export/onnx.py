@@ -1,30 +1,34 @@
-"""A student as ONNX, checked: ONNX Runtime must give PyTorch's logits within a tolerance.
+"""A student as ONNX, checked: ONNX Runtime must give PyTorch's logits within a tolerance; its
+int8 form (`--quantization`) beside it, checked against the accuracy the study recorded.
 
 Needs the `onnx` extra (`pip install 'autodistill-nas[onnx]'`: onnx and onnxruntime; the
-`test` extra includes it). The graph is traced by torch's TorchScript exporter
-(`dynamo=False`, which needs no onnxscript) with dynamic batch and sequence axes, and the
-check runs on another batch size and sequence length than the trace, with padding, so a
-shape frozen into the graph shows up as a failed check rather than as a wrong model later.
+`test` extra includes it). The graph is the one a search with `evaluation.deployment` times and
+scores (autodistill/evaluation/onnx_graph.py: traced with dynamic batch and sequence axes, checked
+on another batch size and sequence length than the trace, with padding).
+
+The int8 graph is the search's own where the trial's folder holds it (a search with
+`evaluation.deployment.quantization` the same as `--quantization` wrote it there): its accuracy,
+re-measured from the written file on the validation split, must equal the study's record.
+Otherwise it is quantised now, and the card gives the accuracy measured here beside the
+study's eager one.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
+from autodistill.config.deployment import INSTALL, missing_onnx_packages
 from autodistill.errors import ConfigError, ExportError
+from autodistill.evaluation.deployment import ONNX_FILE, DeploymentTarget, load_deployed
+from autodistill.evaluation.onnx_graph import check_graph, export_graph
+from autodistill.evaluation.quantization import quantize
 
-ONNX_FILE = "model.onnx"
-INPUTS = ("input_ids", "attention_mask")
-ATOL = 1e-4
-OPSET = 17
+ACCURACY_TOLERANCE = 1e-9   # the same graph on the same data: the same predictions
 
 
 @dataclass(frozen=True)
@@ -35,52 +39,56 @@ class OnnxCheck:
     sequence_length: int
 
 
+@dataclass(frozen=True)
+class QuantizedCheck:
+    path: Path
+    quantization: str               # dynamic_int8 | static_int8
+    accuracy: float                 # re-measured from the written file, on the validation split
+    recorded: float | None          # the study's record of this graph's accuracy (None: it ran another)
+    eager_accuracy: float | None    # the study's record of the eager student's
+
+
 def require_onnx() -> None:
     """Fail before any work when the ONNX packages are missing."""
-    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    missing = missing_onnx_packages()
     if missing:
-        raise ConfigError(f"--onnx needs {' and '.join(missing)}: pip install 'autodistill-nas[onnx]'")
-
-
-def _token_batch(model: nn.Module, batch_size: int, length: int, seed: int) -> dict[str, torch.Tensor]:
-    """Random token ids and an attention mask whose first row is padded at the end."""
-    vocab = int(getattr(model.config, "vocab_size", 100))
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (batch_size, length), generator=g)
-    mask = torch.ones_like(ids)
-    mask[0, length // 2:] = 0
-    return {"input_ids": ids * mask, "attention_mask": mask}
+        raise ConfigError(f"--onnx needs {' and '.join(missing)}: {INSTALL}")
 
 
 def export_onnx(model: nn.Module, folder: Path) -> OnnxCheck:
     """Write `folder/model.onnx` (inputs input_ids and attention_mask, output logits) and check it."""
     require_onnx()
-    import onnxruntime
+    path = export_graph(model.eval(), folder / ONNX_FILE)
+    check = check_graph(model, path)
+    return OnnxCheck(path, check.max_abs_diff, check.batch_size, check.sequence_length)
 
-    if not all(name in inspect.signature(model.forward).parameters for name in INPUTS):
-        raise ConfigError(f"--onnx exports text students whose forward takes {', '.join(INPUTS)}; "
-                          f"{type(model).__name__} does not")
-    model = model.eval()
-    positions = int(getattr(model.config, "max_position_embeddings", 64))
-    trace = _token_batch(model, 2, min(16, positions), seed=0)
-    path = folder / ONNX_FILE
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            "logits": {0: "batch"}}
-    with warnings.catch_warnings():  # the TorchScript exporter's deprecation and tracer notes
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (trace["input_ids"], trace["attention_mask"]), str(path),
-                          input_names=list(INPUTS), output_names=["logits"], dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False)
-    check = _token_batch(model, 3, min(9, positions), seed=1)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(["logits"], {k: v.numpy() for k, v in check.items()})
-    with torch.inference_mode():
-        expected = model(**check).logits.float().numpy()
-    diff = float(np.max(np.abs(got - expected)))
-    if not diff <= ATOL:
-        raise ExportError(
-            f"ONNX Runtime's logits differ from PyTorch's by up to {diff:.3g} (tolerance {ATOL:g}); "
-            "nothing was exported. Export without --onnx, or report the model class"
-        )
-    batch, length = check["input_ids"].shape
-    return OnnxCheck(path, diff, int(batch), int(length))
+
+@dataclass(frozen=True)
+class QuantizationRequest:
+    """`--quantization`: which int8 form, and the task's validation accuracy of a model (`score`),
+    ONNX Runtime's threads and static int8's calibration batches, all from the search's config."""
+
+    quantization: str
+    score: Callable[[nn.Module], float]
+    threads: int | None
+    calibration: Sequence[Mapping[str, Any]] = ()
+
+
+def export_quantized(folder: Path, request: QuantizationRequest, *, accuracy: float | None,
+                     eager_accuracy: float | None) -> QuantizedCheck:
+    """`folder/model.<quantization>.onnx` beside `folder/model.onnx` (module docstring); `accuracy`
+    and `eager_accuracy` are the trial's recorded ones (`eager_accuracy` None: the study measured
+    the eager module, and `accuracy` is its)."""
+    target = DeploymentTarget("onnxruntime", request.quantization)
+    path = folder / target.file_name
+    searched = path.is_file()
+    if not searched:
+        quantize(folder / ONNX_FILE, path, request.quantization, request.calibration)
+    measured = request.score(load_deployed(folder, target, None, threads=request.threads))
+    expected = accuracy if searched else None
+    if expected is not None and not abs(measured - expected) <= ACCURACY_TOLERANCE:
+        raise ExportError(f"{path.name} scores {measured:.6g} on the validation split, but the study recorded "
+                          f"{expected:.6g} for it; nothing was exported. Export with the config the search "
+                          "ran with (its data and evaluation.latency.threads)")
+    return QuantizedCheck(path, request.quantization, measured, expected,
+                          eager_accuracy if eager_accuracy is not None else accuracy)

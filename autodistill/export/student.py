@@ -21,7 +21,15 @@ from optuna.trial import FrozenTrial, TrialState
 from autodistill.atomic_file import write_folder_atomically
 from autodistill.errors import ConfigError
 from autodistill.export.model_card import MODEL_CARD, CardFacts, model_card
-from autodistill.export.onnx import OnnxCheck, export_onnx, require_onnx
+from autodistill.export.onnx import (
+    OnnxCheck,
+    QuantizationRequest,
+    QuantizedCheck,
+    export_onnx,
+    export_quantized,
+    require_onnx,
+)
+from autodistill.objectives import ACCURACY, EAGER_ACCURACY
 from autodistill.paths import same_or_inside
 from autodistill.preflight import writable_folder
 from autodistill.study.record import StudyRecord, TrialRecord
@@ -36,6 +44,7 @@ class ExportedStudent:
     trial: int
     tokenizer_from: str | None   # "the search's student folder", the teacher's location, or None
     onnx: OnnxCheck | None
+    quantized: QuantizedCheck | None = None
 
 
 def completed_trial(study: optuna.Study, number: int) -> FrozenTrial:
@@ -84,9 +93,26 @@ def _onnx(folder: Path, model_class: str | None) -> OnnxCheck:
     return export_onnx(cls.from_pretrained(folder), folder)
 
 
+def quantization_request(config: str | Path, output_dir: Path | None, quantization: str) -> QuantizationRequest:
+    """`--quantization`'s request: the search's own task (its data, teacher and settings) scores the
+    graph on the validation split, with the search's latency threads and calibration batches."""
+    from autodistill.study.run import load_search_config
+    from autodistill.study.task import DistillationTask
+
+    require_onnx()
+    search = load_search_config(config)
+    task = DistillationTask(search, output_dir=output_dir, quiet=True)
+    calibration = task.calibration_batches() if quantization == "static_int8" else []
+    return QuantizationRequest(quantization, task.validation_accuracy,
+                               search.auto_distillation.evaluation.latency.threads, calibration)
+
+
 def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, selected_by: str,
-                   command: str | None = None, onnx: bool = False) -> ExportedStudent:
-    """Copy the trial's saved student to `out` (new or empty) with a tokenizer and README.md."""
+                   command: str | None = None, onnx: bool = False,
+                   quantization: QuantizationRequest | None = None) -> ExportedStudent:
+    """Copy the trial's saved student to `out` (new or empty) with a tokenizer and README.md;
+    `quantization` (which implies `onnx`) adds the int8 graph, checked (export/onnx.py)."""
+    onnx = onnx or quantization is not None
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {str(out)!r} exists and is not empty; choose a new folder")
@@ -104,22 +130,29 @@ def export_student(study: optuna.Study, trial: FrozenTrial, out: str | Path, *, 
     writable_folder(out, key="--out")
     tokenizer_from: str | None = None
     check: OnnxCheck | None = None
+    quantized: QuantizedCheck | None = None
+    figures = TrialRecord.from_trial(trial)
 
     def assemble(tmp: Path) -> None:
-        nonlocal tokenizer_from, check
+        nonlocal tokenizer_from, check, quantized
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         tokenizer_from = _add_tokenizer(tmp, recorded.teacher_model)
         model_class = _model_class(tmp)
         check = _onnx(tmp, model_class) if onnx else None
+        if quantization is not None:
+            quantized = export_quantized(tmp, quantization, accuracy=figures.value(ACCURACY),
+                                         eager_accuracy=figures.value(EAGER_ACCURACY))
         commands = [("search (its last run)", recorded.search_command)] if recorded.search_command else []
         if command:
             commands.append(("export", command))
         facts = CardFacts(
             study_name=study.study_name, selected_by=selected_by, teacher=teacher_reference(study) or {},
             teacher_model=recorded.teacher_model, data=recorded.data, model_class=model_class,
-            commands=commands, files=sorted({p.name for p in tmp.iterdir()} | {MODEL_CARD}), onnx=check)
+            commands=commands, files=sorted({p.name for p in tmp.iterdir()} | {MODEL_CARD}), onnx=check,
+            quantized=quantized)
         (tmp / MODEL_CARD).write_text(model_card(trial, facts), encoding="utf-8")
 
     write_folder_atomically(out, assemble, replace=True)  # `out` is new or empty (checked above)
     return ExportedStudent(out, trial.number, tokenizer_from,
-                           None if check is None else replace(check, path=out / check.path.name))
+                           None if check is None else replace(check, path=out / check.path.name),
+                           None if quantized is None else replace(quantized, path=out / quantized.path.name))

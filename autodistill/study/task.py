@@ -149,13 +149,17 @@ class DistillationTask:
         if torch.device(latency.device).type != "cpu":
             raise ConfigError(f"evaluation.deployment.runtime: {section.runtime} is timed on the CPU, but "
                               f"evaluation.latency.device is {latency.device!r}; set it to cpu")
-        calibration: list[dict[str, Any]] = []
-        if section.quantization == "static_int8":
-            loader = make_loader(self.train_set, batch_size=config.data.batch_size, shuffle=True,
-                                 seed=config.auto_distillation.seed)
-            calibration = [batch for batch, _ in zip(loader, range(section.calibration_batches))]
+        calibration = self.calibration_batches() if section.quantization == "static_int8" else []
         return Deployer(DeploymentTarget(section.runtime, section.quantization), self.output_dir / "deployed",
                         threads=latency.threads, calibration=calibration)
+
+    def calibration_batches(self) -> list[dict[str, Any]]:
+        """Static int8's calibration sample: the first `evaluation.deployment.calibration_batches`
+        training batches in the order the search's seed gives them (the same on every run)."""
+        loader = make_loader(self.train_set, batch_size=self.config.data.batch_size, shuffle=True,
+                             seed=self.config.auto_distillation.seed)
+        count = self.config.auto_distillation.evaluation.deployment.calibration_batches
+        return [batch for batch, _ in zip(loader, range(count))]
 
     def _teacher_deployment_key(self) -> str:
         """The deployed teacher's cache key: its weights, the target, and static int8's calibration."""
@@ -297,7 +301,7 @@ class DistillationTask:
 
     def validation_accuracy(self, model: nn.Module) -> float:
         """The task's `accuracy` on the (first) validation set (masked LM: masked-token accuracy)."""
-        return self.kind.evaluate(model, self.validation_loader, device=next(model.parameters()).device)["accuracy"]
+        return self.kind.evaluate(model, self.validation_loader, device=_device(model))["accuracy"]
 
     def checkpoint_score(self, model: nn.Module) -> float:
         """Early stopping's score during regular distillation: validation accuracy."""
@@ -419,6 +423,11 @@ class DistillationTask:
         matchers = student.artifacts.get("matchers")
         if matchers is not None and matchers.specs:
             matchers.save(directory)
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Where `model`'s parameters are; the CPU for one with none (a deployed ONNX Runtime graph)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def _eager(figures: Mapping[str, Any]) -> dict[str, Any]:
