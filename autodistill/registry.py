@@ -10,7 +10,8 @@
 
 A registry may know names before their objects (`builtins`: name -> "module:attr", as
 transformers' `*_MAPPING_NAMES` do): the name is listed and checked at once, and its module
-is imported on the first `get`. So config validates names (autodistill/registries.py) without
+is imported on the first `get` (`check(name)` checks a name and imports nothing). So config
+validates names (autodistill/registries.py) without
 importing torch, Optuna or the code behind them.
 """
 
@@ -44,7 +45,7 @@ class Registry(Generic[T]):
     @overload
     def register(self, name: str, obj: T) -> T: ...
 
-    def register(self, name: str, obj: T | None = None):  # type: ignore[no-untyped-def]
+    def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
         """Register `obj` under `name`; used bare as a decorator when `obj` is omitted."""
 
         def add(item: T) -> T:
