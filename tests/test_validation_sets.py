@@ -113,3 +113,18 @@ def test_a_search_trial_records_every_set_and_chooses_on_the_first(workspace, tm
     assert [step for step, _ in logged["eval/hard/accuracy"]][:2] == [2, 4]
     assert logged["eval/validation/accuracy"]
     shutil.rmtree(out)
+
+
+def test_a_set_of_class_ids_takes_them_as_trainings_ids():
+    from autodistill.data.examples import LabelledTexts
+    from autodistill.data.validation_sets import with_training_classes
+
+    train = LabelledTexts(texts=("a", "b"), labels=(0, 1), label_names=("neg", "pos"))
+    ids = LabelledTexts(texts=("c", "d", "e"), labels=(1, 0, 1), label_names=("0", "1"))
+    names = LabelledTexts(texts=("c", "d"), labels=(0, 0), label_names=("pos",))
+    assert with_training_classes(ids, train, key="k", path="p", train_file="t").labels == (1, 0, 1)
+    mapped = with_training_classes(names, train, key="k", path="p", train_file="t")
+    assert mapped.labels == (1, 1) and mapped.label_names == ("neg", "pos")
+    too_many = LabelledTexts(texts=("c",), labels=(2,), label_names=("0", "1", "2"))
+    with pytest.raises(ConfigError, match="label '2' is not one of training's labels"):
+        with_training_classes(too_many, train, key="k", path="p", train_file="t")
