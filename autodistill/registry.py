@@ -11,8 +11,7 @@
 A registry may know names before their objects (`builtins`: name -> "module:attr", as
 transformers' `*_MAPPING_NAMES` do): the name is listed and checked at once, and its module
 is imported on the first `get` (`check(name)` checks a name and imports nothing). So config
-validates names (autodistill/registries.py) without
-importing torch, Optuna or the code behind them.
+validates names (autodistill/registries.py) without importing torch, Optuna or the code behind them.
 """
 
 from __future__ import annotations
