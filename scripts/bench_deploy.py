@@ -64,6 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="where the fine-tuned teacher and the supernet are found")
     p.add_argument("--architectures", type=int, default=6)
     p.add_argument("--repeats", type=int, default=20, help="timed rounds per architecture")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: the config's evaluation.latency.threads)")
     return p.parse_args(argv)
 
 
@@ -100,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          seed=config.auto_distillation.seed)
     calibration = [batch for batch, _ in zip(loader, range(CALIBRATION_BATCHES))]
     # one measurement of --repeats rounds (no re-takes): 8 models a round, the eager teacher the longest
-    spec = replace(task.latency_spec, repeats=args.repeats, max_attempts=1)
+    spec = replace(task.latency_spec, repeats=args.repeats, max_attempts=1,
+                   threads=args.threads or task.latency_spec.threads)
     scratch = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
 
     def deployed_all(model, name):  # type: ignore[no-untyped-def]
