@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -119,6 +120,8 @@ def test_a_second_call_reuses_the_finished_supernet(tmp_path, monkeypatch):
     monkeypatch.setattr(loading_module, "train_supernet", no_training)
     monkeypatch.setattr(loading_module, "reorder_by_importance", no_training)
     second = _train(tmp_path, teacher, section)
+    record = json.loads(next(tmp_path.glob("*/final/supernet.json")).read_text())
+    assert record["steps"] == 2 and record["cpu_seconds"] > 0  # what bench_supernet compare charges
     for name, tensor in _weights(first).items():
         assert torch.equal(_weights(second)[name], tensor), name
     architecture = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16}
