@@ -171,7 +171,8 @@ def test_export_writes_the_int8_graph_checked_against_the_study(deployed_search,
     assert (target / "model.onnx").is_file() and (target / "model.dynamic_int8.onnx").is_file()
     card = (target / "README.md").read_text()
     recorded, eager = trial.user_attrs["accuracy"], trial.user_attrs["eager_accuracy"]
-    assert "## Deployment" in card and "quantisation dynamic_int8" in card and "Runtime of the metrics above: ONNX" in card
+    assert "## Deployment" in card and "quantisation dynamic_int8" in card
+    assert "Runtime of the metrics above: ONNX" in card
     assert f"{recorded:.4g} re-measured from this file (the search recorded {recorded:.4g})" in card
     assert f"eager PyTorch {eager:.4g}" in card
 
@@ -183,3 +184,15 @@ def test_export_quantization_needs_the_config(deployed_search, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--quantization" in err[0] and "give CONFIG.yaml" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_an_export_failure_names_the_operator(tmp_path, monkeypatch):
+    from autodistill.errors import ExportError
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::fancy_attention' to ONNX opset version 17 is not supported.")
+
+    monkeypatch.setattr(torch.onnx, "export", unsupported)
+    with pytest.raises(ExportError, match=r"operator aten::fancy_attention is not supported; set "
+                                          r"evaluation\.deployment\.runtime: torch"):
+        deploy(tiny_bert(), DeploymentTarget("onnxruntime", "dynamic_int8"), tmp_path, threads=1)
