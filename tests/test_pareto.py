@@ -147,7 +147,8 @@ def test_front_rows_compute_speedup_and_retention():
     assert top.architecture == {"hidden": 192, "layers": 2} and top.values == (0.95, 3.0)
     assert rows[1].test_accuracy is None and rows[1].speedup == pytest.approx(16.0)
     assert set(top.to_dict()) == {"number", "values", "architecture", "accuracy", "latency_ms",
-                                  "params", "test_accuracy", "perplexity", "speedup", "retention"}
+                                  "params", "test_accuracy", "perplexity", "eager_latency_ms", "eager_accuracy",
+                                  "speedup", "retention"}
     no_teacher = front_rows(study)
     assert no_teacher[0].speedup is None and no_teacher[0].retention is None
 

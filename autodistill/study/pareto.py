@@ -17,17 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autodistill.errors import ConfigError
-from autodistill.objectives import (
-    ACCURACY,
-    EAGER_ACCURACY,
-    EAGER_LATENCY,
-    LATENCY,
-    PARAMS,
-    PERPLEXITY,
-    SPEEDUP,
-    TEST_ACCURACY,
-    Metric,
-)
+from autodistill.objectives import ACCURACY, LATENCY, PARAMS, REPORTED, SPEEDUP, TEST_ACCURACY, Metric
 from autodistill.study.record import TrialRecord
 
 DIRECTIONS = ("maximize", "minimize")
@@ -97,7 +87,8 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
 @dataclass(frozen=True)
 class FrontRow:
-    """One student on the front, with its speed-up and retention against the teacher."""
+    """One student on the front, with its speed-up and retention against the teacher, and the
+    figures its task reports beside the objectives (`reported`: objectives.REPORTED, by key)."""
 
     number: int
     values: tuple[float, ...]
@@ -105,17 +96,17 @@ class FrontRow:
     accuracy: float | None = None
     latency_ms: float | None = None
     params: int | None = None
-    test_accuracy: float | None = None
-    perplexity: float | None = None       # masked LM (REPORTED: a column where a study records it)
-    eager_latency_ms: float | None = None  # evaluation.deployment: the eager module's, beside the deployed
-    eager_accuracy: float | None = None
     speedup: float | None = None
     retention: float | None = None
+    reported: Mapping[str, Any] = field(default_factory=dict)
 
     def figure(self, metric: Metric) -> Any:
-        """The row's figure of a reported metric (objectives.REPORTED)."""
-        return {TEST_ACCURACY: self.test_accuracy, PERPLEXITY: self.perplexity,
-                EAGER_LATENCY: self.eager_latency_ms, EAGER_ACCURACY: self.eager_accuracy}.get(metric)
+        """The row's figure of a reported metric (test accuracy, perplexity, ...), or None."""
+        return self.reported.get(metric.key)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.figure(TEST_ACCURACY)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,10 +116,7 @@ class FrontRow:
             "accuracy": self.accuracy,
             "latency_ms": self.latency_ms,
             "params": self.params,
-            "test_accuracy": self.test_accuracy,
-            "perplexity": self.perplexity,
-            "eager_latency_ms": self.eager_latency_ms,
-            "eager_accuracy": self.eager_accuracy,
+            **{m.key: self.figure(m) for m in REPORTED},
             "speedup": self.speedup,
             "retention": self.retention,
         }
@@ -176,11 +164,8 @@ def front_rows(study: optuna.Study, *, teacher: Mapping[str, Any] | None = None
             accuracy=record.value(ACCURACY),
             latency_ms=record.value(LATENCY),
             params=record.value(PARAMS),
-            test_accuracy=record.value(TEST_ACCURACY),
-            perplexity=record.value(PERPLEXITY),
-            eager_latency_ms=record.value(EAGER_LATENCY),
-            eager_accuracy=record.value(EAGER_ACCURACY),
             speedup=speedup(figures, teacher),
             retention=retention(figures, teacher),
+            reported={m.key: record.value(m) for m in REPORTED},
         ))
     return rows

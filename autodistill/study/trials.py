@@ -24,7 +24,8 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
         return record.repeat_of is None
     if trial.state == TrialState.PRUNED:
         return not (record.ruled_out or record.twin_of is not None or record.repeat_of is not None)
-    return failed(trial) and record.rerun_fails_again is None
+    return (trial.state == TrialState.FAIL and record.failure_reason is not None
+            and record.rerun_fails_again is None)  # failed with a reason a rerun can fix
 
 
 def failed(trial: FrozenTrial) -> bool:
@@ -62,8 +63,9 @@ def early_stopped(trial: FrozenTrial) -> bool:
 
 def trained(trial: FrozenTrial) -> bool:
     """Trained its own student, to the end or stopped early (not a repeat of another trial)."""
-    return (TrialRecord.from_trial(trial).repeat_of is None
-            and (trial.state == TrialState.COMPLETE or early_stopped(trial)))
+    record = TrialRecord.from_trial(trial)
+    return record.repeat_of is None and (trial.state == TrialState.COMPLETE or (
+        trial.state == TrialState.PRUNED and record.pruned_reason is not None))
 
 
 def students(study: optuna.Study) -> list[FrozenTrial]:
