@@ -23,10 +23,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from autodistill import interrupts
 from autodistill.errors import AutodistillError, ConfigError
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -60,7 +63,7 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(args: argparse.Namespace, *, writable: bool = False):  # type: ignore[no-untyped-def]
+def _study(args: argparse.Namespace, *, writable: bool = False) -> tuple[optuna.Study, Path | None]:
     """The study named by --storage/--study-name, or by a config file's defaults; it must exist
     (nothing is created: study/storage.py `load_existing_study`)."""
     from autodistill.study.storage import default_storage_url, load_existing_study
@@ -234,9 +237,9 @@ class _Parser(argparse.ArgumentParser):
     """Bad arguments are bad input like any other: one line, exit 2 (argparse adds its usage).
     Options are never abbreviated (`--max 3` is not `--max-trials 3`), here or in a subcommand."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"autodistill: error: {self.prog}: {message} (see {self.prog} --help)\n")
@@ -351,9 +354,10 @@ _DATABASE_FIXES = {"disk is full": "free space on the disk of the study storage"
 def _causes(exc: BaseException) -> list[BaseException]:
     """`exc` and the exceptions it was raised from or during, outermost first."""
     chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
     return chain
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
 from torch.utils.data import DataLoader
+from transformers import PreTrainedModel
 
 from autodistill.config.loader import load_config_file
 from autodistill.config.schema import DistillRunConfig, TeacherSection
@@ -57,7 +57,7 @@ def load_run_config(path: str | Path) -> DistillRunConfig:
     return load_config_file(DistillRunConfig, path)
 
 
-def _teacher(section: TeacherSection) -> nn.Module:
+def _teacher(section: TeacherSection) -> PreTrainedModel:
     if section.fine_tune is not None:
         raise ConfigError("teacher.fine_tune is used by `autodistill search`; `distill` takes an "
                           "already fine-tuned teacher: remove fine_tune or point model at it")
@@ -83,6 +83,10 @@ def _preflight(config: DistillRunConfig, *, resume: bool) -> None:
     take the inputs and the student's overrides, and the output folder is no model folder the
     run reads and holds nothing but an earlier run of its own: all before any weights are loaded."""
     writable_folder(config.output_dir, key="output_dir")
+    if config.data.train_file is None:
+        raise ConfigError(f"data.corpus: `autodistill distill` reads data.train_file and data.validation_file, "
+                          f"not the built-in {config.data.corpus} corpus (which `autodistill search` splits); "
+                          "give the files")
     check_device(config.distillation.device, key="distillation.device")
     check_precision(config.distillation, key="distillation")
     check_tensorboard(config.distillation, key="distillation")
@@ -147,6 +151,7 @@ def run_distillation(config: DistillRunConfig, *, quiet: bool = False, resume: b
         check_mapping_paths(config.distillation, teacher=first, student=student, prefix="distillation")
 
     data = config.data
+    assert data.train_file is not None  # _preflight refuses a corpus
     tokenizer = load_tokenizer(data.tokenizer or sections[0].location(),
                                key="data.tokenizer" if data.tokenizer else "teacher.model")
     train = read_text_file(data.train_file, text_column=data.text_column,

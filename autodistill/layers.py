@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -153,7 +153,8 @@ def propose_mappings(teacher: nn.Module, student: nn.Module, *, sequence_length:
     t_out = layer_outputs(teacher, sample_inputs(teacher, sequence_length))
     s_out = layer_outputs(student, sample_inputs(student, sequence_length))
     t_blocks, s_blocks = blocks_of(teacher), blocks_of(student)
-    t_depth, s_depth = len(teacher.get_submodule(t_blocks)), len(student.get_submodule(s_blocks))
+    t_depth = len(cast(nn.ModuleList, teacher.get_submodule(t_blocks)))
+    s_depth = len(cast(nn.ModuleList, student.get_submodule(s_blocks)))
     names, mappings, losses, weights = [], [], [], []
     for i in range(s_depth):
         t = teacher_layer_for(i, s_depth, t_depth)

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from autodistill.errors import ConfigError
+
+Direction = Literal["maximize", "minimize"]  # an Optuna study direction
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Metric:
         return (self.label or self.name) + (f" ({self.unit})" if self.unit else "")
 
     @property
-    def direction(self) -> str | None:
+    def direction(self) -> Direction | None:
         return None if self.higher_is_better is None else "maximize" if self.higher_is_better else "minimize"
 
 
@@ -113,7 +115,7 @@ def builtin_metric(name: str) -> Metric | None:
 class Objective:
     name: str          # as the user wrote it and the dashboard shows it
     metric: Metric     # where its value comes from
-    direction: str     # "maximize" | "minimize"
+    direction: Direction
 
     @property
     def key(self) -> str:

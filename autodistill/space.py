@@ -21,7 +21,7 @@ import random
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 if TYPE_CHECKING:  # Optuna is imported where a distribution is made: validating a config needs none
     import optuna
@@ -48,7 +48,7 @@ _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 _STEP_TOLERANCE = 1e-8
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -121,7 +121,7 @@ class Categorical:
         return any(type(value) is type(c) and value == c for c in self.choices)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> ChoiceValue:
-        return trial.suggest_categorical(self.name, self.choices)
+        return cast(ChoiceValue, trial.suggest_categorical(self.name, self.choices))  # one of the choices
 
 
 def _check_range(
@@ -356,7 +356,7 @@ class SearchSpace:
     def grid(self) -> dict[str, list[ChoiceValue]]:
         """Every value of every dimension, for `optuna.samplers.GridSampler`."""
         try:
-            return {d.name: d.values() for d in self.dimensions}
+            return {d.name: list[ChoiceValue](d.values()) for d in self.dimensions}
         except ConfigError as error:
             raise ConfigError(
                 f"{self.source}: a grid search needs a finite grid, but {error}"

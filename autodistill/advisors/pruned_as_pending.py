@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Container, Sequence
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -34,7 +34,8 @@ class PrunedAsPending(BaseSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self.sampler.sample_relative(_PendingView(study), trial, search_space)
+        # a Study in everything a sampler reads of it
+        return self.sampler.sample_relative(cast(optuna.Study, _PendingView(study)), trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:

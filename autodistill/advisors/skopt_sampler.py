@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from optuna.distributions import (
@@ -73,6 +73,9 @@ def scalarise(
     return weighted.max(axis=1) + CHEBYSHEV_RHO * weighted.sum(axis=1)
 
 
+_Supported = CategoricalDistribution | IntDistribution | FloatDistribution
+
+
 @dataclass(frozen=True)
 class _Axis:
     """One Optuna distribution seen as one skopt dimension, with the value mapping both ways.
@@ -81,21 +84,23 @@ class _Axis:
     ranges become integer step indices; the rest keep their values and log scale.
     """
 
-    distribution: BaseDistribution
+    distribution: _Supported
 
     @property
-    def _stepped(self) -> bool:
+    def _step(self) -> int | float | None:
+        """The step of a stepped range (skopt sees step indices), else None."""
         d = self.distribution
         if isinstance(d, IntDistribution):
-            return d.step != 1
-        return isinstance(d, FloatDistribution) and d.step is not None
+            return d.step if d.step != 1 else None
+        return d.step if isinstance(d, FloatDistribution) else None
 
     def dimension(self, skopt: ModuleType) -> Any:
         d = self.distribution
         if isinstance(d, CategoricalDistribution):
             return skopt.space.Categorical(list(range(len(d.choices))))
-        if self._stepped:
-            return skopt.space.Integer(0, round((d.high - d.low) / d.step))
+        step = self._step
+        if step is not None:
+            return skopt.space.Integer(0, round((d.high - d.low) / step))
         prior = "log-uniform" if d.log else "uniform"
         if isinstance(d, IntDistribution):
             return skopt.space.Integer(d.low, d.high, prior=prior)
@@ -105,8 +110,9 @@ class _Axis:
         d = self.distribution
         if isinstance(d, CategoricalDistribution):
             return int(d.to_internal_repr(value))
-        if self._stepped:
-            return round((value - d.low) / d.step)
+        step = self._step
+        if step is not None:
+            return round((value - d.low) / step)
         return int(value) if isinstance(d, IntDistribution) else float(value)
 
     def decode(self, point: Any) -> Any:
@@ -114,12 +120,13 @@ class _Axis:
         if isinstance(d, CategoricalDistribution):
             return d.choices[int(point)]
         if isinstance(d, IntDistribution):
-            return d.low + int(point) * d.step if self._stepped else int(point)
-        value = d.low + int(point) * d.step if self._stepped else float(point)
+            return d.low + int(point) * d.step if self._step is not None else int(point)
+        step = self._step
+        value = d.low + int(point) * step if step is not None else float(point)
         return min(max(value, d.low), d.high)
 
 
-def _is_supported(distribution: BaseDistribution) -> bool:
+def _is_supported(distribution: BaseDistribution) -> TypeGuard[_Supported]:
     return (
         isinstance(distribution, (CategoricalDistribution, IntDistribution, FloatDistribution))
         and not distribution.single()
@@ -195,7 +202,9 @@ class SkoptSampler(BaseSampler):
         rng = np.random.default_rng([self._seed, trial.number, _RELATIVE_STREAM])
         weights = rng.dirichlet(np.ones(len(study.directions)))
         targets = scalarise(np.array([t.values for t in observed]), study.directions, weights)
-        axes = {name: _Axis(d) for name, d in search_space.items()}
+        # every distribution here is supported (infer_relative_search_space's); others would go to
+        # sample_independent
+        axes = {name: _Axis(d) for name, d in search_space.items() if _is_supported(d)}
         optimizer = self._skopt.Optimizer(
             [axis.dimension(self._skopt) for axis in axes.values()],
             base_estimator=self._base_estimator,

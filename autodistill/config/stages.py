@@ -328,7 +328,7 @@ class FlashSection(TrainingSection):
             origin = (self.add_origin_loss[i] if isinstance(self.add_origin_loss, list)
                       else self.add_origin_loss)
             section = StageSection(
-                layer_mappings_for_knowledge_transfer=self.layer_mappings[i],
+                layer_mappings=self.layer_mappings[i],
                 loss_types=self.loss_types[i] if self.loss_types else None,
                 loss_weights=self.loss_weights[i] if self.loss_weights else None,
                 add_origin_loss=origin, train_steps=self.train_steps[i] if self.train_steps is not None else None,
@@ -361,7 +361,9 @@ class CriterionSection(Section):
 
     @property
     def section(self) -> StageSection:
-        return self.KnowledgeDistillationLoss or self.IntermediateLayersKnowledgeDistillationLoss  # type: ignore[return-value]
+        section = self.KnowledgeDistillationLoss or self.IntermediateLayersKnowledgeDistillationLoss
+        assert section is not None  # the validator above asks for exactly one
+        return section
 
 
 class SeedTrainSection(TrainingSection):
@@ -461,7 +463,7 @@ class FlashTemplateSection(TrainingSection):
                            for m in self.layer_mappings])
         return FlashSection(
             block_names=[self.block_names.format(i=i) for i in range(student_layers)],
-            layer_mappings_for_knowledge_transfer=blocks,
+            layer_mappings=blocks,
             loss_types=[self.loss_types] * student_layers if self.loss_types else None,
             loss_weights=[self.loss_weights] * student_layers if self.loss_weights else None,
             add_origin_loss=self.add_origin_loss,

@@ -110,7 +110,7 @@ class LabelledTexts:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def check_teacher_classes(data: LabelledTexts, teacher_classes: int, *, teacher: str) -> None:
+def check_teacher_classes(data: LabelledTexts, teacher_classes: int | None, *, teacher: str) -> None:
     """A teacher used as saved (not fine-tuned here) predicts the data's classes: as many of them."""
     if teacher_classes != len(data.label_names):
         raise ConfigError(

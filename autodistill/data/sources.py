@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from autodistill.data.bbc_news import load_bbc_news
 from autodistill.data.examples import LabelledTexts
@@ -11,6 +12,9 @@ from autodistill.data.text_files import read_text_file
 from autodistill.data.token_files import read_tagged_file
 from autodistill.data.validation_sets import named_files, read_validation_sets
 from autodistill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autodistill.config.schema import DataSection
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ def _limited(data: LabelledTexts, limit: int | None, seed: int) -> LabelledTexts
     return data.subset(keep)
 
 
-def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[no-untyped-def]  # a DataSection
+def load_splits(section: DataSection, *, labels: str = "classes") -> Splits:
     """Read the files, or split the corpus (stratified, seeded); the description goes in the study.
 
     `labels`: "classes" (class names or ids), "targets" (numbers: regression), "tags" (a tag per
@@ -51,7 +55,9 @@ def load_splits(section, *, labels: str = "classes") -> Splits:  # type: ignore[
                               targets=labels == "targets",
                               label_names=list(names) if names else section.label_names)
 
-    if section.corpus is not None:
+    test: LabelledTexts | None
+    description: dict[str, Any]
+    if section.train_file is None:  # DataSection holds one of train_file and corpus
         if labels in ("targets", "tags"):
             raise ConfigError(f"data.corpus: the {section.corpus} corpus has a class per text, not the "
                               f"{'numbers' if labels == 'targets' else 'tags per word'} this task predicts; "

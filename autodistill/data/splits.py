@@ -30,11 +30,11 @@ def split_indices(
     fractions = _checked_fractions(fractions)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"the split seed must be an integer >= 0, but got {seed!r}")
-    labels = np.asarray(labels, dtype=np.int64)
+    ids = np.asarray(labels, dtype=np.int64)
     rng = np.random.Generator(np.random.PCG64(seed))
     parts: list[list[int]] = [[] for _ in fractions]
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
+    for label in np.unique(ids):
+        members = rng.permutation(np.flatnonzero(ids == label))
         start = 0
         for part, size in zip(parts, _part_sizes(len(members), fractions)):
             part.extend(members[start : start + size].tolist())

@@ -221,7 +221,7 @@ def _number(where: str, value: object) -> float:
 
 def _is_id(label: int | str | float) -> bool:
     """Whether a raw label reads as an integer class id."""
-    return isinstance(label, int) or (label.isascii() and label.isdigit())
+    return isinstance(label, int) or (isinstance(label, str) and label.isascii() and label.isdigit())
 
 
 def _label_ids(

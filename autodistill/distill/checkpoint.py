@@ -21,7 +21,7 @@ import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -76,7 +76,8 @@ def fingerprint(plan: DistillationPlan, student: nn.Module) -> str:
 
 
 def random_states() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # legacy=True (the default): the MT19937 state as a tuple
+    kind, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
                               "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
                                         float(gauss)]}

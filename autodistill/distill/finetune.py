@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from transformers import PreTrainedModel
 
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path
 from autodistill.config.plan import (
@@ -84,7 +84,7 @@ def fine_tuned(location: str, *, key: str, cache_root: Path, train: Any, plan: D
         log.info("reusing the fine-tuned teacher in %s", final)
         return final, True
     remove_dead_temporaries(cache_root)
-    model: nn.Module = load(location)
+    model: PreTrainedModel = load(location)
     result = Distiller(model, model, plan, quiet=quiet).fit(train)
     tmp = temporary_path(cache_root / key)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -60,7 +60,8 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _HEADER_BYTES = 4096  # an upper bound on a .npy header
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 # how a dtype is written: bfloat16 (which numpy lacks) as its 16 raw bits
-_STORED = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": np.dtype(np.uint16)}
+_STORED: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
+                                     "bfloat16": np.dtype(np.uint16)}
 # logit-KD loss types that compare the softmax distributions (16-bit logits change them by less
 # than the temperature's rounding); any other compares values and keeps its logits in float32
 _DISTRIBUTION_LOSSES = frozenset({"KL", "CE"})

@@ -61,6 +61,12 @@ def _strategy(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+def _output_dir(args: transformers.TrainingArguments) -> str:
+    """`args.output_dir`: TrainingArguments fills in its default where it was given as None."""
+    assert args.output_dir is not None
+    return args.output_dir
+
+
 def _schedule_from(args: transformers.TrainingArguments) -> ScheduleSection:
     kind = _strategy(args.lr_scheduler_type)
     if kind not in _SCHEDULES:
@@ -76,10 +82,12 @@ def _schedule_from(args: transformers.TrainingArguments) -> ScheduleSection:
             raw["warmup_steps"] = int(warmup)
         elif warmup > 0:
             raw["warmup_ratio"] = warmup
-        elif getattr(args, "warmup_ratio", 0):  # transformers < 5
-            raw["warmup_ratio"] = float(args.warmup_ratio)
+        elif ratio := getattr(args, "warmup_ratio", 0):  # transformers < 5
+            raw["warmup_ratio"] = float(ratio)
     if kind == "cosine_with_min_lr":
-        extra = dict(args.lr_scheduler_kwargs or {})
+        # a dict once TrainingArguments has parsed it (it also takes a JSON string)
+        kwargs = args.lr_scheduler_kwargs
+        extra = dict(kwargs) if isinstance(kwargs, dict) else {}
         if "min_lr_rate" in extra:
             raw["min_lr_ratio"] = float(extra["min_lr_rate"])
         elif "min_lr" in extra:
@@ -160,7 +168,7 @@ def plan_with_arguments(section: DistillationSection, args: transformers.Trainin
     if "logging" not in given and "tensorboard" in (args.report_to or []):
         every = _interval(args, args.logging_strategy, args.logging_steps, key="logging",
                           steps_per_epoch=steps_per_epoch) or 1
-        update["logging"] = LoggingSection(tensorboard=str(Path(args.output_dir) / "runs"), every_steps=every)
+        update["logging"] = LoggingSection(tensorboard=str(Path(_output_dir(args)) / "runs"), every_steps=every)
     plan = section.model_copy(update=update).plan()
 
     def length(stage: Stage) -> Stage:
@@ -251,7 +259,9 @@ class DistillationTrainer(transformers.Trainer):
         """
         if self.args.remove_unused_columns:  # the columns the Trainer keeps: the student's own inputs too
             self._set_signature_columns_if_needed()
-            self._signature_columns = list(dict.fromkeys([*self._signature_columns, *STUDENT_FIELDS]))
+            columns: list[str] = list(self._signature_columns or ())
+            # transformers declares the attribute as None (its value before the call above)
+            self._signature_columns = list(dict.fromkeys([*columns, *STUDENT_FIELDS]))  # type: ignore[assignment]
         loader = self.get_train_dataloader()
         try:
             per_epoch: int | None = max(1, len(loader) // max(1, int(self.args.gradient_accumulation_steps)))
@@ -275,7 +285,7 @@ class DistillationTrainer(transformers.Trainer):
         self.distiller = Distiller(teacher_model, self.model, plan, adaptor=adaptor,
                                    callbacks=[_TrainerLog(self), *callbacks],
                                    quiet=not plan.progress)
-        checkpoints = Path(self.args.output_dir) / CHECKPOINTS
+        checkpoints = Path(_output_dir(self.args)) / CHECKPOINTS
         resume = checkpoints if resume_from_checkpoint is True else resume_from_checkpoint or None
         evaluate = self.eval_dataset is not None and plan.eval_every_steps > 0
         result = self.distiller.fit(loader, {"eval": self.get_eval_dataloader()} if evaluate else None,
@@ -295,4 +305,4 @@ class DistillationTrainer(transformers.Trainer):
         super().save_model(output_dir, _internal_call=_internal_call)
         matchers = self.distiller.matchers if self.distiller is not None else None
         if matchers is not None and matchers.specs and self.args.should_save:
-            matchers.save(output_dir if output_dir is not None else self.args.output_dir)
+            matchers.save(output_dir if output_dir is not None else _output_dir(self.args))

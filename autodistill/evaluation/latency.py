@@ -192,8 +192,8 @@ def resolve_latency_device(name: str, *, key: str = "evaluation.latency.device")
 def _model_device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -328,6 +328,7 @@ class _Bench:
     def __init__(self, model: nn.Module, spec: LatencySpec, device: torch.device,
                  example_inputs: Any, vocab_size: int | None) -> None:
         self.model, self.device = model, device
+        self.sequence_length: int | None  # None: the caller's own example inputs
         if example_inputs is None:
             inputs: Any = _dummy_inputs(model, spec, vocab_size)
             self.batch_size, self.sequence_length = spec.batch_size, spec.sequence_length

@@ -87,7 +87,7 @@ class StageLoss:
                     w * ts_fn(logits, extract_logits(t.output, role=f"teacher {i}").to(logits.dtype), ctx)
                     for i, (w, t) in enumerate(zip(self.teacher_weights, teachers)) if t is not None
                 )
-                terms["kd"] = ts  # type: ignore[assignment]
+                terms["kd"] = ts
                 weighted.append(kd.loss_weights[0] * ts)
             if kd.loss_weights[1]:
                 assert labels is not None

@@ -6,8 +6,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from torch import nn
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, PreTrainedModel
 
 from autodistill.errors import ConfigError, InvalidArchitecture, did_you_mean
 from autodistill.models.classes import model_class
@@ -102,7 +101,7 @@ def with_vocabulary(base: PretrainedConfig, tokenizer: Any) -> PretrainedConfig:
 
 
 def build_student(base: PretrainedConfig, overrides: Mapping[str, Any], *, model_cls: str,
-                  attn_implementation: str | None = None) -> nn.Module:
+                  attn_implementation: str | None = None) -> PreTrainedModel:
     """A freshly initialised `model_cls` for the teacher's config with `overrides`."""
     config = student_config(base, overrides)
     check_architecture(config)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Any, Protocol
+
 import transformers
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
 
 from autodistill.errors import ConfigError, did_you_mean
 
@@ -11,7 +17,15 @@ _COMMON = ("AutoModel", "AutoModelForSequenceClassification", "AutoModelForMaske
            "AutoModelForQuestionAnswering")
 
 
-def model_class(name: str) -> type:
+class ModelClass(Protocol):
+    """What `model_class` returns: an Auto class or a model class, which builds models."""
+
+    def from_pretrained(self, location: str | os.PathLike[str], *args: Any, **kwargs: Any) -> PreTrainedModel: ...
+
+    def from_config(self, config: PretrainedConfig, **kwargs: Any) -> PreTrainedModel: ...
+
+
+def model_class(name: str) -> ModelClass:
     """The transformers class called `name`; an unknown name lists the common choices."""
     cls = getattr(transformers, name, None)
     if cls is None or not (hasattr(cls, "from_pretrained") and hasattr(cls, "from_config")):

@@ -46,9 +46,11 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
+from transformers import PretrainedConfig
 
 from autodistill.config.stages import teacher_layer_for
 from autodistill.errors import ConfigError
@@ -137,10 +139,10 @@ def _heads(model: nn.Module, base: str, layer: int) -> _Heads:
     attention = model.get_submodule(_join(base, f"encoder.layer.{layer}.attention.self"))
     heads = getattr(attention, "num_attention_heads", None)
     if heads is None:
-        heads = model.config.num_attention_heads
+        heads = cast(PretrainedConfig, model.config).num_attention_heads
     head_dim = getattr(attention, "attention_head_size", None)
     if head_dim is None:
-        head_dim = attention.query.out_features // heads
+        head_dim = cast(nn.Linear, attention.get_submodule("query")).out_features // heads
     return _Heads(int(heads), int(head_dim))
 
 
@@ -236,18 +238,19 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, *,
         return InitReport(copied=(), sliced=(), skipped=tuple(name for name, _ in student.named_parameters()),
                           layer_map=())
     s_base, t_base = _base_prefix(student, "student"), _base_prefix(teacher, "teacher")
-    s_layers = len(student.get_submodule(_join(s_base, "encoder.layer")))
-    t_layers = len(teacher.get_submodule(_join(t_base, "encoder.layer")))
+    s_layers = len(cast(nn.ModuleList, student.get_submodule(_join(s_base, "encoder.layer"))))
+    t_layers = len(cast(nn.ModuleList, teacher.get_submodule(_join(t_base, "encoder.layer"))))
     layer_map = _check_layer_map(
         _default_layer_map(s_layers, t_layers) if layer_map is None else layer_map, s_layers, t_layers)
-    teacher_params = dict(teacher.named_parameters())
+    teacher_params: dict[str, torch.Tensor] = dict(teacher.named_parameters())
     labels = _num_labels(student)
     labels_match = labels is not None and labels == _num_labels(teacher)
     s_prefix = f"{s_base}." if s_base else ""
 
-    plan: list[tuple[str, torch.Tensor, torch.Tensor, list[torch.Tensor]]] = []
+    plan: list[tuple[str, nn.Parameter, torch.Tensor, list[torch.Tensor]]] = []
     skipped: list[str] = []
     for name, param in student.named_parameters():
+        found: tuple[str, int | None, int | None] | None  # (teacher parameter, head axis, student layer)
         if s_prefix and not name.startswith(s_prefix):
             # outside the base model: only the classifier is known, and only for equal label counts
             found = (name, None, None) if name.startswith(_CLASSIFIER) and labels_match else None

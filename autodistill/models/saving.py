@@ -12,7 +12,8 @@ STATE_DICT_FILE = "student.pt"
 
 def save_model(model: nn.Module, directory: str | Path) -> None:
     """`save_pretrained` where the model has it (Hugging Face), else its state dict as student.pt."""
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(directory)
+    save_pretrained = getattr(model, "save_pretrained", None)
+    if save_pretrained is not None:
+        save_pretrained(directory)
     else:
         torch.save(model.state_dict(), Path(directory) / STATE_DICT_FILE)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from transformers import PreTrainedModel
 
 from autodistill.errors import ConfigError
 from autodistill.models.classes import model_class
 
 
-def load_pretrained(model: str, *, model_cls: str, role: str, **kwargs: Any) -> nn.Module:
+def load_pretrained(model: str, *, model_cls: str, role: str, **kwargs: Any) -> PreTrainedModel:
     """`model_cls.from_pretrained(model, **kwargs)` with an error that says what to check."""
     cls = model_class(model_cls)
     try:

@@ -34,7 +34,7 @@ Proposal = tuple[optuna.Trial, Architecture]
 class Claims:
     """This worker's side of sharing `study` with others."""
 
-    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, config: SearchSection) -> None:
+    def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage, config: SearchSection) -> None:
         self.study, self.storage, self.config = study, storage, config
 
     @property

@@ -161,8 +161,7 @@ def run_search(config: SearchRunConfig, *, storage: str | None = None, study_nam
         task = DistillationTask(config, output_dir=out, quiet=quiet)
         if "model_builder" not in funcs:
             space = SearchSpace.from_mapping(search.search_space, source="search.search_space")
-            task.check_space({name: d.choices[0] if hasattr(d, "choices") else d.low
-                              for name, d in space.distributions().items()})
+            task.check_space({d.name: d.choices[0] if hasattr(d, "choices") else d.low for d in space.dimensions})
         recorded = StudyRecord(data=task.splits.description, teacher_model=task.teacher_location,
                                binding=binding, search_command=command)
         if search.strategy == "supernet":

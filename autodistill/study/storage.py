@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial
 
 from autodistill import interrupts
 from autodistill.errors import StorageError
+from autodistill.objectives import Direction
 
 
 def default_storage_url(output_dir: str | Path) -> str:
@@ -131,7 +132,7 @@ def _unreachable(url: str, exc: Exception) -> StorageError:
     )
 
 
-def open_study(storage: optuna.storages.BaseStorage, *, study_name: str, directions: Sequence[str],
+def open_study(storage: optuna.storages.BaseStorage, *, study_name: str, directions: Sequence[Direction],
                metric_names: Sequence[str], sampler: optuna.samplers.BaseSampler | None) -> optuna.Study:
     """Create the study, or load it when it exists with the same objectives."""
     if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:

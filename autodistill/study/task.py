@@ -44,6 +44,7 @@ from autodistill.evaluation.latency import (
 from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
+from autodistill.models.saving import save_model
 from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY
 from autodistill.study.protocol import TrainedStudent, latency_figures
 from autodistill.study.trial_checkpoints import TrialFolders
@@ -416,7 +417,7 @@ class DistillationTask:
 
     def save(self, student: TrainedStudent, directory: Path) -> None:
         """The student's weights, tokenizer and matchers; deployed, the graphs `evaluate` scored."""
-        student.model.save_pretrained(directory)
+        save_model(student.model, directory)  # the built-in students are transformers models: save_pretrained
         if self.deployer is not None:
             self.deployer.ship_into(student.model, directory)
         (self.student_tokenizer or self.tokenizer).save_pretrained(directory)  # the one the student reads

@@ -80,20 +80,23 @@ class DistillationTrainer(distill_trainer.DistillationTrainer):
         if teacher_model is None:
             raise ConfigError("teacher_model is None; give the teacher model")
         config = load_search_config(self.autodistillation_config)
-        if model_builder is None and model_cls is None:
-            raise ConfigError("autodistillation needs model_builder (advanced mode) or model_cls "
-                              "(OOB mode, e.g. model_cls=AutoModelForSequenceClassification)")
-        base = None if model_builder is not None else self._student_family(teacher_model)
+        base: PretrainedConfig | None = None
+        if model_builder is None:  # OOB mode
+            if model_cls is None:
+                raise ConfigError("autodistillation needs model_builder (advanced mode) or model_cls "
+                                  "(OOB mode, e.g. model_cls=AutoModelForSequenceClassification)")
+            base = self._student_family(teacher_model)
+            model_builder = functools.partial(self.model_builder_builtin, model_cls=model_cls, base_config=base)
         section: DistillationSection = config.training or DistillationSection(regular_distillation=StageSection())
-        agent = AutoDistillation(model_builder or functools.partial(self.model_builder_builtin, model_cls=model_cls,
-                                                                    base_config=base),
-                                 config, output_dir=self.args.output_dir, progress=not self.args.disable_tqdm)
+        agent = AutoDistillation(model_builder, config, output_dir=self.args.output_dir,
+                                 progress=not self.args.disable_tqdm)
         if base is not None:
             _check_space_fits(agent.search_space, base)
-            if base.model_type != getattr(teacher_model.config, "model_type", None):
+            teacher_type = getattr(getattr(teacher_model, "config", None), "model_type", None)
+            if base.model_type != teacher_type:
                 logger.info("OOB students are %s (the Trainer's model), the teacher is %s: students start "
                             "from random weights (no weights are copied across model types)",
-                            base.model_type, teacher_model.config.model_type)
+                            base.model_type, teacher_type)
         agent.train_func = train_func or functools.partial(self._train_builtin, section=section,
                                                            teacher_model=teacher_model)
         agent.eval_func = eval_func or self._eval_builtin
@@ -110,7 +113,8 @@ class DistillationTrainer(distill_trainer.DistillationTrainer):
         initialised."""
         config = student_config(base_config, dict(model_arch_paras))
         check_architecture(config)
-        cls = model_class(model_cls) if isinstance(model_cls, str) else model_cls
+        # an Auto class (from_config) or a model class (_from_config)
+        cls: Any = model_class(model_cls) if isinstance(model_cls, str) else model_cls
         build = getattr(cls, "from_config", None) or cls._from_config  # Auto* / a model class
         attention = getattr(base_config, "_attn_implementation", None)
         try:

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, PreTrainedModel
 
 from autodistill.config.stages import teacher_layer_for
 from autodistill.errors import ConfigError, InvalidArchitecture
@@ -43,7 +43,7 @@ __all__ = ["BERT", "DISTILBERT", "ELASTIC", "ElasticBert", "ElasticDistilBert", 
            "Layout", "Slices", "check_supernet_space", "elastic_for", "layout_for"]
 
 Slices = tuple[slice, ...]
-_Template = tuple[nn.Module, dict[str, tuple[str, Slices]]]  # a meta-device sub-network, its sources
+_Template = tuple[PreTrainedModel, dict[str, tuple[str, Slices]]]  # a meta-device sub-network, its sources
 _STRATEGY_FIX = "set search.strategy: per_trial"
 _CACHED_TEMPLATES = 32  # meta-device models kept, one per recently used architecture
 
@@ -83,17 +83,19 @@ DISTILBERT = Layout(hidden="dim", depth="n_layers", heads="n_heads", ffn="hidden
 class ElasticModel(Protocol):
     """A supernet of one model type: its weights, sub-network forward, extraction, slices."""
 
-    model: nn.Module
-    layout: Layout
+    model: PreTrainedModel
+
+    @property
+    def layout(self) -> Layout: ...
 
     def forward(self, architecture: Mapping[str, Any], **inputs: Any) -> Tensor: ...
 
-    def extract(self, architecture: Mapping[str, Any]) -> nn.Module: ...
+    def extract(self, architecture: Mapping[str, Any]) -> PreTrainedModel: ...
 
     def parameter_slices(self, architecture: Mapping[str, Any]) -> dict[str, Slices]: ...
 
 
-ELASTIC: Registry[type] = Registry("elastic model type")
+ELASTIC: Registry[type[FrontSlices]] = Registry("elastic model type")
 
 
 def _front(shape: Sequence[int]) -> Slices:
@@ -106,7 +108,7 @@ class FrontSlices:
 
     layout: ClassVar[Layout]
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         for attribute in ("base_model", "classifier"):
             if not isinstance(getattr(model, attribute, None), nn.Module):
                 raise ConfigError(
@@ -140,7 +142,7 @@ class FrontSlices:
         depth, total = getattr(config, self.layout.depth), getattr(self.model.config, self.layout.depth)
         return [teacher_layer_for(i, depth, total) for i in range(depth)]
 
-    def _sources(self, config: PretrainedConfig, template: nn.Module) -> dict[str, tuple[str, Slices]]:
+    def _sources(self, config: PretrainedConfig, template: PreTrainedModel) -> dict[str, tuple[str, Slices]]:
         """Per sub-network parameter: the supernet parameter it is a front slice of, and the slice."""
         prefix = f"{self._base}.{self.layout.layers}."
         layers = self._layer_map(config)
@@ -186,7 +188,7 @@ class FrontSlices:
         output = functional_call(template, self._tensors(sources), args=(), kwargs=inputs)
         return output.logits
 
-    def extract(self, architecture: Mapping[str, Any]) -> nn.Module:
+    def extract(self, architecture: Mapping[str, Any]) -> PreTrainedModel:
         """A stand-alone model of the supernet's class with the sub-network's config and weights
         (copies: training it leaves the supernet alone), in the supernet's mode and device."""
         template, sources = self._template(architecture)
@@ -258,7 +260,7 @@ ELASTIC.register("distilbert", ElasticDistilBert)
 
 def _model_type(config: Any) -> str:
     model_type = getattr(config, "model_type", None)
-    if model_type not in ELASTIC:
+    if not isinstance(model_type, str) or model_type not in ELASTIC:
         raise ConfigError(
             f"search.strategy: supernet needs an elastic forward for model type {model_type!r}, and only "
             f"{', '.join(ELASTIC.names())} have one; {_STRATEGY_FIX} (or register one in "
@@ -266,12 +268,12 @@ def _model_type(config: Any) -> str:
     return model_type
 
 
-def layout_for(model: nn.Module) -> Layout:
+def layout_for(model: PreTrainedModel) -> Layout:
     """Where `model`'s type keeps its heads and FFN neurons; ConfigError if its type has no elastic forward."""
     return ELASTIC.get(_model_type(getattr(model, "config", None))).layout
 
 
-def elastic_for(model: nn.Module) -> ElasticModel:
+def elastic_for(model: PreTrainedModel) -> ElasticModel:
     """The elastic supernet over `model`'s weights (shared, not copied); ConfigError if its type has none."""
     return ELASTIC.get(_model_type(getattr(model, "config", None)))(model)
 

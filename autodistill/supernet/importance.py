@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+from transformers import PreTrainedModel
 
 from autodistill.data.adaptor import DataAdaptor
 from autodistill.errors import ConfigError
@@ -44,7 +46,7 @@ class ImportanceReport:
     batches: int
 
 
-def _layers(model: nn.Module) -> tuple[Layout, nn.ModuleList]:
+def _layers(model: PreTrainedModel) -> tuple[Layout, nn.ModuleList]:
     try:
         layout = layout_for(model)
     except ConfigError:
@@ -52,7 +54,12 @@ def _layers(model: nn.Module) -> tuple[Layout, nn.ModuleList]:
             f"importance ordering knows the layouts of {', '.join(ELASTIC.names())}, not "
             f"{type(model).__name__}; set student.importance_order: false (or search.strategy: "
             "per_trial)") from None
-    return layout, model.base_model.get_submodule(layout.layers)
+    return layout, cast(nn.ModuleList, model.base_model.get_submodule(layout.layers))
+
+
+def _linear(layer: nn.Module, path: str) -> nn.Linear:
+    """The projection at `path` in a layer (a Layout names nn.Linear modules only)."""
+    return cast(nn.Linear, layer.get_submodule(path))
 
 
 def _scale_input(mask: Tensor, repeat: int) -> Callable[..., object]:
@@ -65,7 +72,7 @@ def _scale_input(mask: Tensor, repeat: int) -> Callable[..., object]:
 def _importance(model: nn.Module, layout: Layout, layers: nn.ModuleList, batches: Iterable[Mapping[str, Tensor]],
                 heads: int, head_dim: int) -> tuple[Tensor, Tensor, int]:
     device = next(model.parameters()).device
-    neurons = layers[0].get_submodule(layout.ffn_in).out_features
+    neurons = _linear(layers[0], layout.ffn_in).out_features
     head_masks = [torch.ones(heads, device=device, requires_grad=True) for _ in layers]
     neuron_masks = [torch.ones(neurons, device=device, requires_grad=True) for _ in layers]
     head_score = torch.zeros(len(layers), heads, device=device)
@@ -109,12 +116,12 @@ def _permute_rows(linear: nn.Linear, order: Tensor) -> None:
         linear.bias.copy_(linear.bias[order])
 
 
-def reorder_by_importance(model: nn.Module, batches: Iterable[Mapping[str, Tensor]]) -> ImportanceReport:
+def reorder_by_importance(model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]]) -> ImportanceReport:
     """Measure head and FFN-neuron importance on `batches` (labelled), then permute each layer's
     heads and neurons in place, most important first; the model's outputs do not change."""
     layout, layers = _layers(model)
     heads = int(getattr(model.config, layout.heads))
-    head_dim = layers[0].get_submodule(layout.query).out_features // heads
+    head_dim = _linear(layers[0], layout.query).out_features // heads
     head_score, neuron_score, count = _importance(model, layout, layers, batches, heads, head_dim)
     head_orders, neuron_orders = [], []
     with torch.no_grad():
@@ -123,11 +130,11 @@ def reorder_by_importance(model: nn.Module, batches: Iterable[Mapping[str, Tenso
             neuron_order = torch.argsort(n_score, descending=True, stable=True)
             rows = (head_order[:, None] * head_dim + torch.arange(head_dim, device=head_order.device)).reshape(-1)
             for projection in (layout.query, layout.key, layout.value):
-                _permute_rows(layer.get_submodule(projection), rows)
-            out = layer.get_submodule(layout.attention_out)
+                _permute_rows(_linear(layer, projection), rows)
+            out = _linear(layer, layout.attention_out)
             out.weight.copy_(out.weight[:, rows])
-            _permute_rows(layer.get_submodule(layout.ffn_in), neuron_order)
-            down = layer.get_submodule(layout.ffn_out)
+            _permute_rows(_linear(layer, layout.ffn_in), neuron_order)
+            down = _linear(layer, layout.ffn_out)
             down.weight.copy_(down.weight[:, neuron_order])
             head_orders.append(tuple(head_order.tolist()))
             neuron_orders.append(tuple(neuron_order.tolist()))

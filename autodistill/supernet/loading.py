@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
+from transformers import PreTrainedModel
 
 from autodistill.config.supernet import SupernetSection
 from autodistill.distill.teacher_cache import TeacherCache
@@ -24,7 +25,7 @@ __all__ = ["load_or_train_supernet"]
 log = logging.getLogger(__name__)
 
 
-def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpace, section: SupernetSection,
+def load_or_train_supernet(teacher: PreTrainedModel, *, loader: Any, space: SearchSpace, section: SupernetSection,
                            root: Path, key: str, importance_batches: Iterable[Mapping[str, Tensor]],
                            teacher_cache: TeacherCache | None = None, quiet: bool = False,
                            on_step: Callable[[int], None] | None = None) -> ElasticModel:
@@ -45,7 +46,7 @@ def load_or_train_supernet(teacher: nn.Module, *, loader: Any, space: SearchSpac
     return elastic_for(store.load(teacher))
 
 
-def _train_and_save(teacher: nn.Module, *, loader: Any, space: SearchSpace, section: SupernetSection,
+def _train_and_save(teacher: PreTrainedModel, *, loader: Any, space: SearchSpace, section: SupernetSection,
                     store: SupernetStore, importance_batches: Iterable[Mapping[str, Tensor]],
                     teacher_cache: TeacherCache | None, quiet: bool,
                     on_step: Callable[[int], None] | None) -> ElasticModel:

@@ -71,6 +71,7 @@ class MaskedAdamW(torch.optim.Optimizer):
         if state["step"].dim() == 0:
             state["step"] = torch.full_like(p, float(state["step"]), dtype=torch.float32)
         steps, exp_avg, exp_avg_sq, grad = state["step"], state["exp_avg"], state["exp_avg_sq"], p.grad
+        assert grad is not None  # step() skips parameters without a gradient
         steps.add_(mask)
         exp_avg.copy_(torch.where(mask, exp_avg * beta1 + grad * (1 - beta1), exp_avg))
         exp_avg_sq.copy_(torch.where(mask, exp_avg_sq * beta2 + grad * grad * (1 - beta2), exp_avg_sq))

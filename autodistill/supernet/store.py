@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from transformers import PreTrainedModel
 
 from autodistill.atomic_file import remove_dead_temporaries, temporary_path, write_atomically
 from autodistill.errors import ConfigError
@@ -56,14 +56,15 @@ class SupernetStore:
     def finished(self) -> bool:
         return (self.final / DONE).exists()
 
-    def load(self, template: nn.Module) -> nn.Module:
+    def load(self, template: PreTrainedModel) -> PreTrainedModel:
         """The finished supernet as a model of `template`'s class, on its device, in eval mode."""
         attn = getattr(template.config, "_attn_implementation", None)
         kwargs = {"attn_implementation": attn} if attn else {}
         model = type(template).from_pretrained(self.final, **kwargs)
-        return model.to(next(template.parameters()).device).eval()
+        # transformers types its `to` wrapper's first argument as the model itself
+        return model.to(next(template.parameters()).device).eval()  # type: ignore[arg-type]
 
-    def save(self, model: nn.Module, record: Mapping[str, Any]) -> Path:
+    def save(self, model: PreTrainedModel, record: Mapping[str, Any]) -> Path:
         """Write the finished supernet (and `record`, JSON) whole; drop the checkpoint."""
         self.directory.mkdir(parents=True, exist_ok=True)
         remove_dead_temporaries(self.directory)
