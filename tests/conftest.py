@@ -84,6 +84,27 @@ def toy_batches(n_batches: int = 8, batch_size: int = 16, *, seed: int = 1, padd
     return batches
 
 
+# A config's tiny search, format-escaped (`.format(out=...)` with the config's other keys): two
+# students of 1-2 layers, timed on one thread. TINY_SEARCH opens `auto_distillation:`; the
+# config's own stages follow it, then TINY_SEARCH_END.
+TINY_SEARCH = """\
+auto_distillation:
+  seed: 3
+  progress: false
+  optimizer: {{name: AdamW, learning_rate: 0.003}}
+  search:
+    search_space: {{hidden_size: [8, 16], num_hidden_layers: {{low: 1, high: 2}}, num_attention_heads: [2]}}
+    search_algorithm: random
+    max_trials: 2
+    seed: 0
+"""
+TINY_SEARCH_END = """\
+  evaluation:
+    latency: {{batch_size: 1, warmup: 1, repeats: 20, threads: 1}}
+output_dir: {out}
+"""
+
+
 @pytest.fixture
 def teacher() -> BertForSequenceClassification:
     return tiny_bert(hidden=32, layers=4, heads=4, seed=0)

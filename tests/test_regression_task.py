@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import WORDS, save_tiny_bert, tiny_tokenizer
+from conftest import TINY_SEARCH, TINY_SEARCH_END, WORDS, save_tiny_bert, tiny_tokenizer
 from transformers import BertForSequenceClassification
 
 from autodistill.cli import main
@@ -47,22 +47,11 @@ data:
   label_column: score
   max_length: 12
   batch_size: 8
-auto_distillation:
-  seed: 3
-  progress: false
-  optimizer: {{name: AdamW, learning_rate: 0.003}}
-  search:
-    search_space: {{hidden_size: [8, 16], num_hidden_layers: {{low: 1, high: 2}}, num_attention_heads: [2]}}
-    search_algorithm: random
-    max_trials: 2
-    seed: 0
+""" + TINY_SEARCH + """\
   regular_distillation:
     train_steps: 4
     loss_types: [{losses}]
-  evaluation:
-    latency: {{batch_size: 1, warmup: 1, repeats: 20, threads: 1}}
-output_dir: {out}
-"""
+""" + TINY_SEARCH_END
 
 
 def write_config(root: Path, out: Path, *, losses: str = "MSE, MSE", train: str = "train.csv") -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import WORDS, save_tiny_bert, tiny_tokenizer
+from conftest import TINY_SEARCH, TINY_SEARCH_END, WORDS, save_tiny_bert, tiny_tokenizer
 from transformers import BertForTokenClassification, BertTokenizerFast
 
 from autodistill.cli import main
@@ -47,20 +47,9 @@ data:
   label_column: tags
   max_length: 12
   batch_size: 8
-auto_distillation:
-  seed: 3
-  progress: false
-  optimizer: {{name: AdamW, learning_rate: 0.003}}
-  search:
-    search_space: {{hidden_size: [8, 16], num_hidden_layers: {{low: 1, high: 2}}, num_attention_heads: [2]}}
-    search_algorithm: random
-    max_trials: 2
-    seed: 0
+""" + TINY_SEARCH + """\
   regular_distillation: {{train_steps: 4, temperature: 2.0}}
-  evaluation:
-    latency: {{batch_size: 1, warmup: 1, repeats: 20, threads: 1}}
-output_dir: {out}
-"""
+""" + TINY_SEARCH_END
 
 
 def write_config(root: Path, out: Path, *, train: str = "train.jsonl") -> Path:
