@@ -584,8 +584,8 @@ def test_an_advisor_stuck_on_settled_architectures_is_helped_by_random_draws(tmp
     """A sampler that keeps proposing an architecture already screened out (model-based
     samplers learn nothing from pruned trials) does not end the search: after a few idle
     proposals the search queues random architectures it has not tried, and trains them."""
-    from autodistill.study.record import PROPOSED_BY
     from autodistill.study.loop import ADVISOR_PATIENCE
+    from autodistill.study.record import PROPOSED_BY
 
     class Stuck(optuna.samplers.RandomSampler):
         def sample_independent(self, study, trial, name, distribution):
