@@ -13,9 +13,9 @@ from conftest import save_tiny_bert, tiny_bert_config
 from autodistill import preflight
 from autodistill.config.loader import load_distillation_section
 from autodistill.errors import ConfigError, StorageError
+from autodistill.objectives import objectives_for
 from autodistill.space import SearchSpace
 from autodistill.study.existing_study import check_existing_study
-from autodistill.objectives import objectives_for
 
 SPACE = {"hidden_size": [8, 16], "num_hidden_layers": {"low": 1, "high": 2}, "num_attention_heads": [2]}
 
