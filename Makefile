@@ -18,6 +18,7 @@ install: $(VENV)/.installed
 
 lint: install
 	$(VENV)/bin/ruff check autodistill tests scripts
+	$(VENV)/bin/mypy
 
 test: lint
 	$(PY) -m pytest -q -m "not slow"
