@@ -146,11 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     eager_front = [(r[4]["eager"], r[5]["eager"] / teacher_acc["eager"]) for r in rows]
     for runtime in list(RUNTIMES)[1:]:
         tau, p_value = kendalltau(eager_order, [r[2][runtime].min_ms for r in rows])
+        tau_ort, _ = kendalltau([r[2]["ort"].min_ms for r in rows], [r[2][runtime].min_ms for r in rows])
         front = [(r[4][runtime], r[5][runtime] / teacher_acc["eager"]) for r in rows]
         covered, total = front_dominates(front, eager_front)
         back, total_back = front_dominates(eager_front, front)
         drop = [r[5]["eager"] - r[5][runtime] for r in rows]
-        print(f"{runtime}: Kendall tau of the latency order vs eager {tau:.3f} (p = {p_value:.3g}); "
+        print(f"{runtime}: Kendall tau of the latency order vs eager {tau:.3f} (p = {p_value:.3g}), "
+              f"vs ort fp32 {tau_ort:.3f}; "
               f"its front covers {covered}/{total} eager front points, the eager front covers {back}/{total_back} "
               f"of its; accuracy change vs eager mean {-sum(drop) / len(drop):+.4f}, worst {-max(drop):+.4f}")
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
