@@ -199,3 +199,22 @@ def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(tmp_path):
                                        space=space())
     assert foreign.read_bytes() == before
 
+
+
+def test_distill_refuses_a_built_in_corpus_before_loading_anything(workspace, tmp_path, capsys):
+    """`distill` reads data files only; a config naming data.corpus is one line, exit 2, nothing written."""
+    from autodistill.cli import main
+
+    config = tmp_path / "distill.yaml"
+    config.write_text(f"""\
+teacher: {{model: {workspace}/teacher}}
+student: {{overrides: {{hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32}}}}
+data: {{corpus: bbc_news, max_length: 12, batch_size: 16}}
+distillation: {{progress: false, regular_distillation: {{train_steps: 1}}}}
+output_dir: {tmp_path / "out"}
+""")
+    assert main(["distill", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("autodistill: error: data.corpus: `autodistill distill` reads "
+                                                   "data.train_file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["distill.yaml"]
