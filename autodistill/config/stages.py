@@ -79,6 +79,11 @@ def user_loss_name(name: str) -> str:
     return loss_name(name)
 
 
+def loss_type_names(names: list[str] | None) -> list[str] | None:
+    """A stage's `loss_types`, each a `user_loss_name` (the validator of every section that has them)."""
+    return None if names is None else [user_loss_name(n) for n in names]
+
+
 def _looks_like_index(value: Any) -> bool:
     return value is None or isinstance(value, int) or (
         isinstance(value, str) and (value == "" or bool(_INDEX.match(value.strip())))
@@ -199,10 +204,7 @@ class StageSection(TrainingSection):
             raw["loss_weights"] = [raw["loss_weights"]]
         return raw
 
-    @field_validator("loss_types")
-    @classmethod
-    def _losses(cls, names: list[str] | None) -> list[str] | None:
-        return None if names is None else [user_loss_name(n) for n in names]
+    _losses = field_validator("loss_types")(loss_type_names)
 
     @model_validator(mode="after")
     def _lengths(self) -> StageSection:
@@ -426,10 +428,7 @@ class FlashTemplateSection(TrainingSection):
         _check_placeholders(name, ("i",), "block_names")
         return name
 
-    @field_validator("loss_types")
-    @classmethod
-    def _losses(cls, names: list[str] | None) -> list[str] | None:
-        return None if names is None else [user_loss_name(n) for n in names]
+    _losses = field_validator("loss_types")(loss_type_names)
 
     @model_validator(mode="after")
     def _lengths(self) -> FlashTemplateSection:
