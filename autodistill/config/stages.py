@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
@@ -231,7 +231,7 @@ class StageSection(TrainingSection):
                            origin_weight=self.origin_loss_weight)
         return self
 
-    def stage(self, *, name: str, kind: str, defaults: TrainingSection,
+    def stage(self, *, name: str, kind: Literal["flash", "regular"], defaults: TrainingSection,
               trainable: tuple[str, ...] | None = None) -> Stage:
         temperature = self.temperature or defaults.temperature or 1.0
         mappings: list[LayerMapping] = []
@@ -256,7 +256,7 @@ class StageSection(TrainingSection):
         optimizer = self.optimizer or defaults.optimizer or OptimizerSection()
         schedule = self.schedule or defaults.schedule or ScheduleSection()
         return Stage(
-            name=name, kind=kind,  # type: ignore[arg-type]
+            name=name, kind=kind,
             train_steps=self.train_steps,
             epochs=self.epochs if self.train_steps is None else None,
             trainable=tuple(self.trainable) if self.trainable is not None else trainable,
