@@ -196,3 +196,10 @@ def test_an_export_failure_names_the_operator(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r"operator aten::fancy_attention is not supported; set "
                                           r"evaluation\.deployment\.runtime: torch"):
         deploy(tiny_bert(), DeploymentTarget("onnxruntime", "dynamic_int8"), tmp_path, threads=1)
+
+
+def test_the_table_gains_the_eager_column_pair(deployed_search, capsys):
+    _, config, _ = deployed_search
+    assert main(["show", str(config)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "eager latency p50" in header and "eager accuracy" in header
