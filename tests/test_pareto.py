@@ -12,7 +12,7 @@ from optuna.trial import TrialState, create_trial
 
 from autodistill.errors import ConfigError
 from autodistill.report.pareto_json import write_pareto_json
-from autodistill.report.table import format_table
+from autodistill.report.table import format_table, table_cells
 from autodistill.study.pareto import FrontRow, front_rows, non_dominated, pareto_front
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -242,3 +242,18 @@ def test_the_teacher_row_takes_the_median_of_the_teacher_latencies_timed_with_st
     reference = teacher_reference(study)
     assert reference["latency_p50_ms"] == 24.0 and reference["latency_p50_ms_alone"] == 35.0
     assert reference["accuracy"] == 0.97
+
+
+def test_a_reported_figure_gets_a_column_where_recorded_and_never_twice():
+    """Perplexity (masked LM) is shown beside the objectives when a row or the teacher records
+    it, as the catalogue formats it; a study without it has no such column; an objective is
+    not repeated as a reported column."""
+    with_perplexity = [FrontRow(number=4, values=(0.5, 2.0), accuracy=0.5, latency_ms=2.0,
+                                reported={"perplexity": 12.3456})]
+    header, (teacher, row) = table_cells(with_perplexity, metric_names=["accuracy", "latency"],
+                                         teacher={"accuracy": 0.6, "latency_ms": 20.0, "perplexity": 9.0})
+    column = header.index("perplexity")
+    assert (teacher[column], row[column]) == ("9", "12.35")
+    assert "perplexity" not in table_cells(_rows(), metric_names=["accuracy", "latency"], teacher=TEACHER)[0]
+    as_objective = table_cells(with_perplexity, metric_names=["perplexity", "latency"])[0]
+    assert as_objective.count("perplexity") == 1
