@@ -45,7 +45,7 @@ from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.models.saving import save_model
-from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY
+from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY, PAIRED_TEACHER_LATENCY, SPEEDUP
 from autodistill.study.protocol import TrainedStudent, latency_figures
 from autodistill.study.trial_checkpoints import TrialFolders
 from autodistill.supernet.importance import reorder_by_importance
@@ -378,11 +378,9 @@ class DistillationTask:
         """`model` timed call for call with `teacher` (module docstring of evaluation/latency.py)."""
         student, paired = measure_latencies([model, teacher], self.latency_spec)
         ratio = paired_ratio(student, paired)
-        return {"latency_ms": ratio * reference_ms, "speedup": 1 / ratio,
-                "latency_p50_ms": student.p50_ms, "latency_p90_ms": student.p90_ms,
-                "latency_min_ms": student.min_ms, "teacher_latency_p50_ms": paired.p50_ms,
-                "teacher_latency_min_ms": paired.min_ms,
-                "latency_spread": max(student.spread, paired.spread), "latency_attempts": student.attempts}
+        return {**latency_figures(student), LATENCY.key: ratio * reference_ms, SPEEDUP: 1 / ratio,
+                PAIRED_TEACHER_LATENCY: paired.p50_ms, "teacher_latency_min_ms": paired.min_ms,
+                "latency_spread": max(student.spread, paired.spread)}
 
     def teacher_cost(self) -> dict[str, float]:
         """The teacher's own latency, parameters and size: the reference row of the study,
