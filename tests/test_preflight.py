@@ -16,6 +16,7 @@ from autodistill.errors import ConfigError, StorageError
 from autodistill.objectives import objectives_for
 from autodistill.space import SearchSpace
 from autodistill.study.existing_study import check_existing_study
+from autodistill.study.storage import open_existing_storage
 
 SPACE = {"hidden_size": [8, 16], "num_hidden_layers": {"low": 1, "high": 2}, "num_attention_heads": [2]}
 
@@ -198,6 +199,34 @@ def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(tmp_path):
         check_existing_study(f"sqlite:///{foreign}", "s", objectives=objectives_for(["accuracy"], None),
                                        space=space())
     assert foreign.read_bytes() == before
+
+
+def test_a_database_another_worker_is_creating_is_waited_for_not_refused(tmp_path):
+    """Two workers starting at once: Optuna writes its version tables after the others, so the
+    second worker can find a database holding only some of them. It waits for the first worker's
+    tables instead of refusing the database as foreign; a table set that stays partial is refused."""
+    import sqlite3
+    import threading
+
+    db = tmp_path / "study.db"
+    optuna.create_study(study_name="s", storage=f"sqlite:///{db}", direction="maximize")
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        conn.execute("DROP TABLE alembic_version")
+
+    def finish_creating():
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            conn.executemany("INSERT INTO alembic_version VALUES (?)", rows)
+
+    url = f"sqlite:///{db}"
+    with pytest.raises(StorageError, match="no table alembic_version"):  # show/report do not wait
+        open_existing_storage(url, writable=True)
+    late = threading.Timer(0.5, finish_creating)
+    late.start()
+    check_existing_study(url, "s", objectives=objectives_for(["accuracy"], None), space=space())
+    late.join()
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_existing_storage(url))] == ["s"]
 
 
 

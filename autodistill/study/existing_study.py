@@ -51,7 +51,8 @@ def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any]
         refuse_earlier_students()
         return
     # an existing SQLite file must be Optuna's: a foreign one is refused, never written into
-    storage = open_existing_storage(url, writable=True) if path is not None else open_storage(url)
+    storage = (open_existing_storage(url, writable=True, wait_for_creation=True) if path is not None
+               else open_storage(url))
     if study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
         refuse_earlier_students()
         return

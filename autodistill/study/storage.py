@@ -159,9 +159,14 @@ def open_study(storage: optuna.storages.BaseStorage, *, study_name: str, directi
     return study
 
 
-def open_existing_storage(url: str, *, writable: bool = False) -> optuna.storages.RDBStorage:
+def open_existing_storage(url: str, *, writable: bool = False,
+                          wait_for_creation: bool = False) -> optuna.storages.RDBStorage:
     """The storage of an existing Optuna database, opened without creating anything: no file,
-    folder or table. SQLite is opened read-only unless `writable` (the dashboard's notes)."""
+    folder or table. SQLite is opened read-only unless `writable` (the dashboard's notes).
+
+    `wait_for_creation`: a database holding only some of Optuna's tables is one another worker
+    is creating right now (Optuna writes its version tables after the others); it is read again
+    for up to SQLITE_BUSY_SECONDS before it is refused as foreign."""
     fix = "give the --storage URL (or CONFIG.yaml / --output-dir) of a search's study.db"
     path = sqlite_path(url)
     open_url = url
@@ -174,10 +179,27 @@ def open_existing_storage(url: str, *, writable: bool = False) -> optuna.storage
             raise StorageError(f"{str(path)!r} is an empty file, not an Optuna study database; {fix}")
         if not writable:
             open_url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    missing = sorted(OPTUNA_TABLES - _table_names(url, open_url, path, fix))
+    while missing and wait_for_creation and len(missing) < len(OPTUNA_TABLES) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        missing = sorted(OPTUNA_TABLES - _table_names(url, open_url, path, fix))
+    if missing:
+        raise StorageError(f"storage {url!r} is not an Optuna study database (no table {', '.join(missing)}); "
+                           f"{fix}")
+    try:
+        return InterruptSafeStorage(open_url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
+    except Exception as exc:
+        raise _unreachable(url, exc) from None
+
+
+def _table_names(url: str, open_url: str, path: Path | None, fix: str) -> set[str]:
+    """The tables of the database behind `open_url` (`url` as the user gave it), read without
+    creating anything."""
     engine = sqlalchemy.create_engine(open_url, **_engine_kwargs(url))
     try:
         with interrupts.deferred():
-            tables = set(sqlalchemy.inspect(engine).get_table_names())
+            return set(sqlalchemy.inspect(engine).get_table_names())
     except sqlalchemy.exc.DatabaseError as exc:  # "file is not a database", a refused connection
         if path is not None:  # the file exists (checked above): SQLite cannot read it
             raise StorageError(f"{str(path)!r} is not an Optuna study database "
@@ -187,14 +209,6 @@ def open_existing_storage(url: str, *, writable: bool = False) -> optuna.storage
         raise _unreachable(url, exc) from None
     finally:
         engine.dispose()
-    missing = sorted(OPTUNA_TABLES - tables)
-    if missing:
-        raise StorageError(f"storage {url!r} is not an Optuna study database (no table {', '.join(missing)}); "
-                           f"{fix}")
-    try:
-        return InterruptSafeStorage(open_url, engine_kwargs=_engine_kwargs(url), skip_table_creation=True)
-    except Exception as exc:
-        raise _unreachable(url, exc) from None
 
 
 def load_existing_study(url: str, study_name: str | None, *, writable: bool = False) -> optuna.Study:
