@@ -84,8 +84,8 @@ from autodistill.data import (
     split_indices,
     stratified_split,
 )
-from autodistill.precision import autocast
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache, features_for
+from autodistill.precision import autocast
 
 Batch = dict[str, torch.Tensor]
 

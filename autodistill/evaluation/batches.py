@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from autodistill.data.adaptor import DataAdaptor, to_device
-from autodistill.precision import autocast
 from autodistill.errors import MappingError
 from autodistill.losses.logits import extract_logits
 from autodistill.modes import model_modes
+from autodistill.precision import autocast
 
 
 def labelled_logits(model: nn.Module, loader: Iterable[Any], *, what: str, adaptor: DataAdaptor | None = None,
