@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation", "models", "data"),
     ("losses", "capture", "modes", "precision", "atomic_file", "interrupts", "tables"),
     ("config", "space", "objectives"),
-    ("errors", "registry", "registries", "paths"),
+    ("errors", "registry", "registries", "paths", "lazy_exports"),
 )
 RANK = {part: len(LAYERS) - i for i, parts in enumerate(LAYERS) for part in parts}
 

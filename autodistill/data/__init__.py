@@ -6,8 +6,9 @@ data/ (`autodistill.data.examples`, which config's task check reaches) imports n
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from autodistill.lazy_exports import lazy_exports
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -24,18 +25,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'autodistill.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
     from autodistill.data.bbc_news import load_bbc_news
