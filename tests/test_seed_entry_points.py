@@ -562,14 +562,14 @@ def test_init_from_teacher_leaves_a_student_of_another_model_type_random(caplog)
     assert len(caplog.records) == 1 and "student is mobilebert, the teacher bert" in caplog.records[0].getMessage()
 
 
-# -- the seeds' calls shown in README.md and docs/seeds.md, run as shown ---------------------------
+# -- the seeds' calls shown in README.md and docs/ (seeds, search), run as shown-----------------------
 ROOT = Path(__file__).resolve().parents[1]
 RUNNABLE = re.compile(r"<!-- runnable: ([^(>]+?) *(?:\([^)]*\))? *-->\n```python\n(.*?)```", re.S)
 
 
 def runnable_blocks() -> list[tuple[str, str, str]]:
     """(file, name, code) of every Python block marked `<!-- runnable: NAME (a note) -->`."""
-    return [(doc, name, code) for doc in ("README.md", "docs/seeds.md")
+    return [(doc, name, code) for doc in ("README.md", "docs/seeds.md", "docs/search.md")
             for name, code in RUNNABLE.findall((ROOT / doc).read_text())]
 
 
@@ -621,19 +621,22 @@ def _names_seeds_000_to_004(tmp_path) -> dict:
             "train_dataset": ToyData(32, 0), "eval_dataset": ToyData(16, 1), "tuple_loader": tuples}
 
 
-BLOCK_NAMES = {"seed 003": _names_seed003, "seeds 000-004": _names_seeds_000_to_004}
+BLOCK_NAMES = {"seed 003": _names_seed003, "seeds 000-004": _names_seeds_000_to_004,
+               "task protocol": lambda tmp_path: {}}  # self-contained
 
 
 def test_every_runnable_block_of_the_docs_has_its_names():
     blocks = runnable_blocks()
-    assert {(doc, name) for doc, name, _ in blocks} == {("README.md", "seed 003"), ("docs/seeds.md", "seeds 000-004")}
+    assert {(doc, name) for doc, name, _ in blocks} == {("README.md", "seed 003"), ("docs/seeds.md", "seeds 000-004"),
+                                                       ("docs/search.md", "task protocol")}
 
 
 @pytest.mark.parametrize(("doc", "name", "code"), [pytest.param(*block, id=f"{block[0]}:{block[1]}")
                                                     for block in runnable_blocks()])
 def test_the_seeds_calls_shown_in_the_docs_run(doc, name, code, tmp_path, monkeypatch):
-    """Each block marked runnable in README.md and docs/seeds.md, executed as written with tiny
-    models bound to the names it leaves free; what it assigns is what the seeds' calls return."""
+    """Each block marked runnable in README.md, docs/seeds.md and docs/search.md, executed as
+    written with tiny models bound to the names it leaves free; what it assigns is what the
+    calls return."""
     monkeypatch.chdir(tmp_path)  # AutoDistillation's default study: runs/autodistillation
     names = BLOCK_NAMES[name](tmp_path)
     exec(compile(code, f"{doc}:{name}", "exec"), names)
@@ -641,6 +644,10 @@ def test_the_seeds_calls_shown_in_the_docs_run(doc, name, code, tmp_path, monkey
         assert names["best_model_arch"] and all(isinstance(a, Architecture) for a in names["best_model_arch"])
         assert (tmp_path / "runs" / "autodistillation" / "study.db").is_file()
         assert (tmp_path / "out" / "study.db").is_file()
+    elif name == "task protocol":
+        assert names["best"] and all(isinstance(a, Architecture) for a in names["best"])
+        assert {a["width"] for a in names["best"]} <= {2, 4, 8, 16}
+        assert (tmp_path / "runs" / "mlp" / "study.db").is_file()
     else:
         assert names["model"] is names["student"] and names["result"].losses
         assert names["result"].evaluations, names["result"]
