@@ -562,7 +562,7 @@ def test_init_from_teacher_leaves_a_student_of_another_model_type_random(caplog)
     assert len(caplog.records) == 1 and "student is mobilebert, the teacher bert" in caplog.records[0].getMessage()
 
 
-# -- the seeds' calls shown in README.md and docs/ (seeds, search), run as shown-----------------------
+# -- the seeds' calls shown in README.md and docs/ (seeds, search), run as shown -----------------------
 ROOT = Path(__file__).resolve().parents[1]
 RUNNABLE = re.compile(r"<!-- runnable: ([^(>]+?) *(?:\([^)]*\))? *-->\n```python\n(.*?)```", re.S)
 
