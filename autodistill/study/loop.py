@@ -19,7 +19,7 @@ from autodistill import interrupts
 from autodistill.space import Architecture
 from autodistill.study import lost_trials, trials
 from autodistill.study.outcomes import Outcome, SearchStopped, last_failure
-from autodistill.study.record import TrialRecord, enqueue
+from autodistill.study.record import TrialRecord
 
 if TYPE_CHECKING:
     from autodistill.study.search import AutoDistillation
@@ -100,8 +100,10 @@ def queue_unexplored(agent: AutoDistillation) -> None:
     sampler learns nothing from a pruned trial, so a screened or impossible architecture
     stays its best guess, and a GP re-proposes points it has seen (a repeat is told the earlier
     result: nothing new). The next trial is then a random architecture (seeded by the study's
-    seed and length) that the task can build and that is neither settled nor running; unless
-    the queue already holds the next trial."""
+    seed and length) that the task can build and that is neither settled nor running, unless
+    the queue already holds the next trial. It is kept for this worker's next proposal, which
+    queues and takes it under the claim lock (AutoDistillation.propose): written into the study
+    now, it would outlive a budget that other workers, or this trial, just spent."""
     known = agent.study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in known):
         return
@@ -112,4 +114,4 @@ def queue_unexplored(agent: AutoDistillation) -> None:
     if choice is not None:
         log.info("the advisor proposed settled architectures; next: %s, drawn at random from the "
                  "unexplored valid ones", dict(choice))
-        enqueue(agent.study, choice.to_dict(), TrialRecord(proposed_by="random (advisor stuck)"))
+        agent.unexplored = choice

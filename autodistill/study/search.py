@@ -66,7 +66,7 @@ from autodistill.study.claims import Claims
 from autodistill.study.outcomes import Outcome, SearchStopped, ending_interrupted
 from autodistill.study.pareto import pareto_front
 from autodistill.study.protocol import FunctionTask, Task
-from autodistill.study.record import StudyRecord, TrialRecord, write
+from autodistill.study.record import StudyRecord, TrialRecord, enqueue, write
 from autodistill.study.storage import default_storage_url, open_storage, open_study
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,8 @@ class AutoDistillation:
         self._study_record = study_record or StudyRecord()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._joined = False
+        # an unexplored architecture for this worker's next proposal (study/loop.py queue_unexplored)
+        self.unexplored: Architecture | None = None
         self.progress = progress
         self._teacher_accuracy = self._teacher_latency_ms = None
         if self._task is not None or {"train_func", "eval_func"} <= self._functions.keys():
@@ -277,6 +279,12 @@ class AutoDistillation:
     def propose(self, n_trials: int) -> tuple[optuna.Trial, Architecture]:
         """This worker's next trial, the study holding `n_trials` (joining it on the first)."""
         self._join(n_trials)
+        if self.unexplored is not None:
+            # queued here, under the claim lock, and taken by the ask below at once: a study whose
+            # budget ends first is never left holding it
+            choice, self.unexplored = self.unexplored, None
+            if not self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+                enqueue(self.study, choice.to_dict(), TrialRecord(proposed_by="random (advisor stuck)"))
         return self.model_arch_proposition()
 
     def _join(self, n_trials: int) -> None:
