@@ -152,6 +152,10 @@ CASES = [
                    "metrics: [accuracy, f1]"),)),
     Case("unknown-constraint", r"auto_distillation\.search\.constraints\.latency.*'latency_ms', 'params', "
          r"'size_mb' or 'min_speedup'", replace=(("    seed: 0\n", "    seed: 0\n    constraints: {latency: 5}\n"),)),
+    Case("proxy-fine-tune-without-regular-stage", r"config\.yaml:\d+:\d+: auto_distillation: "
+         r"supernet\.proxy_fine_tune_steps 5 trains each proxy by the regular distillation, but this config "
+         r"has none; add regular_distillation or set supernet\.proxy_fine_tune_steps: 0",
+         replace=(("  regular_distillation:\n    train_steps: 1\n", "  supernet: {proxy_fine_tune_steps: 5}\n"),)),
     # -- the search space ----------------------------------------------------------------------
     Case("empty-search-space", r"search_space: .*the search space is empty; allowed forms: ",
          replace=((ARCH_SPACE, "      {}\n"),)),

@@ -135,3 +135,53 @@ def test_the_proxy_budget_is_at_most_the_valid_architectures(proxy_trials, valid
     with caplog.at_level("INFO", logger="autodistill.study.supernet_search"):
         assert supernet_search.proxy_budget(proxy, proxy_trials) == budget
     assert (f"the space holds 18, {valid} of them valid" in caplog.text) == (valid is not None)
+
+
+def test_a_proxy_fine_tune_trains_each_slice_the_same_steps_and_leaves_the_supernet_alone(workspace, tmp_path):
+    """`supernet.proxy_fine_tune_steps: 3`: each proxy's slice is trained 3 regular-distillation steps
+    (its weights move, the supernet's do not; the same batches for every architecture, so scoring one
+    twice gives one model), and its figures record the steps; 0 scores the slice as it is."""
+    import copy
+
+    from autodistill.distill.distiller import Distiller
+    from autodistill.study.run import load_search_config
+    from autodistill.study.supernet_search import PROXY_FINE_TUNE_STEPS, ProxyTask
+    from autodistill.study.task import DistillationTask
+    from autodistill.supernet import elastic_for
+
+    config = load_search_config(_config(workspace, tmp_path / "run", **dict([(
+        "final_trials: 2", "final_trials: 2, proxy_fine_tune_steps: 3")])))
+    assert config.auto_distillation.supernet.proxy_fine_tune_steps == 3
+    task = DistillationTask(config, output_dir=tmp_path / "run", quiet=True)
+    elastic = elastic_for(copy.deepcopy(task.teacher))
+    before = {k: v.clone() for k, v in elastic.model.state_dict().items()}
+    architecture = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}
+    steps = []  # optimizer steps per stage run
+    original = Distiller._run_stage
+
+    def run_stage(self, *args, **kwargs):
+        record = original(self, *args, **kwargs)
+        steps.append(len(record.losses))
+        return record
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Distiller, "_run_stage", run_stage)
+    try:
+        tuned = ProxyTask(task, elastic, fine_tune_steps=3)
+        first, second = (tuned.train(tuned.build(architecture)).model for _ in range(2))
+        plain = ProxyTask(task, elastic)
+        sliced = plain.train(plain.build(architecture)).model
+    finally:
+        patch.undo()
+    assert steps == [3, 3]
+    assert all(torch.equal(v, before[k]) for k, v in elastic.model.state_dict().items())
+    assert all(torch.equal(v, sliced.state_dict()[k]) for k, v in elastic.extract(architecture).state_dict().items())
+    assert any(not torch.equal(v, sliced.state_dict()[k]) for k, v in first.state_dict().items())
+    assert all(torch.equal(v, second.state_dict()[k]) for k, v in first.state_dict().items())
+    assert tuned.evaluate(first)[PROXY_FINE_TUNE_STEPS] == 3 and plain.evaluate(sliced)[PROXY_FINE_TUNE_STEPS] == 0
+
+
+def test_the_proxy_fine_tune_keeps_the_supernet_key():
+    from autodistill.config.supernet import SupernetSection
+
+    assert SupernetSection(proxy_fine_tune_steps=20).key_settings() == SupernetSection().key_settings()

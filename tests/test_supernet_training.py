@@ -162,6 +162,7 @@ def test_a_space_wider_than_the_teacher_fails_before_anything_is_written(tmp_pat
 
 @pytest.mark.parametrize("values, message", [
     ({"final_trials": 0}, "final_trials"),
+    ({"proxy_fine_tune_steps": -1}, "proxy_fine_tune_steps"),
     ({"random_subnets": -1}, "random_subnets"),
     ({"train_steps": 3, "epochs": 1.0}, "not both"),
     ({"optimizer": {"name": "SGD"}}, "masked AdamW"),

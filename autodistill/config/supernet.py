@@ -1,6 +1,6 @@
 """`auto_distillation.supernet:` the settings of a weight-sharing search (`search.strategy: supernet`).
 
-    supernet: {epochs: 3, random_subnets: 2, final_trials: 4, proxy_trials: 200}
+    supernet: {epochs: 3, random_subnets: 2, final_trials: 4, proxy_trials: 200, proxy_fine_tune_steps: 0}
 
 Training settings left out (`optimizer`, `schedule`, `temperature`, `loss_weights`,
 `max_grad_norm`) are the regular distillation's: `AutoDistillationSection` fills them in
@@ -34,7 +34,8 @@ class SupernetSection(Section):
     `train_steps` or `epochs` (default 3 epochs) counts optimizer steps; each step trains the
     largest, the smallest and `random_subnets` sampled sub-networks. `importance_batches`
     training batches rank the teacher's heads and FFN neurons first. `proxy_trials`
-    architectures are scored by slicing; at most `final_trials` of their Pareto front are
+    architectures are scored by slicing, each first trained `proxy_fine_tune_steps` steps of the
+    regular distillation (0: scored as sliced); at most `final_trials` of their Pareto front are
     trained in full. A checkpoint every `checkpoint_every_steps` lets a killed run resume.
     """
 
@@ -50,6 +51,7 @@ class SupernetSection(Section):
     checkpoint_every_steps: Annotated[BoundedInt, Field(ge=1)] = 200
     final_trials: Annotated[int, Field(ge=1, le=10_000)] = 4
     proxy_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
+    proxy_fine_tune_steps: Annotated[int, Field(ge=0, le=10_000)] = 0
     seed: Seed = 0
 
     @field_validator("optimizer")
@@ -71,8 +73,10 @@ class SupernetSection(Section):
 
     def key_settings(self) -> dict[str, object]:
         """The settings the supernet's weights depend on (for its content key): all but the search's
-        budgets and the checkpoint interval, so changing `proxy_trials` or `final_trials` reuses it."""
-        return self.model_dump(mode="json", exclude={"proxy_trials", "final_trials", "checkpoint_every_steps"})
+        budgets, the proxies' fine-tune and the checkpoint interval, so changing `proxy_trials`,
+        `final_trials` or `proxy_fine_tune_steps` reuses it."""
+        return self.model_dump(mode="json", exclude={"proxy_trials", "final_trials", "proxy_fine_tune_steps",
+                                                     "checkpoint_every_steps"})
 
     def steps_for(self, batches_per_epoch: int) -> int:
         """Optimizer steps: `train_steps`, else `epochs` (default 3) over the loader."""
@@ -86,6 +90,10 @@ class SupernetSection(Section):
         logit-KD weights, clipping)."""
         regular = distillation.train.stage_section() if distillation.train is not None \
             else distillation.regular_distillation
+        if self.proxy_fine_tune_steps and regular is None:
+            raise ValueError(f"supernet.proxy_fine_tune_steps {self.proxy_fine_tune_steps} trains each proxy by "
+                             "the regular distillation, but this config has none; add regular_distillation "
+                             "or set supernet.proxy_fine_tune_steps: 0")
         stage = regular or distillation
         optimizer = self.optimizer or stage.optimizer or distillation.optimizer
         kd_weights = (tuple(regular.loss_weights) if regular is not None and not regular.layer_mappings

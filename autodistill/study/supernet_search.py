@@ -23,6 +23,7 @@ Three phases, each of which resumes where a killed run stopped:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -33,7 +34,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
-from autodistill.config.schema import SearchRunConfig, SearchSection
+from autodistill.config.plan import DistillationPlan
+from autodistill.config.schema import AutoDistillationSection, SearchRunConfig, SearchSection
+from autodistill.distill.distiller import Distiller
 from autodistill.objectives import ACCURACY
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
@@ -53,6 +56,7 @@ from autodistill.study.task import DistillationTask
 
 log = logging.getLogger(__name__)
 
+PROXY_FINE_TUNE_STEPS = "proxy_fine_tune_steps"  # a proxy trial's figure: the steps its slice was trained
 PROXY_SUFFIX = "-proxy"
 PROPOSED_BY_FRONT = "supernet (proxy Pareto front)"
 
@@ -73,14 +77,20 @@ def choose_finals(front: Sequence[FrozenTrial], count: int) -> list[FrozenTrial]
 
 
 class ProxyTask:
-    """A proxy trial's task: the architecture sliced out of the supernet and scored as it is
-    (validation accuracy, the built-in task's paired latency); nothing trained, nothing saved."""
+    """A proxy trial's task: the architecture sliced out of the supernet and scored (validation
+    accuracy, the built-in task's paired latency); nothing saved. With `fine_tune_steps`, the
+    slice is first trained that many steps of the regular distillation (the teacher cache serves
+    it), on the same first training batches for every architecture; 0 scores it as sliced."""
 
     measures_cost = True
     stops_early = False
 
-    def __init__(self, task: DistillationTask, elastic: Any) -> None:
-        self.task, self.elastic = task, elastic
+    def __init__(self, task: DistillationTask, elastic: Any, *, fine_tune_steps: int = 0) -> None:
+        self.task, self.elastic, self.fine_tune_steps = task, elastic, fine_tune_steps
+        self._fine_tune: tuple[DistillationPlan, list[Any]] | None = None
+        if fine_tune_steps:  # built once: every proxy trains on the same plan and batches
+            self._fine_tune = (proxy_fine_tune_plan(task.config.auto_distillation, fine_tune_steps),
+                               list(itertools.islice(task._train_loader(), fine_tune_steps)))
 
     def check_architecture(self, architecture: Architecture) -> None:
         """InvalidArchitecture when no student can have `architecture` (the search draws only valid ones)."""
@@ -94,11 +104,17 @@ class ProxyTask:
         return self.task.cost(model)
 
     def train(self, model: nn.Module, callbacks: Sequence[Any] = ()) -> TrainedStudent:
+        """The slice as it is, or after `fine_tune_steps` steps of the regular distillation."""
+        if self._fine_tune is not None:
+            plan, batches = self._fine_tune
+            Distiller(self.task.teacher, model, plan, teacher_cache=self.task.teacher_cache, quiet=True).fit(batches)
         return TrainedStudent(model)
 
     def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
-        """Validation accuracy only: the test split stays unseen until the final trials."""
-        return {"accuracy": self.task.validation_accuracy(model), FIDELITY: "proxy"}
+        """Validation accuracy only (the test split stays unseen until the final trials), with the
+        proxy's fidelity: `proxy`, trained `proxy_fine_tune_steps` steps."""
+        return {"accuracy": self.task.validation_accuracy(model), FIDELITY: "proxy",
+                PROXY_FINE_TUNE_STEPS: self.fine_tune_steps}
 
     def checkpoint_score(self, model: nn.Module) -> float:
         return self.task.validation_accuracy(model)
@@ -108,6 +124,15 @@ class ProxyTask:
 
     def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return self.task.teacher_figures(recorded)
+
+
+def proxy_fine_tune_plan(section: AutoDistillationSection, steps: int) -> DistillationPlan:
+    """The regular distillation stage alone, `steps` steps long, without checkpoints, evaluation,
+    progress bars or TensorBoard: a proxy's fine-tune (its schedule spans those steps)."""
+    plan = section.model_copy(update={"flash_distillation": None}).plan()
+    regular = [stage for stage in plan.stages if stage.kind == "regular"]
+    return replace(plan, stages=(replace(regular[0], name="proxy fine-tune", train_steps=steps, epochs=None),),
+                   progress=False, checkpoint_every_steps=0, eval_every_steps=0, tensorboard=False)
 
 
 class FinalTask(TaskWithFunctions):
@@ -178,7 +203,8 @@ def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search:
         key=task.supernet_key(space_dimensions(space), section.key_settings()),
         importance_batches=task.importance_batches(section.importance_batches),
         teacher_cache=task.teacher_cache, quiet=task.quiet)
-    proxy = AutoDistillation(ProxyTask(task, elastic), search.overridden(max_trials=section.proxy_trials),
+    proxy = AutoDistillation(ProxyTask(task, elastic, fine_tune_steps=section.proxy_fine_tune_steps),
+                             search.overridden(max_trials=section.proxy_trials),
                              storage_url=storage_url, study_name=proxy_study_name(study_name),
                              output_dir=output_dir, save_students=False,
                              study_record=replace(study_record, fidelity="proxy"), progress=progress)
@@ -208,6 +234,6 @@ def space_dimensions(space: SearchSpace) -> dict[str, list[Any]]:
     return {name: list(values) for name, values in space_grid(space).items()}
 
 
-__all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_STUDY", "PROXY_TRIAL", "FinalTask", "ProxyTask",
-           "choose_finals", "proxy_budget", "proxy_study_name", "proxy_summary", "queue_finals",
-           "run_supernet_search", "space_dimensions"]
+__all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_FINE_TUNE_STEPS", "PROXY_STUDY", "PROXY_TRIAL", "FinalTask",
+           "ProxyTask", "choose_finals", "proxy_budget", "proxy_fine_tune_plan", "proxy_study_name",
+           "proxy_summary", "queue_finals", "run_supernet_search", "space_dimensions"]
