@@ -65,6 +65,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--output-dir", default="runs/quickstart",
                    help="where the fine-tuned teacher and the supernet are found or stored")
     p.add_argument("--architectures", type=int, default=12, help="rank: how many architectures")
+    p.add_argument("--full-accuracies", type=Path,
+                   help="rank: a JSON file of known full-fidelity accuracies by architecture; those found "
+                        "there are not trained again (proxies only), the others are trained and added")
+    p.add_argument("--proxy-fine-tune-steps", type=int, nargs="+",
+                   help="rank: proxy variants scored side by side, each sub-network first trained this many "
+                        "steps (supernet.proxy_fine_tune_steps; default: the config's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: advisor seeds")
     p.add_argument("--limit", type=int, help="use only the first N examples of the corpus (smoke runs)")
     p.add_argument("--supernet-steps", type=int, help="supernet.train_steps (default: the config's)")
@@ -123,6 +129,18 @@ def spread_architectures(task: DistillationTask, space: SearchSpace, count: int)
     return [valid[round(i * step)][2] for i in range(min(count, len(valid)))]
 
 
+def read_full_accuracies(path: Path | None) -> dict[str, dict[str, Any]]:
+    """Known full-fidelity results by architecture key: a JSON list of {"architecture": {...},
+    "accuracy": ..., "seconds": ...} (what a rank run writes; hand-made from docs/benchmarks.md alike)."""
+    if path is None or not path.exists():
+        return {}
+    return {Architecture.from_params(row["architecture"]).key(): row for row in json.loads(path.read_text())}
+
+
+def write_full_accuracies(path: Path, known: dict[str, dict[str, Any]]) -> None:
+    path.write_text(json.dumps(list(known.values()), indent=1) + "\n")
+
+
 def rank(args: argparse.Namespace) -> int:
     from autodistill.supernet import load_or_train_supernet
 
@@ -140,29 +158,53 @@ def rank(args: argparse.Namespace) -> int:
         teacher_cache=task.teacher_cache, quiet=False)
     supernet_seconds = time.perf_counter() - started
     print(f"supernet: {supernet_seconds:.1f} s (0 when it was found); teacher {task.teacher_location}")
-    proxies, finals = ProxyTask(task, elastic), FinalTask(task, elastic)  # what the two phases run
-    rows = []
-    print(f"{'architecture':<40} {'proxy acc':>9} {'full acc':>9} {'proxy s':>8} {'full s':>8}")
+    variants = args.proxy_fine_tune_steps or [section.proxy_fine_tune_steps]
+    proxies = {steps: ProxyTask(task, elastic, fine_tune_steps=steps) for steps in variants}
+    finals = FinalTask(task, elastic)  # what the two phases run
+    path = args.full_accuracies
+    known = read_full_accuracies(path)
+    rows, reused = [], 0
+    columns = " ".join(f"{f'proxy@{n}':>9}" for n in variants)
+    print(f"{'architecture':<40} {columns} {'full acc':>9} {'cost s':>7} {'full s':>8}")
     for architecture in spread_architectures(task, space, args.architectures):
-        t0 = time.perf_counter()
-        sliced = proxies.build(architecture)
-        proxy = proxies.evaluate(sliced)["accuracy"]
-        proxies.cost(sliced)
-        t1 = time.perf_counter()
-        student = finals.train(finals.build(architecture)).model
-        full = task.validation_accuracy(student)
-        finals.cost(student)
-        t2 = time.perf_counter()
-        rows.append((architecture, proxy, full, t1 - t0, t2 - t1))
-        print(f"{str(dict(architecture)):<40} {proxy:>9.4f} {full:>9.4f} {t1 - t0:>8.2f} {t2 - t1:>8.1f}", flush=True)
-    tau, p_value = kendalltau([r[1] for r in rows], [r[2] for r in rows])
-    proxy_rate = 60 * len(rows) / sum(r[3] for r in rows)
-    full_rate = 60 * len(rows) / sum(r[4] for r in rows)
-    print(f"\nKendall tau (proxy vs full-fidelity validation accuracy, {len(rows)} architectures): "
-          f"{tau:.3f} (p = {p_value:.3g})")
-    print(f"throughput: {proxy_rate:.1f} architectures/min by proxy, {full_rate:.2f}/min trained in full "
-          f"({proxy_rate / full_rate:.0f}x); supernet training {supernet_seconds:.0f} s "
-          f"= {supernet_seconds * full_rate / 60:.1f} full trials")
+        w0, c0 = time.perf_counter(), time.process_time()
+        proxies[variants[0]].cost(proxies[variants[0]].build(architecture))  # latency: the same for every variant
+        cost = (time.perf_counter() - w0, time.process_time() - c0)
+        scores = {}
+        for steps, proxy in proxies.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            sliced = proxy.train(proxy.build(architecture)).model
+            scores[steps] = (proxy.evaluate(sliced)["accuracy"], time.perf_counter() - w0, time.process_time() - c0)
+        full = known.get(architecture.key())
+        if full is None:  # trained in full as a final trial is
+            t0 = time.perf_counter()
+            student = finals.train(finals.build(architecture)).model
+            full = {"architecture": architecture.to_dict(), "accuracy": task.validation_accuracy(student)}
+            finals.cost(student)
+            full["seconds"] = time.perf_counter() - t0
+            known[architecture.key()] = full
+            if path is not None:
+                write_full_accuracies(path, known)
+        else:
+            reused += 1
+        rows.append((architecture, scores, full, cost))
+        cells = " ".join(f"{scores[n][0]:>9.4f}" for n in variants)
+        print(f"{str(dict(architecture)):<40} {cells} {full['accuracy']:>9.4f} {cost[0]:>7.2f} "
+              f"{full['seconds']:>8.1f}", flush=True)
+    full_rate = 60 * len(rows) / sum(r[2]["seconds"] for r in rows)
+    print(f"\nfull fidelity: {full_rate:.2f} architectures/min trained in full"
+          + (f" (the seconds recorded in {path})" if path is not None else ""))
+    for steps in variants:
+        tau, p_value = kendalltau([r[1][steps][0] for r in rows], [r[2]["accuracy"] for r in rows])
+        wall = sum(r[1][steps][1] + r[3][0] for r in rows)
+        cpu = sum(r[1][steps][2] + r[3][1] for r in rows)
+        proxy_rate = 60 * len(rows) / wall
+        print(f"proxy fine-tune {steps} steps: Kendall tau (vs full-fidelity validation accuracy, {len(rows)} "
+              f"architectures) {tau:.3f} (p = {p_value:.3g}); {proxy_rate:.1f} architectures/min "
+              f"({proxy_rate / full_rate:.0f}x the full rate), {cpu / len(rows):.2f} CPU s and "
+              f"{wall / len(rows):.2f} s per architecture (latency benchmark included)")
+    print(f"supernet training {supernet_seconds:.0f} s = {supernet_seconds * full_rate / 60:.1f} full trials; "
+          f"{reused} full accuracies reused")
     return 0
 
 
