@@ -5,6 +5,16 @@ with the speed features on and off, on the built-in example's space (configs/qui
     .venv/bin/python scripts/bench_search.py --features           # BO seed 0: features on, then off
     .venv/bin/python scripts/bench_search.py --trials 2 --seeds 0 --algorithms random BO \\
         --limit 60 --regular-steps 4 --flash-steps 2                 # a smoke run, a few minutes
+    .venv/bin/python scripts/bench_search.py --ask-cost 300          # CPU s of one BO ask, 40% repeats
+
+`--ask-cost N` trains nothing: it times one ask of each --algorithms (default BO) in an in-memory
+study of N proxy-like trials over the config's space (architectures drawn with the search's own
+`SearchSpace.sample`, valid ones only, synthetic accuracy and latency), `--ask-repeats` of them
+(default 0.4) repeats recorded as the search records them (the earlier trial's values,
+`repeat_of`). Each ask is a fresh advisor (no warm-started kernel) on one torch thread, timed
+in CPU seconds (`time.process_time`), median of 3; beside it, the same sampler asked of the raw
+study, which sees every repeat as a complete trial (what the advisor saw before
+advisors/advisor_view.py hid them; the study holds no pruned trial, so that is all the view changes).
 
 Two modes, one loop: every run is one search = (features variant, algorithm, seed).
 - Advisor comparison (no --features): variant `config`, the config as loaded (its own
@@ -83,6 +93,7 @@ import gc
 import json
 import math
 import platform
+import random
 import shutil
 import statistics
 import sys
@@ -97,7 +108,9 @@ from optuna.trial import TrialState
 
 from autodistill.advisors import ADVISORS
 from autodistill.config.schema import EarlyStoppingSection, SearchRunConfig
+from autodistill.space import Architecture, SearchSpace
 from autodistill.study.pareto import non_dominated
+from autodistill.study.record import REPEAT_OF, TrialRecord
 from autodistill.study.record import TEACHER as TEACHER_ATTR
 from autodistill.study.run import load_search_config, run_search
 from autodistill.study.storage import open_storage
@@ -138,9 +151,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: print the tables of the studies already in --output-dir")
     p.add_argument("--verbose", action="store_true", help="progress bars and per-stage output")
+    p.add_argument("--ask-cost", type=int, default=None, metavar="N",
+                   help="train nothing: CPU time of one ask in a study of N proxy-like trials")
+    p.add_argument("--ask-repeats", type=float, default=0.4,
+                   help="--ask-cost: the fraction of its trials that repeat an earlier one")
     args = p.parse_args(argv)
     if args.algorithms is None:
-        args.algorithms = ["BO"] if args.features else ["BO", "TPE", "skopt", "random"]
+        args.algorithms = ["BO"] if args.features or args.ask_cost else ["BO", "TPE", "skopt", "random"]
     if args.seeds is None:
         args.seeds = [0] if args.features else [0, 1, 2]
     canonical = {name.lower(): name for name in ADVISORS.names()}
@@ -157,6 +174,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--startup-trials must be >= 2")
     if any(s < 0 for s in args.seeds):
         p.error("--seeds must be >= 0")
+    if args.ask_cost is not None and args.ask_cost < 2:
+        p.error("--ask-cost must be >= 2")
+    if not 0 <= args.ask_repeats < 1:
+        p.error("--ask-repeats must be in [0, 1)")
     return args
 
 
@@ -513,9 +534,92 @@ def busy_warning() -> None:
               f"latencies (so hypervolumes) and wall times are not reliable")
 
 
+# -- the cost of one ask (--ask-cost) ---------------------------------------------------
+def proxy_like_study(space: SearchSpace, n_trials: int, repeat_fraction: float, seed: int) -> optuna.Study:
+    """An in-memory study of `n_trials` complete trials over `space`: distinct valid architectures
+    (heads dividing the hidden size, where the space has both) with a synthetic (accuracy, latency),
+    and `repeat_fraction` of them repeats of an earlier one, recorded as the search records them."""
+    rng = random.Random(seed)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    distributions = space.distributions()
+
+    def valid(architecture: Architecture) -> bool:
+        heads = architecture.get("num_attention_heads")
+        return heads is None or int(architecture.get("hidden_size", heads)) % int(heads) == 0
+
+    first: list[optuna.trial.FrozenTrial] = []
+    n_repeats = round(n_trials * repeat_fraction)
+    repeat_at = set(rng.sample(range(1, n_trials), n_repeats))  # trial 0 has nothing to repeat
+    for number in range(n_trials):
+        if number in repeat_at:
+            earlier = rng.choice(first)
+            record = TrialRecord.from_trial(earlier).reused(repeat_of=earlier.number)
+            params, values, attrs = earlier.params, earlier.values, record.to_attrs()
+        else:
+            architecture = space.sample(rng, avoid={Architecture.from_params(t.params).key() for t in first},
+                                        valid=valid)
+            if architecture is None:
+                raise SystemExit(f"--ask-cost {n_trials}: the space holds too few valid architectures")
+            size = math.prod(float(v) for v in architecture.values() if isinstance(v, (int, float)))
+            params = architecture.to_dict()
+            values = [1 - 1 / math.log(size + math.e) + rng.gauss(0, 0.01), size ** 0.5]
+            attrs = {"accuracy": values[0], "latency_ms": values[1], "fidelity": "proxy"}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=values,
+                                                  user_attrs=attrs))
+        if number not in repeat_at:
+            first.append(study.trials[-1])
+    return study
+
+
+def ask_seconds(study: optuna.Study, sampler: optuna.samplers.BaseSampler, space: SearchSpace) -> float:
+    """CPU seconds of one ask (and its suggestions) by `sampler`; the trial is then failed (unseen)."""
+    study.sampler = sampler
+    started = time.process_time()
+    trial = study.ask()
+    space.suggest(trial)
+    seconds = time.process_time() - started
+    study.tell(trial, state=TrialState.FAIL)
+    return seconds
+
+
+def ask_cost(args: argparse.Namespace) -> int:
+    import torch
+
+    from autodistill.advisors import AdvisorView, make_advisor
+
+    torch.set_num_threads(1)  # CPU time of one thread: other work on the cores does not add to it
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    section = load_search_config(args.config).auto_distillation.search
+    space = SearchSpace.from_mapping(section.search_space, source="search.search_space")
+    study = proxy_like_study(space, args.ask_cost, args.ask_repeats, seed=0)
+    repeats = sum(REPEAT_OF in t.user_attrs for t in study.trials)
+    print(f"bench_search --ask-cost: {' '.join(sys.argv[1:])}")
+    print(f"load average at start (1/5/15 min): {load_average()}; optuna {optuna.__version__}, torch "
+          f"{torch.__version__}, 1 torch thread")
+    print(f"study: {len(study.trials)} complete trials over {args.config}'s space ({space.size()} "
+          f"architectures), {repeats} of them repeats; CPU s of one ask, median of 3 fresh advisors")
+    rows = []
+    for algorithm in args.algorithms:
+        timed: dict[str, list[float]] = {"seen": [], "raw": []}
+        for seed in range(3):
+            advisor = make_advisor(algorithm, space=space, seed=seed, n_objectives=2)
+            timed["seen"].append(ask_seconds(study, advisor, space))
+            if isinstance(advisor, AdvisorView):
+                timed["raw"].append(ask_seconds(study, make_advisor(algorithm, space=space, seed=seed,
+                                                                    n_objectives=2).sampler, space))
+        seen, raw = (statistics.median(v) if v else None for v in (timed["seen"], timed["raw"]))
+        rows.append([algorithm, _f(seen, ".3f"), _f(raw, ".3f"),
+                     "-" if seen is None or raw is None else f"{raw / seen:.2f}x"])
+    print(table(["advisor", "ask CPU s (as the search asks it)", "repeats seen as complete", "ratio"], rows))
+    print(f"load average at end (1/5/15 min): {load_average()}")
+    return 0
+
+
 # -- main ---------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.ask_cost is not None:
+        return ask_cost(args)
     started = time.perf_counter()
     import torch
 

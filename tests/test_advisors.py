@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.study import StudyDirection
 
-from autodistill.advisors import ADVISORS, PrunedAsPending, _AskTellGridSampler, make_advisor
+from autodistill.advisors import ADVISORS, AdvisorView, _AskTellGridSampler, make_advisor
 from autodistill.advisors.skopt_sampler import SkoptSampler, import_skopt, scalarise
 from autodistill.errors import ConfigError
 from autodistill.space import Architecture, SearchSpace
@@ -86,8 +86,8 @@ def test_every_advisor_proposes_inside_the_space_in_a_two_objective_study(name):
 def test_names_are_case_insensitive_and_map_to_the_expected_sampler(name, sampler_type):
     space = GRID_SPACE if name.lower() == "grid" else SPACE
     advisor = make_advisor(name, space=space, seed=0, n_objectives=2)
-    if sampler_type is optuna.samplers.GPSampler:  # shown pruned trials as pending
-        assert isinstance(advisor, PrunedAsPending)
+    if sampler_type in (optuna.samplers.GPSampler, SkoptSampler):  # asked through the advisor's view
+        assert isinstance(advisor, AdvisorView)
         advisor = advisor.sampler
     assert isinstance(advisor, sampler_type)
     # nothing more specific than expected, except grid's ask/tell variant (a GridSampler subclass)
@@ -324,3 +324,48 @@ def test_skopt_proposing_a_point_told_before_prints_no_warning():
         warnings.simplefilter("error")  # skopt's "has been evaluated at point ... before" would raise
         proposals = run_study(sampler, tiny, n_trials=6)
     assert {a["layers"] for a in proposals} == {1, 2}
+
+
+@pytest.mark.parametrize("name", ["BO", "skopt"])
+def test_the_advisor_never_sees_a_repeat_and_sees_pruned_trials_as_pending(name):
+    """Repeats recorded as the search records them (a trial of its own with the earlier trial's values and
+    `repeat_of`) are left out of the study the wrapped sampler reads; screened ones are shown running."""
+    from optuna.trial import TrialState
+
+    from autodistill.study.record import REPEAT_OF, TrialRecord, write
+
+    space = SearchSpace.from_mapping({"hidden_size": [8, 16, 32], "num_hidden_layers": [1, 2, 3]})
+    advisor = make_advisor(name, space=space, seed=0, n_objectives=2, startup_trials=3)
+    assert isinstance(advisor, AdvisorView)
+    seen: list[list[tuple[int, TrialState, bool]]] = []  # (number, state, a repeat) as each ask saw them
+    original = advisor.sampler.sample_relative
+
+    def spy(study, trial, search_space):
+        seen.append([(t.number, t.state, REPEAT_OF in t.user_attrs) for t in study.get_trials(deepcopy=False)])
+        return original(study, trial, search_space)
+
+    advisor.sampler.sample_relative = spy
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=advisor)
+    first: dict[str, optuna.trial.FrozenTrial] = {}
+    for ask in range(14):
+        if ask % 3 == 2 and first:  # the advisor proposes a trained architecture again
+            study.enqueue_trial(dict(next(iter(first.values())).params))
+        trial = study.ask()
+        arch = space.suggest(trial)
+        if arch.key() in first:
+            earlier = first[arch.key()]
+            write(trial, TrialRecord.from_trial(earlier).reused(repeat_of=earlier.number))
+            study.tell(trial, earlier.values)
+        elif arch["hidden_size"] * arch["num_hidden_layers"] > 40:  # screened out: pruned
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, [1 - 1 / arch["hidden_size"], arch["hidden_size"] * arch["num_hidden_layers"]])
+            first[arch.key()] = study.trials[-1]
+    repeats = [t for t in study.trials if REPEAT_OF in t.user_attrs]
+    assert len(repeats) >= 4 and len(seen) >= 9  # asked for every trial but the queued ones
+    for trials in seen:
+        assert not any(repeat for _, _, repeat in trials)
+        assert not any(state == TrialState.PRUNED for _, state, _ in trials)  # shown as running
+    last = seen[-1]
+    assert [n for n, state, _ in last if state == TrialState.COMPLETE] == [
+        t.number for t in first.values() if t.number < len(study.trials) - 1]

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import optuna
 
-from autodistill.advisors.pruned_as_pending import PrunedAsPending
+from autodistill.advisors.advisor_view import AdvisorView
 from autodistill.advisors.skopt_sampler import SkoptSampler
 from autodistill.errors import ConfigError
 from autodistill.registries import ADVISORS
@@ -29,7 +29,7 @@ from autodistill.space import SearchSpace
 __all__ = [
     "ADVISORS",
     "AdvisorFactory",
-    "PrunedAsPending",
+    "AdvisorView",
     "SkoptSampler",
     "make_advisor",
 ]
@@ -64,8 +64,9 @@ def make_advisor(
 def gaussian_process(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    # it models complete trials only: pruned ones (screened, stopped early) would be proposed again
-    return PrunedAsPending(optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials))
+    # it models complete trials only: pruned ones (screened, stopped early) would be proposed again,
+    # and it refits on every complete one: repeats would be fitted again (advisors/advisor_view.py)
+    return AdvisorView(optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials))
 
 
 def tpe(
@@ -105,4 +106,5 @@ def nsga2(
 def skopt(
     *, space: SearchSpace, seed: int | None, n_objectives: int, startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    return SkoptSampler(seed=seed, n_initial_points=startup_trials)
+    # it fits every complete trial afresh at each ask: repeats left out (advisors/advisor_view.py)
+    return AdvisorView(SkoptSampler(seed=seed, n_initial_points=startup_trials))
