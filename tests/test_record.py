@@ -43,6 +43,16 @@ def test_a_repeat_keeps_the_results_and_none_of_what_a_trial_records_about_itsel
         None, None, None, None, None)
 
 
+def test_a_resumed_retry_records_its_resumption_as_fields_under_the_stored_names():
+    study = optuna.create_study(directions=["maximize"])
+    trial = study.ask()
+    write(trial, TrialRecord(resumed_from_trial=0, resumed_at_step=12))
+    assert trial.user_attrs == {"resumed_from_trial": 0, "resumed_at_step": 12}  # an older study's names
+    record = TrialRecord.from_trial(trial)
+    assert (record.resumed_from_trial, record.resumed_at_step) == (0, 12) and not record.figures
+    assert (record.reused(repeat_of=0).resumed_from_trial, record.reused(repeat_of=0).resumed_at_step) == (None, None)
+
+
 def test_the_writer_sets_only_what_the_record_holds_and_json_safe_values():
     study = optuna.create_study(directions=["maximize"])
     trial = study.ask()

@@ -21,7 +21,8 @@ its cost and eval functions measured (`accuracy`, `test_accuracy`, `latency_ms`,
 - several workers (study/claims.py, study/lost_trials.py): `twin_of` (the running trial of the
   same architecture this one waited for), `retry_of` (the lost or interrupted trial it
   retries), `retries` (how many times in a row the architecture was lost before),
-  `interrupted` (Ctrl-C or SIGTERM);
+  `interrupted` (Ctrl-C or SIGTERM); a retry that resumed from a lost trial's checkpoint
+  (study/trial_checkpoints.py) `resumed_from_trial` and `resumed_at_step` (the global step);
 - `student_path`, `train_seconds`;
 - the supernet strategy (study/supernet_search.py): `fidelity` ("proxy" | "full"), a final
   trial's `proxy_trial` and `proxy_accuracy`.
@@ -56,6 +57,8 @@ RETRY_OF = "retry_of"
 RETRIES = "retries"
 INTERRUPTED = "interrupted"
 RERUN_FAILS_AGAIN = "rerun_fails_again"
+RESUMED_FROM_TRIAL = "resumed_from_trial"
+RESUMED_AT_STEP = "resumed_at_step"
 FIDELITY = "fidelity"            # trial and study attribute: "proxy" | "full"
 PROXY_TRIAL = "proxy_trial"      # a final trial's proxy twin (its number in the proxy study)
 PROXY_ACCURACY = "proxy_accuracy"
@@ -95,6 +98,8 @@ class TrialRecord:
     retry_of: int | None = None
     retries: int | None = None
     interrupted: bool | None = None
+    resumed_from_trial: int | None = None
+    resumed_at_step: int | None = None
     failure_reason: str | None = None
     rerun_fails_again: bool | None = None
     invalid_reason: str | None = None
@@ -141,9 +146,10 @@ class TrialRecord:
 
     def reused(self, repeat_of: int) -> TrialRecord:
         """What a repeat of this trial records: its results, none of what a trial records about
-        itself (architecture, worker, proposer, twin, retries, interruption)."""
+        itself (architecture, worker, proposer, twin, retries, interruption, resumption)."""
         return replace(self, architecture=None, architecture_key=None, worker=None, proposed_by=None,
-                       twin_of=None, retry_of=None, retries=None, interrupted=None, repeat_of=repeat_of)
+                       twin_of=None, retry_of=None, retries=None, interrupted=None, resumed_from_trial=None,
+                       resumed_at_step=None, repeat_of=repeat_of)
 
 
 _FIELDS = frozenset(f.name for f in fields(TrialRecord)) - {"figures"}
@@ -189,8 +195,8 @@ class StudyRecord:
                 study.set_user_attr(key, json_safe(value))
 
 
-__all__ = ["ACCURACY_CURVE", "ARCHITECTURE", "ARCHITECTURE_KEY", "BINDING", "DATA", "FAILURE_REASON",
-           "FIDELITY", "INTERRUPTED", "INVALID_REASON", "PROPOSED_BY", "PROXY_ACCURACY", "PROXY_STUDY",
-           "PROXY_TRIAL", "PRUNED_REASON", "REPEAT_OF", "RERUN_FAILS_AGAIN", "RETRIES", "RETRY_OF",
-           "SCREENED_REASON", "SEARCH_COMMAND", "STUDENT_PATH", "TEACHER", "TEACHER_MODEL", "TRAIN_SECONDS",
-           "TWIN_OF", "WORKER", "StudyRecord", "TrialRecord", "enqueue", "json_safe", "write"]
+__all__ = ["ACCURACY_CURVE", "ARCHITECTURE", "ARCHITECTURE_KEY", "BINDING", "DATA", "FAILURE_REASON", "FIDELITY",
+           "INTERRUPTED", "INVALID_REASON", "PROPOSED_BY", "PROXY_ACCURACY", "PROXY_STUDY", "PROXY_TRIAL",
+           "PRUNED_REASON", "REPEAT_OF", "RERUN_FAILS_AGAIN", "RESUMED_AT_STEP", "RESUMED_FROM_TRIAL", "RETRIES",
+           "RETRY_OF", "SCREENED_REASON", "SEARCH_COMMAND", "STUDENT_PATH", "TEACHER", "TEACHER_MODEL",
+           "TRAIN_SECONDS", "TWIN_OF", "WORKER", "StudyRecord", "TrialRecord", "enqueue", "json_safe", "write"]

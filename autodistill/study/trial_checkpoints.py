@@ -27,9 +27,6 @@ from autodistill.distill.checkpoint import latest
 from autodistill.paths import inside
 from autodistill.study.record import TrialRecord, write
 
-RESUMED_FROM_TRIAL = "resumed_from_trial"
-RESUMED_AT_STEP = "resumed_at_step"
-
 
 @dataclass(frozen=True)
 class TrialFolders:
@@ -83,5 +80,5 @@ class ResumeRecorder(DistillationCallback):
 
     def on_fit_begin(self, state: DistillationState, control: DistillationControl) -> None:
         if self.folders.resumes_trial is not None and state.global_step:
-            write(self.trial, TrialRecord(figures={RESUMED_FROM_TRIAL: self.folders.resumes_trial,
-                                                   RESUMED_AT_STEP: state.global_step}))
+            write(self.trial, TrialRecord(resumed_from_trial=self.folders.resumes_trial,
+                                          resumed_at_step=state.global_step))
