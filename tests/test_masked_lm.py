@@ -11,7 +11,7 @@ import optuna
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import WORDS, save_tiny_bert, tiny_tokenizer
+from conftest import WORDS, save_tiny_bert, tiny_bert, tiny_tokenizer
 from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
 from autodistill.cli import main
@@ -23,6 +23,7 @@ from autodistill.evaluation.masked_lm import masked_lm_figures
 from autodistill.losses.builtin import kl_divergence
 from autodistill.losses.masking import logit_positions
 from autodistill.losses.registry import LossContext
+from autodistill.losses.scored_positions import output_layer_at, scored_positions
 from autodistill.tasks import TASK_KINDS, infer_task
 
 TEXTS = [" ".join(WORDS[(i * 5 + j) % len(WORDS)] for j in range(8)) for i in range(48)]
@@ -271,3 +272,93 @@ def test_seed_003s_pre_training_teacher_searches_as_masked_lm(mlm_workspace, tmp
     study = optuna.load_study(study_name="tiny_mlm", storage=f"sqlite:///{out / 'study.db'}")
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done and all(0 <= t.user_attrs["accuracy"] <= 1 and t.user_attrs["perplexity"] > 1 for t in done)
+
+
+def _tiny_mlm_batch(seed: int = 0) -> tuple[BertForMaskedLM, dict[str, torch.Tensor]]:
+    model = tiny_bert(seed=seed, cls=BertForMaskedLM).eval()
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 60, (4, 9), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = mask[3, 4:] = 0
+    labels = torch.where(torch.rand(ids.shape, generator=generator) < 0.3, ids, -100).masked_fill(mask == 0, -100)
+    labels[0, 0] = 7  # one scored token in every row
+    return model, {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def test_the_output_layer_at_scored_positions_gives_the_full_logits_rows():
+    """Projecting onto the vocabulary only at the scored positions (hidden states gathered before
+    the decoder) gives the same logits as every token's projection, taken at those positions."""
+    model, batch = _tiny_mlm_batch()
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    positions = scored_positions(batch["attention_mask"], batch["labels"])
+    with torch.no_grad():
+        full = model(**inputs).logits
+        with output_layer_at([model], positions):
+            scored = model(**inputs).logits
+        again = model(**inputs).logits  # the hook is gone after the block
+    assert full.shape == again.shape == (4, 9, 60) and scored.shape == (int(positions.sum()), 60)
+    assert torch.allclose(scored, full[positions], atol=1e-5) and torch.equal(full, again)
+    assert scored_positions(batch["attention_mask"], torch.tensor([0, 1, 0, 1])) is None  # per-example labels
+
+
+def test_masked_lm_figures_and_logit_kd_at_scored_positions_equal_the_full_ones():
+    """MLM evaluation and per-token logit KD (KL + CE) with the vocabulary projection at the masked
+    positions only equal today's figures and losses from every token's logits, within 1e-5."""
+    from autodistill.config.plan import LogitKD, Stage
+    from autodistill.losses.matchers import FeatureMatchers
+    from autodistill.losses.stage_loss import StageLoss
+
+    student, batch = _tiny_mlm_batch(seed=1)
+    teacher, _ = _tiny_mlm_batch(seed=2)
+    labels, mask = batch["labels"], batch["attention_mask"]
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    scored = masked_lm_figures(student, [batch])
+    with torch.no_grad():
+        full_logits = student(**inputs).logits
+    kept = labels.ne(-100)
+    assert scored["masked_tokens"] == int(kept.sum())
+    assert scored["accuracy"] == pytest.approx(float((full_logits[kept].argmax(-1) == labels[kept]).float().mean()))
+    assert scored["perplexity"] == pytest.approx(math.exp(float(F.cross_entropy(full_logits[kept], labels[kept]))),
+                                                 rel=1e-5)
+
+    class Out:
+        def __init__(self, logits):
+            self.output = {"logits": logits}
+
+    loss = StageLoss(Stage(name="kd", kind="regular", train_steps=1, temperature=2.0,
+                           logit_kd=LogitKD(temperature=2.0, loss_types=("KL", "CE"), loss_weights=(0.5, 0.5))),
+                     [], FeatureMatchers(), [1.0])
+    positions = scored_positions(mask, labels)
+    with torch.no_grad():
+        full = loss(Out(student(**inputs).logits), [Out(teacher(**inputs).logits)], labels, mask)
+        with output_layer_at([student, teacher], positions):
+            part = loss(Out(student(**inputs).logits), [Out(teacher(**inputs).logits)], labels, mask)
+        # the old per-token path: masked means over every token's logits
+        ctx = LossContext(mask=logit_positions(mask, labels, full_logits.shape), temperature=2.0)
+        old_kd = kl_divergence(student(**inputs).logits, teacher(**inputs).logits, ctx)
+    for name in ("kd", "student_target"):
+        assert part[1][name].item() == pytest.approx(full[1][name].item(), abs=1e-5)
+    assert full[1]["kd"].item() == pytest.approx(old_kd.item(), abs=1e-5)
+    assert full[1]["student_target"].item() == pytest.approx(
+        float(F.cross_entropy(full_logits.flatten(0, 1), labels.flatten())), abs=1e-5)
+
+
+def test_the_distiller_projects_masked_lm_logits_only_at_the_masked_tokens():
+    """In a logit-KD step both models' decoders see only the masked tokens' hidden states; with the
+    student's own MLM loss (add_origin_loss) the student projects every token, the teacher still not."""
+    from autodistill.config.plan import DistillationPlan, LogitKD, Stage
+    from autodistill.distill.distiller import Distiller
+
+    student, batch = _tiny_mlm_batch(seed=1)
+    teacher, _ = _tiny_mlm_batch(seed=2)
+    rows: dict[str, list[int]] = {"student": [], "teacher": []}
+    for name, model in (("student", student), ("teacher", teacher)):
+        model.get_output_embeddings().register_forward_hook(
+            lambda module, args, out, name=name: rows[name].append(out.shape[:-1].numel()))
+    scored = int(scored_positions(batch["attention_mask"], batch["labels"]).sum())
+    for origin, student_rows in ((False, scored), (True, batch["input_ids"].numel())):
+        rows["student"].clear(), rows["teacher"].clear()
+        stage = Stage(name="kd", kind="regular", train_steps=2, add_origin_loss=origin,
+                      logit_kd=LogitKD(temperature=2.0, loss_types=("KL", "CE")))
+        Distiller(teacher, student, DistillationPlan(stages=(stage,), progress=False), quiet=True).fit([batch])
+        assert rows["teacher"][-2:] == [scored, scored] and rows["student"][-2:] == [student_rows] * 2

@@ -59,6 +59,7 @@ from autodistill.distill.teacher_cache import Feature, TeacherCache, cache_dtype
 from autodistill.distill.train_batches import TrainBatches
 from autodistill.errors import ConfigError, MappingError, NonFiniteLossError
 from autodistill.losses.matchers import FeatureMatchers
+from autodistill.losses.scored_positions import output_layer_at, reads_output_layer, scored_positions
 from autodistill.losses.stage_loss import ResolvedMapping, StageLoss
 from autodistill.models.saving import save_model
 from autodistill.modes import model_modes
@@ -80,6 +81,7 @@ class _StageRun:
     teacher_captures: list[FeatureCapture | None]
     cached: list[Feature] | None
     scaler: torch.amp.GradScaler | None = None
+    scored_only: tuple[nn.Module, ...] = ()  # models whose vocabulary projection runs at scored positions only
     last_learning_rate: float = 0.0
 
     def state_dict(self) -> dict[str, Any]:
@@ -220,9 +222,9 @@ class Distiller:
     def _handlers(self, run: FitRun, eval_loaders: Mapping[str, Iterable[Any]] | Iterable[Any] | None,
                   eval_fn: EvalFn | None, checkpoints: Checkpointer | None,
                   loggers: Sequence[DistillationCallback]) -> CallbackList:
-        """The run's event handlers in the order they are fired: progress, evaluation, checkpoints,
-        then the user's callbacks and the loggers."""
-        handlers: list[DistillationCallback] = [ProgressBars(quiet=self.quiet)]
+        """The run's event handlers in the order they are fired: progress (none when quiet),
+        evaluation, checkpoints, then the user's callbacks and the loggers."""
+        handlers: list[DistillationCallback] = [] if self.quiet else [ProgressBars()]
         sets = eval_sets(eval_loaders)
         if sets:
             handlers.append(EvaluationHandler(run, self.student, sets, eval_fn or self._accuracy,
@@ -337,23 +339,42 @@ class Distiller:
                 FeatureCapture(t, paths, role=f"teacher '{n}'", stop_when_complete=truncate) if on else None
                 for t, paths, n, on in zip(self.teachers, teacher_paths, self.teacher_names, active)],
             cached=features_for([stage]) if not live and stage.needs_teacher else None,
-            scaler=gradient_scaler(self.plan.precision, self.device))
+            scaler=gradient_scaler(self.plan.precision, self.device),
+            scored_only=self._scored_only(stage, mappings, teacher_paths, active))
+
+    def _scored_only(self, stage: Stage, mappings: list[ResolvedMapping], teacher_paths: Sequence[Sequence[str]],
+                     active: Sequence[bool]) -> tuple[nn.Module, ...]:
+        """The models of a logit-KD stage that may project onto the vocabulary only at the batch's
+        scored positions (losses/scored_positions.py): no mapping reads their output layer, and the
+        student computes no loss of its own (which would read every token's logits)."""
+        if stage.logit_kd is None:
+            return ()
+        student = [] if stage.add_origin_loss or reads_output_layer(
+            self.student, [r.mapping.student for r in mappings]) else [self.student]
+        return tuple(student + [t for t, paths, on in zip(self.teachers, teacher_paths, active)
+                                if on and not reads_output_layer(t, paths)])
 
     def _step(self, run: _StageRun, batches: TrainBatches, step: int, *, measure_norm: bool = False
               ) -> tuple[float, dict[str, float], float | None]:
         """One optimiser step (over `gradient_accumulation_steps` batches): its loss, loss terms and
         gradient norm (where clipping measures it, or `measure_norm` asks for it)."""
         stage, accumulation = run.stage, run.stage.gradient_accumulation_steps
-        total = 0.0
+        losses: list[torch.Tensor] = []
         for _ in range(accumulation):
             batch = to_device(next(batches), self.device)
-            with autocast(self.plan.precision, self.device):
+            positions = scored_positions(self.adaptor.attention_mask(batch), self.adaptor.labels(batch)) \
+                if run.scored_only else None
+            with autocast(self.plan.precision, self.device), output_layer_at(run.scored_only, positions):
                 loss, terms = self._loss(stage, run.loss_fn, batch, run.student_capture,
                                          self._teacher_outputs(batch, run.teacher_captures, run.cached))
             scaled = loss.float() / accumulation
             (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
-            total += float(loss.detach()) / accumulation
-        values = {k: float(v.detach()) for k, v in terms.items()}
+            losses.append(loss.detach())
+        # the losses and terms reach the host in one copy (one device sync per step, not one per
+        # micro-batch and term)
+        read = torch.stack([v.detach().float().reshape(()) for v in (*losses, *terms.values())]).tolist()
+        total = sum(v / accumulation for v in read[:accumulation])
+        values = dict(zip(terms, read[accumulation:]))
         if not np.isfinite(total):
             run.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(stage.name, step, total, values)

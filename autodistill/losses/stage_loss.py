@@ -17,6 +17,7 @@ from autodistill.losses.logits import extract_logits, extract_own_loss
 from autodistill.losses.masking import logit_positions
 from autodistill.losses.matchers import FeatureMatchers
 from autodistill.losses.registry import LOSSES, TARGET_LOSSES, LossContext
+from autodistill.losses.scored_positions import at_positions, scored_positions
 
 
 class Features(Protocol):
@@ -78,34 +79,44 @@ class StageLoss:
             weighted.append(m.weight * self._teacher_weight(resolved.teacher, m) * value)
 
         kd = self.stage.logit_kd
+        # per-token labels (masked LM, token labels): logits and labels are read only at the scored
+        # positions, whether the models projected only those (losses/scored_positions.py) or every token
+        positions = scored_positions(mask, labels) if kd is not None or self.stage.add_origin_loss else None
+        scored_labels = labels if positions is None or labels is None else labels[positions]
         if kd is not None and self._kd_losses is not None:
             ts_fn, st_fn = self._kd_losses
-            logits = extract_logits(student.output, role="student")
-            ctx = LossContext(mask=logit_positions(mask, labels, logits.shape), temperature=kd.temperature)
+            logits = self._logits(student, "student", positions)
+            ctx = LossContext(mask=None if positions is not None else logit_positions(mask, labels, logits.shape),
+                              temperature=kd.temperature)
             if kd.loss_weights[0]:
                 ts = sum(
-                    w * ts_fn(logits, extract_logits(t.output, role=f"teacher {i}").to(logits.dtype), ctx)
+                    w * ts_fn(logits, self._logits(t, f"teacher {i}", positions).to(logits.dtype), ctx)
                     for i, (w, t) in enumerate(zip(self.teacher_weights, teachers)) if t is not None
                 )
                 terms["kd"] = ts
                 weighted.append(kd.loss_weights[0] * ts)
             if kd.loss_weights[1]:
-                assert labels is not None
-                st = st_fn(logits, labels, ctx)
+                assert scored_labels is not None
+                st = st_fn(logits, scored_labels, ctx)
                 terms["student_target"] = st
                 weighted.append(kd.loss_weights[1] * st)
 
         if self.stage.add_origin_loss:
             own = extract_own_loss(student.output)
             if own is None:
-                assert labels is not None
-                own = self._origin_fallback(extract_logits(student.output, role="student"), labels,
+                assert scored_labels is not None
+                own = self._origin_fallback(self._logits(student, "student", positions), scored_labels,
                                             LossContext())
             terms["origin"] = own
             weighted.append(self.stage.origin_loss_weight * own)
 
         total = weighted[0] if len(weighted) == 1 else torch.stack(weighted).sum()
         return total, terms
+
+    @staticmethod
+    def _logits(features: Features, role: str, positions: torch.Tensor | None) -> torch.Tensor:
+        logits = extract_logits(features.output, role=role)
+        return logits if positions is None else at_positions(logits, positions)
 
     def _teacher_weight(self, teacher: int, mapping: LayerMapping) -> float:
         # a mapping limited to one teacher gets that teacher's full weight
