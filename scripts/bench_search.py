@@ -16,6 +16,13 @@ in CPU seconds (`time.process_time`), median of 3; beside it, the same sampler a
 study, which sees every repeat as a complete trial (what the advisor saw before
 advisors/advisor_view.py hid them; the study holds no pruned trial, so that is all the view changes).
 
+`--proxy-cost K` trains nothing either: for K architectures spread over the config's space
+(scripts/bench_supernet.py's `spread_architectures`), sliced out of the trained supernet under
+--output-dir (runs/quickstart has the quickstart's), it runs a proxy trial's work (ProxyTask:
+extract, cost, evaluate) with the config as it is (eager) and with `evaluation.deployment`
+onnxruntime + --proxy-quantization (default dynamic_int8), interleaved, and prints the CPU
+seconds (`time.process_time`: ONNX Runtime's threads are the process's) of each and their ratio.
+
 Two modes, one loop: every run is one search = (features variant, algorithm, seed).
 - Advisor comparison (no --features): variant `config`, the config as loaded (its own
   teacher_cache, init_from_teacher, early_stopping and constraints, printed at the start); by
@@ -155,6 +162,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="train nothing: CPU time of one ask in a study of N proxy-like trials")
     p.add_argument("--ask-repeats", type=float, default=0.4,
                    help="--ask-cost: the fraction of its trials that repeat an earlier one")
+    p.add_argument("--proxy-cost", type=int, default=None, metavar="K",
+                   help="train nothing: CPU s of a proxy trial of K supernet slices, eager vs deployed")
+    p.add_argument("--proxy-quantization", default="dynamic_int8", choices=("none", "dynamic_int8", "static_int8"),
+                   help="--proxy-cost: the deployed side's evaluation.deployment.quantization (onnxruntime)")
     args = p.parse_args(argv)
     if args.algorithms is None:
         args.algorithms = ["BO"] if args.features or args.ask_cost else ["BO", "TPE", "skopt", "random"]
@@ -176,6 +187,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--seeds must be >= 0")
     if args.ask_cost is not None and args.ask_cost < 2:
         p.error("--ask-cost must be >= 2")
+    if args.proxy_cost is not None and args.proxy_cost < 1:
+        p.error("--proxy-cost must be >= 1")
     if not 0 <= args.ask_repeats < 1:
         p.error("--ask-repeats must be in [0, 1)")
     return args
@@ -615,11 +628,72 @@ def ask_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the cost of a proxy trial, eager vs deployed (--proxy-cost) --------------------------
+def proxy_cost(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_supernet import spread_architectures
+
+    from autodistill.config.deployment import DeploymentSection
+    from autodistill.study.supernet_search import ProxyTask, space_dimensions
+    from autodistill.study.task import DistillationTask
+    from autodistill.supernet import load_or_train_supernet
+    from autodistill.supernet.store import SupernetStore
+
+    config = load_search_config(args.config)
+    ad, out = config.auto_distillation, Path(args.output_dir)
+    deployment = DeploymentSection(runtime="onnxruntime", quantization=args.proxy_quantization)
+    deployed = config.model_copy(update={"auto_distillation": ad.model_copy(update={
+        "evaluation": ad.evaluation.model_copy(update={"deployment": deployment})})})
+    print(f"bench_search --proxy-cost: {' '.join(sys.argv[1:])}")
+    print(f"load average at start (1/5/15 min): {load_average()}")
+    tasks = {"eager": DistillationTask(config, output_dir=out, quiet=True),
+             "deployed": DistillationTask(deployed, output_dir=out, quiet=True)}
+    for task in tasks.values():  # the scale of latency_ms does not change the work measured
+        task.reference_latency_ms = task.eager_reference_latency_ms = 1.0
+    eager_task = tasks["eager"]
+    space = SearchSpace.from_mapping(ad.search.search_space, source="search.search_space")
+    key = eager_task.supernet_key(space_dimensions(space), ad.supernet.key_settings())
+    if not SupernetStore(out / "supernet", key).finished():
+        print(f"no trained supernet under {out / 'supernet' / key}: run the supernet search (or "
+              "scripts/bench_supernet.py rank) with this --output-dir first")
+        return 1
+    elastic = load_or_train_supernet(
+        eager_task.teacher, loader=eager_task.train_loader, space=space, section=ad.supernet,
+        root=out / "supernet", key=key, teacher_cache=eager_task.teacher_cache, quiet=True,
+        importance_batches=eager_task.importance_batches(ad.supernet.importance_batches))
+    proxies = {mode: ProxyTask(task, elastic, fine_tune_steps=ad.supernet.proxy_fine_tune_steps)
+               for mode, task in tasks.items()}
+    print(f"{args.config}, deployed side: onnxruntime {args.proxy_quantization}; latency spec "
+          f"{eager_task.latency_spec}; proxy fine-tune steps {ad.supernet.proxy_fine_tune_steps}")
+    rows, totals = [], {mode: 0.0 for mode in proxies}
+    for architecture in spread_architectures(eager_task, space, args.proxy_cost):
+        seconds, accuracy = {}, {}
+        for mode, proxy in proxies.items():
+            started = time.process_time()
+            model = proxy.build(architecture)
+            proxy.cost(model)
+            figures = proxy.evaluate(proxy.train(model).model)
+            seconds[mode] = time.process_time() - started
+            accuracy[mode] = figures["accuracy"]
+            totals[mode] += seconds[mode]
+        rows.append([str(dict(architecture)), f"{seconds['eager']:.2f}", f"{seconds['deployed']:.2f}",
+                     f"{seconds['deployed'] / seconds['eager']:.2f}x", f"{accuracy['eager']:.4f}",
+                     f"{accuracy['deployed']:.4f}"])
+        print("  ".join(rows[-1]), flush=True)
+    print(table(["architecture", "eager CPU s", "deployed CPU s", "ratio", "eager acc", "deployed acc"], rows))
+    print(f"mean CPU s per architecture: eager {totals['eager'] / len(rows):.2f}, deployed "
+          f"{totals['deployed'] / len(rows):.2f} ({totals['deployed'] / totals['eager']:.2f}x)")
+    print(f"load average at end (1/5/15 min): {load_average()}")
+    return 0
+
+
 # -- main ---------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.ask_cost is not None:
         return ask_cost(args)
+    if args.proxy_cost is not None:
+        return proxy_cost(args)
     started = time.perf_counter()
     import torch
 

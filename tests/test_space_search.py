@@ -63,8 +63,9 @@ class StuckOnOne(optuna.samplers.RandomSampler):
 
 
 def _agent(tmp_path, task, **extra):
-    section = SearchSection(search_space=SPACE, search_algorithm="random", metrics=["accuracy", "params"],
-                            higher_is_better=[True, False], **{"max_trials": 50, "seed": 0, **extra})
+    section = SearchSection(metrics=["accuracy", "params"], higher_is_better=[True, False],
+                            **{"search_space": SPACE, "search_algorithm": "random", "max_trials": 50, "seed": 0,
+                               **extra})
     return AutoDistillation(task, section, storage_url=f"sqlite:///{tmp_path / 's.db'}", study_name="s",
                             output_dir=tmp_path, save_students=False, progress=False)
 
@@ -91,3 +92,19 @@ def test_the_search_never_draws_an_invalid_architecture_itself(tmp_path):
     drawn = [t for t in agent.study.trials if t.user_attrs.get(PROPOSED_BY)]
     assert not any(INVALID_REASON in t.user_attrs for t in drawn)
     assert sum(t.state == TrialState.COMPLETE and REPEAT_OF not in t.user_attrs for t in agent.study.trials) == 6
+
+
+
+def test_bo_spends_a_finite_space_on_unexplored_architectures_with_repeats_hidden_from_it(tmp_path):
+    """BO asked through its view (repeats hidden, advisors/advisor_view.py) still explores: every valid
+    architecture is built once, and its own proposals are mostly unexplored ones."""
+    space = {"hidden_size": [4, 6, 8, 12], "num_attention_heads": [2, 3, 4]}  # 9 of 12 valid
+    valid = {(h, n) for h in space["hidden_size"] for n in space["num_attention_heads"] if h % n == 0}
+    task = HeadsTask()
+    agent = _agent(tmp_path, task, search_space=space, search_algorithm="BO", startup_trials=2)
+    agent.search_loop()
+    trials = agent.study.trials
+    assert sorted(task.built) == sorted(valid)
+    own = [t for t in trials if not t.user_attrs.get(PROPOSED_BY)]
+    assert len(trials) < 50  # ended by exhausting the space, not by max_trials
+    assert sum(REPEAT_OF in t.user_attrs for t in own) <= len(own) // 2

@@ -66,6 +66,7 @@ def test_proxy_trials_are_scored_without_training_in_a_study_of_their_own(supern
     assert len(complete) >= 2
     assert all(t.user_attrs[FIDELITY] == "proxy" and STUDENT_PATH not in t.user_attrs for t in complete)
     assert all("latency_p50_ms" in t.user_attrs and 0 <= t.values[0] <= 1 for t in complete)
+    assert not any(key.startswith("eager_") for t in complete for key in t.user_attrs)  # eager, one set
     assert proxy.user_attrs[FIDELITY] == "proxy"
     assert not (supernet_searched.out / "trials" / "tiny-proxy").exists()
 
@@ -185,3 +186,46 @@ def test_the_proxy_fine_tune_keeps_the_supernet_key():
     from autodistill.config.supernet import SupernetSection
 
     assert SupernetSection(proxy_fine_tune_steps=20).key_settings() == SupernetSection().key_settings()
+
+
+def test_deployed_proxy_trials_are_timed_and_scored_as_the_deployed_graph(workspace, tmp_path, monkeypatch):
+    """evaluation.deployment on: a proxy's latency is its ONNX Runtime int8 graph's, paired with the deployed
+    teacher, and its accuracy the graph's, as a final trial's (the eager slice's kept as `eager_*`)."""
+    pytest.importorskip("onnxruntime", reason="deployment needs the onnx extra: pip install 'autodistill-nas[onnx]'")
+    from test_deploy import LATENCY_LINE
+
+    from autodistill.evaluation import latency
+    from autodistill.evaluation.deployment import OnnxRuntimeModel
+    from autodistill.study.task import DistillationTask
+
+    scored: dict[str, set[float]] = {"deployed": set(), "eager": set()}
+    timed: list[list[str]] = []
+    validation_accuracy, measure_latencies = DistillationTask.validation_accuracy, latency.measure_latencies
+
+    def score(self, model):
+        accuracy = validation_accuracy(self, model)
+        scored["deployed" if isinstance(model, OnnxRuntimeModel) else "eager"].add(accuracy)
+        return accuracy
+
+    def time_pair(models, spec):
+        timed.append([type(m).__name__ for m in models])
+        return measure_latencies(models, spec)
+
+    monkeypatch.setattr(DistillationTask, "validation_accuracy", score)
+    monkeypatch.setattr("autodistill.study.task.measure_latencies", time_pair)
+    out = tmp_path / "run"
+    deployment = "\n    deployment: {runtime: onnxruntime, quantization: dynamic_int8}"
+    config = _config(workspace, out, **{"proxy_trials: 10": "proxy_trials: 3", "final_trials: 2": "final_trials: 1",
+                                        LATENCY_LINE: LATENCY_LINE + deployment})
+    assert main(["search", str(config), "--quiet"]) == 0
+    proxies = [t for t in _study(out, "tiny-proxy").get_trials(states=(TrialState.COMPLETE,))
+               if "repeat_of" not in t.user_attrs]
+    assert proxies
+    for trial in proxies:
+        attrs = trial.user_attrs
+        assert attrs["accuracy"] in scored["deployed"] and attrs["eager_accuracy"] in scored["eager"]
+        assert attrs.get("eager_latency_ms") is not None and attrs.get("eager_speedup") is not None
+        assert trial.values == [attrs["accuracy"], attrs["latency_ms"]]
+    # every student timed in ONNX Runtime was paired with the deployed teacher
+    assert ["OnnxRuntimeModel", "OnnxRuntimeModel"] in timed
+    assert all(pair[0] == pair[1] for pair in timed)

@@ -37,7 +37,7 @@ from torch import nn
 from autodistill.config.plan import DistillationPlan
 from autodistill.config.schema import AutoDistillationSection, SearchRunConfig, SearchSection
 from autodistill.distill.distiller import Distiller
-from autodistill.objectives import ACCURACY
+from autodistill.objectives import ACCURACY, EAGER_ACCURACY
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
 from autodistill.study.pareto import pareto_front
@@ -101,6 +101,8 @@ class ProxyTask:
         return self.elastic.extract(architecture)
 
     def cost(self, model: nn.Module) -> Mapping[str, Any]:
+        """The built-in task's: with evaluation.deployment on, the deployed graph's latency, paired with
+        the deployed teacher (the eager slice's as `eager_*`), as a final trial's."""
         return self.task.cost(model)
 
     def train(self, model: nn.Module, callbacks: Sequence[Any] = ()) -> TrainedStudent:
@@ -112,9 +114,16 @@ class ProxyTask:
 
     def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
         """Validation accuracy only (the test split stays unseen until the final trials), with the
-        proxy's fidelity: `proxy`, trained `proxy_fine_tune_steps` steps."""
-        return {"accuracy": self.task.validation_accuracy(model), FIDELITY: "proxy",
-                PROXY_FINE_TUNE_STEPS: self.fine_tune_steps}
+        proxy's fidelity: `proxy`, trained `proxy_fine_tune_steps` steps. With evaluation.deployment
+        on, it is the deployed graph's (exported and quantised as trained, scored in its runtime, as a
+        final trial's is; `cost` timed the deployed graph too) and the eager slice's stays beside it
+        as `eager_accuracy`."""
+        figures = {FIDELITY: "proxy", PROXY_FINE_TUNE_STEPS: self.fine_tune_steps}
+        eager = self.task.validation_accuracy(model)
+        if self.task.deployer is None:
+            return {ACCURACY.key: eager, **figures}
+        with self.task.deployer.scratch(model) as deployed:
+            return {ACCURACY.key: self.task.validation_accuracy(deployed), EAGER_ACCURACY.key: eager, **figures}
 
     def checkpoint_score(self, model: nn.Module) -> float:
         return self.task.validation_accuracy(model)
