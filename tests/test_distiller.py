@@ -20,6 +20,7 @@ from autodistill import (
     NonFiniteLossError,
     load_distillation_plan,
 )
+from autodistill.distill.callbacks import CallbackList, DistillationControl, DistillationState, handles
 from autodistill.distill.freezing import select_parameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,6 +233,25 @@ def test_callback_events_come_in_order(teacher, student):
         "stage_begin:flash[1]:bert.encoder.layer.1", "step", "step", "stage_end:flash[1]:bert.encoder.layer.1",
         "stage_begin:regular", "step", "stage_end:regular", "fit_end",
     ]
+
+
+def test_an_event_goes_only_to_the_callbacks_that_handle_it():
+    calls = []
+
+    class Steps(DistillationCallback):
+        def on_step_end(self, state, control):
+            calls.append("steps")
+
+    class Duck:  # not a DistillationCallback: any object with the event's method
+        def on_stage_end(self, state, control):
+            calls.append("duck")
+
+    callbacks = CallbackList([Steps(), DistillationCallback(), Duck()])
+    assert [handles(c, "on_step_end") for c in callbacks.callbacks] == [True, False, False]
+    assert [handles(c, "on_stage_end") for c in callbacks.callbacks] == [False, False, True]
+    for event in ("on_fit_begin", "on_step_end", "on_stage_end", "on_fit_end"):
+        callbacks.fire(event, DistillationState(), DistillationControl())
+    assert calls == ["steps", "duck"]
 
 
 def test_a_callback_can_stop_the_run(teacher, student):

@@ -43,10 +43,24 @@ class DistillationCallback:
     def on_fit_end(self, state: DistillationState, control: DistillationControl) -> None: ...
 
 
+EVENTS = ("on_fit_begin", "on_stage_begin", "on_step_end", "on_evaluate", "on_stage_end", "on_fit_end")
+
+
+def handles(callback: object, event: str) -> bool:
+    """Whether `callback` does something on `event` (defines it other than as the no-op default)."""
+    method = getattr(callback, event, None)
+    return method is not None and getattr(method, "__func__", None) is not getattr(DistillationCallback, event)
+
+
 class CallbackList:
+    """The callbacks in order; an event goes only to those that handle it (`handles`), a list made
+    once here, so a step does not call every callback's no-op."""
+
     def __init__(self, callbacks: Sequence[DistillationCallback]) -> None:
         self.callbacks = list(callbacks)
+        self._handlers = {event: [getattr(c, event) for c in self.callbacks if handles(c, event)]
+                          for event in EVENTS}
 
     def fire(self, event: str, state: DistillationState, control: DistillationControl) -> None:
-        for callback in self.callbacks:
-            getattr(callback, event)(state, control)
+        for handler in self._handlers[event]:
+            handler(state, control)

@@ -1,5 +1,5 @@
 """A progress bar for a stage: stage name, step, loss, steps/s; silent in quiet mode.
-`ProgressBars` is one per stage of a `Distiller.fit`, as an event handler."""
+`ProgressBars` is one per stage of a `Distiller.fit`, as an event handler (a quiet run has none)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,11 @@ class Progress:
 
 
 class ProgressBars(DistillationCallback):
-    def __init__(self, *, quiet: bool) -> None:
-        self.quiet = quiet
+    def __init__(self) -> None:
         self._bar: Progress | None = None
 
     def on_stage_begin(self, state: DistillationState, control: DistillationControl) -> None:
-        self._bar = Progress(state.stage.name if state.stage else "", state.total_steps, quiet=self.quiet)
+        self._bar = Progress(state.stage.name if state.stage else "", state.total_steps, quiet=False)
 
     def on_step_end(self, state: DistillationState, control: DistillationControl) -> None:
         if self._bar is not None:
