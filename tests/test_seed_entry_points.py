@@ -407,6 +407,28 @@ def test_trainer_autodistillation_oob_mode_builds_trains_and_times_students(tmp_
     assert [s.name for s in trainer.distillation_result.stages][-1] == "regular"
 
 
+@pytest.mark.parametrize("save, writes", [({}, 0), ({"save_steps": 1}, 2 * 3), ({"save_strategy": "epoch"}, 2 * 3)])
+def test_oob_trials_write_distillation_checkpoints_only_when_asked(tmp_path, monkeypatch, save, writes):
+    """Under default TrainingArguments a trial's distill() writes no checkpoint (it wrote one at
+    every stage end); an explicit save_strategy / save_steps is honoured (two trials, 2 flash
+    stages + the regular one, one step each: a write at each stage end)."""
+    from autodistill.distill.checkpoint import Checkpointer
+
+    calls: list[int] = []
+    original = Checkpointer.write
+    monkeypatch.setattr(Checkpointer, "write", lambda self, *a, **k: (calls.append(1), original(self, *a, **k))[1])
+    teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=1,
+                             per_device_train_batch_size=8, disable_tqdm=True, **save)
+    trainer = DistillationTrainer(model=teacher, args=args, train_dataset=ToyData(32, 0), eval_dataset=ToyData(16, 1),
+                                  compute_metrics=_compute_metrics)
+    config = tiny_oob_config()
+    config["search"]["max_trials"] = 2
+    trainer.autodistillation_config = config
+    trainer.autodistillation(teacher, model_cls=AutoModelForSequenceClassification)
+    assert len(calls) == writes
+
+
 def test_trainer_autodistillation_follows_a_searched_depth_with_a_flash_template(tmp_path):
     teacher = tiny_bert(hidden=32, layers=2, heads=4, seed=0)
     trainer = _trainer(tmp_path, teacher)

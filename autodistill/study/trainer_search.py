@@ -33,10 +33,16 @@ the key before any trial), and MobileBERT's `true_hidden_size` follows the sampl
 `intra_bottleneck_size`. Students of another model type than the teacher's start from random
 weights, as every OOB student does (`init_from_teacher` copies only within one model type);
 the search logs this once.
+
+A trial's `distill()` writes no distillation checkpoints unless they were asked for: by
+`save_strategy` or `save_steps` other than TrainingArguments' defaults ("steps", 500), or by the
+config's `checkpoint_every_steps`. (Under the defaults, `distill()` alone checkpoints every 500
+steps and at each stage end: 25 writes a trial for seed 003's 24 flash stages and one regular.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -140,6 +146,8 @@ class DistillationTrainer(distill_trainer.DistillationTrainer):
         if isinstance(flash, FlashTemplateSection):
             section = section.model_copy(update={"flash_distillation": flash.expanded(
                 student_layers=_depth(model, flash.depth_key), teacher_layers=_depth(teacher_model, flash.depth_key))})
+        if "checkpoint_every_steps" not in section.model_fields_set and not _asked_to_save(self.args):
+            section = section.model_copy(update={"checkpoint_every_steps": 0})  # no checkpoint writes
         self.model = model
         return self.distill(section, teacher_model, callbacks=callbacks)
 
@@ -171,6 +179,14 @@ def _check_space_fits(space: SearchSpace, base: PretrainedConfig) -> None:
                 "Trainer a model of the student family (e.g. model=MobileBertForPreTraining(config)) or "
                 "give model_builder=")
     first_valid_architecture(space, base, {}, key="search.search_space")
+
+
+def _asked_to_save(args: Any) -> bool:
+    """True when the TrainingArguments' `save_strategy` or `save_steps` differ from their defaults."""
+    defaults = {field.name: field.default for field in dataclasses.fields(type(args))}
+    strategy = distill_trainer._strategy
+    return (strategy(args.save_strategy) != strategy(defaults["save_strategy"])
+            or args.save_steps != defaults["save_steps"])
 
 
 def _depth(model: nn.Module, key: str) -> int | None:
