@@ -124,6 +124,24 @@ def workspace(tmp_path_factory) -> Path:
     return write_workspace(tmp_path_factory.mktemp("distill_cli"))
 
 
+@pytest.fixture
+def cache_teacher() -> BertForSequenceClassification:
+    """The teacher-cache tests' teacher: 2 layers, in eval mode (a cache serves a fixed teacher)."""
+    return tiny_bert(hidden=32, layers=2, heads=4, labels=2, seed=0).eval()
+
+
+@pytest.fixture
+def train_set(workspace: Path) -> Any:
+    """The workspace's train.csv tokenised by its teacher's tokenizer (max_length 12): a
+    TokenizedDataset, which a teacher cache keys by its fingerprint."""
+    from transformers import AutoTokenizer
+
+    from autodistill.data import TokenizedDataset, read_text_file
+
+    tokenizer = AutoTokenizer.from_pretrained(workspace / "teacher")
+    return TokenizedDataset(read_text_file(workspace / "train.csv"), tokenizer, max_length=12)
+
+
 def write_workspace(root: Path) -> Path:
     """The `workspace` fixture's files in `root` (also used by scripts/bench_resume.py)."""
     save_tiny_bert(root / "teacher", tokenizer=tiny_tokenizer(root))

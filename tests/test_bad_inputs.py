@@ -138,6 +138,9 @@ CASES = [
          r"valid integer.* \(got 'two'\)", replace=(("max_trials: 2", "max_trials: two"),)),
     Case("out-of-range", r"auto_distillation\.search\.max_trials: Input should be greater than or equal "
          r"to 1 \(got 0\)", replace=(("max_trials: 2", "max_trials: 0"),)),
+    Case("negative-head-epochs", r"config\.yaml:\d+:\d+: teacher\.fine_tune\.head_epochs: Input should be greater "
+         r"than or equal to 0 \(got -1\)",
+         replace=(("  model: {root}/teacher\n", "  model: {root}/teacher\n  fine_tune: {epochs: 1, head_epochs: -1}\n"),)),
     Case("dimension-not-a-list", r"search\.search_space: search space dimension 'hidden_size': expected "
          r"a list or a mapping, got 8; allowed forms: ",
          replace=(("hidden_size: [8, 16]", "hidden_size: 8"),)),
@@ -302,10 +305,9 @@ def _run(case: Case, config: Path, folder: Path, root: Path, capsys) -> tuple[in
     return code, captured.err
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case, workspace, tmp_path, capsys, no_training):
-    """One stderr line naming what to fix, exit 2, no traceback, no file changed, nothing trained."""
-    out = _existing_run(tmp_path, other_objectives=case.other_objectives)
+def assert_refused(case: Case, tmp_path: Path, workspace: Path, capsys, no_training: list, out: Path) -> None:
+    """`case` run in `tmp_path` beside the run `out`: one stderr line `autodistill: error: ...`
+    matching `case.expect`, exit 2, no traceback, no file changed or added, nothing trained."""
     config = _write(case, tmp_path, workspace, out)
     before, fixtures_before = snapshot(tmp_path), snapshot(workspace)
 
@@ -320,6 +322,13 @@ def test_bad_input(case, workspace, tmp_path, capsys, no_training):
     assert snapshot(tmp_path) == before
     assert snapshot(workspace) == fixtures_before
     assert no_training == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, workspace, tmp_path, capsys, no_training):
+    """One stderr line naming what to fix, exit 2, no traceback, no file changed, nothing trained."""
+    assert_refused(case, tmp_path, workspace, capsys, no_training,
+                   _existing_run(tmp_path, other_objectives=case.other_objectives))
 
 
 def test_the_table_covers_every_kind_of_bad_input_the_issue_names():

@@ -12,27 +12,15 @@ import pytest
 import torch
 from conftest import tiny_bert
 from test_teacher_cache import FEATURES
-from transformers import AutoTokenizer
 
 from autodistill import Distiller
 from autodistill.config.plan import DistillationPlan, LogitKD, Stage
-from autodistill.data import TokenizedDataset, make_loader, read_text_file
+from autodistill.data import make_loader
 from autodistill.distill.teacher_cache import LOGITS, TeacherCache, cache_dtypes
 from autodistill.errors import ConfigError
 from autodistill.precision import cpu_has_bf16
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def dataset(workspace):
-    tokenizer = AutoTokenizer.from_pretrained(workspace / "teacher")
-    return TokenizedDataset(read_text_file(workspace / "train.csv"), tokenizer, max_length=12)
-
-
-@pytest.fixture
-def teacher():
-    return tiny_bert(hidden=32, layers=2, heads=4, labels=2, seed=0).eval()
 
 
 def _stage(loss: str) -> Stage:
@@ -47,18 +35,18 @@ def test_the_stored_dtypes_follow_the_precision_and_the_loss(precision, loss, ex
     assert cache_dtypes(precision, [_stage(loss)]) == expected
 
 
-def _live(teacher, dataset, idx):
-    batch = {k: v[idx] for k, v in dataset.tensors.items() if k != "labels"}
+def _live(cache_teacher, train_set, idx):
+    batch = {k: v[idx] for k, v in train_set.tensors.items() if k != "labels"}
     with torch.no_grad():
-        return teacher(**batch, output_hidden_states=True)
+        return cache_teacher(**batch, output_hidden_states=True)
 
 
-def test_a_bf16_cache_holds_bf16_values_read_as_float32(teacher, dataset, tmp_path):
-    cache = TeacherCache(teacher, dataset, root=tmp_path)
+def test_a_bf16_cache_holds_bf16_values_read_as_float32(cache_teacher, train_set, tmp_path):
+    cache = TeacherCache(cache_teacher, train_set, root=tmp_path)
     cache.ensure(FEATURES, dtypes=("bfloat16", "bfloat16"))
     idx = torch.tensor([3, 17, 40])
     rows = cache.lookup(idx, FEATURES, CPU)
-    out = _live(teacher, dataset, idx)
+    out = _live(cache_teacher, train_set, idx)
     logits = rows.output["logits"]
     assert logits.dtype == torch.float32
     assert torch.equal(logits, out.logits.to(torch.bfloat16).float())
@@ -67,43 +55,44 @@ def test_a_bf16_cache_holds_bf16_values_read_as_float32(teacher, dataset, tmp_pa
     assert on_disk == [np.dtype(np.uint16)] * len(FEATURES)  # 2 bytes a value: half the fp32 logits' size
 
 
-def test_each_precision_has_files_of_its_own_and_fp32_keeps_the_old_names(teacher, dataset, tmp_path):
-    fp32 = TeacherCache(teacher, dataset, root=tmp_path)
+def test_each_precision_has_files_of_its_own_and_fp32_keeps_the_old_names(cache_teacher, train_set, tmp_path):
+    fp32 = TeacherCache(cache_teacher, train_set, root=tmp_path)
     fp32.ensure(FEATURES)
     names = {p.name for p in fp32.directory.glob("*.npy")}
-    bf16 = TeacherCache(teacher, dataset, root=tmp_path)
+    bf16 = TeacherCache(cache_teacher, train_set, root=tmp_path)
     bf16.ensure(FEATURES, dtypes=("bfloat16", "bfloat16"))
     assert bf16.built == FEATURES  # not read from the fp32 files
     assert names < {p.name for p in bf16.directory.glob("*.npy")}
-    again = TeacherCache(teacher, dataset, root=tmp_path)
+    again = TeacherCache(cache_teacher, train_set, root=tmp_path)
     again.ensure(FEATURES, dtypes=("bfloat16", "bfloat16"))
     again.ensure(FEATURES)
     assert again.built == []  # both hits
 
 
-def test_a_feature_beyond_float16s_range_is_stored_in_float32(teacher, dataset, tmp_path, caplog):
+def test_a_feature_beyond_float16s_range_is_stored_in_float32(cache_teacher, train_set, tmp_path, caplog):
     with torch.no_grad():
-        teacher.bert.encoder.layer[1].output.LayerNorm.weight.mul_(1e6)
+        cache_teacher.bert.encoder.layer[1].output.LayerNorm.weight.mul_(1e6)
     feature = ("bert.encoder.layer.1.output", ())
-    cache = TeacherCache(teacher, dataset, root=tmp_path)
+    cache = TeacherCache(cache_teacher, train_set, root=tmp_path)
     cache.ensure([feature, LOGITS], dtypes=("float16", "float16"))
     assert "exceed float16's range" in caplog.text
     idx = torch.tensor([0, 9])
     read = cache.lookup(idx, [feature], CPU).get(*feature)
     assert torch.isfinite(read).all()
-    assert torch.equal(read, _live(teacher, dataset, idx).hidden_states[2])
-    again = TeacherCache(teacher, dataset, root=tmp_path)
+    assert torch.equal(read, _live(cache_teacher, train_set, idx).hidden_states[2])
+    again = TeacherCache(cache_teacher, train_set, root=tmp_path)
     again.ensure([feature, LOGITS], dtypes=("float16", "float16"))
     assert again.built == []  # the float32 file is found
 
 
-def test_a_forced_bf16_distillation_caches_its_teacher_in_bf16(teacher, dataset, tmp_path):
+def test_a_forced_bf16_distillation_caches_its_teacher_in_bf16(cache_teacher, train_set, tmp_path):
     student = tiny_bert(hidden=16, layers=1, heads=2, labels=2, seed=1)
     plan = DistillationPlan(stages=(Stage(name="regular", kind="regular", train_steps=2,
                                           logit_kd=LogitKD(loss_types=("KL", "CE"))),),
                             precision="bf16", precision_force=True, progress=False, device="cpu")
-    cache = TeacherCache(teacher, dataset, root=tmp_path)
-    Distiller(teacher, student, plan, teacher_cache=cache).fit(make_loader(dataset, batch_size=16, shuffle=True))
+    cache = TeacherCache(cache_teacher, train_set, root=tmp_path)
+    Distiller(cache_teacher, student, plan, teacher_cache=cache).fit(
+        make_loader(train_set, batch_size=16, shuffle=True))
     assert cache.dtypes == ("bfloat16", "bfloat16") and cache.built == [LOGITS]
 
 

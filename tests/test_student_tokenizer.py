@@ -6,7 +6,6 @@ cannot be loaded, the supernet) before any work."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,8 @@ from test_bad_inputs import (
     SEARCH_YAML,
     Case,
     _existing_run,
-    _run,
-    _write,
+    assert_refused,
     no_training,  # noqa: F401  (the harness's fixture)
-    snapshot,
 )
 from transformers import BertTokenizerFast
 
@@ -255,17 +252,4 @@ def test_bad_student_tokenizer(case, workspace, tmp_path, capsys, no_training): 
     out = _existing_run(tmp_path, other_objectives=False)
     case = Case(case.id, case.expect, command=case.command, args=case.args,
                 replace=tuple((old, new.replace("{tok}", str(tok_folder))) for old, new in case.replace))
-    config = _write(case, tmp_path, workspace, out)
-    before, fixtures_before = snapshot(tmp_path), snapshot(workspace)
-
-    code, err = _run(case, config, tmp_path, workspace, capsys)
-
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err, err
-    assert len(lines) == 1, err
-    assert lines[0].startswith("autodistill: error: "), lines[0]
-    assert re.search(case.expect, lines[0]), lines[0]
-    assert code == 2
-    assert snapshot(tmp_path) == before
-    assert snapshot(workspace) == fixtures_before
-    assert no_training == []
+    assert_refused(case, tmp_path, workspace, capsys, no_training, out)
