@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--proxy-fine-tune-steps", type=int, nargs="+",
                    help="rank: proxy variants scored side by side, each sub-network first trained this many "
                         "steps (supernet.proxy_fine_tune_steps; default: the config's)")
+    p.add_argument("--no-latency", action="store_true",
+                   help="rank: score proxies without their latency benchmark (tau only; the throughput "
+                        "then counts scoring alone)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: advisor seeds")
     p.add_argument("--limit", type=int, help="use only the first N examples of the corpus (smoke runs)")
     p.add_argument("--supernet-steps", type=int, help="supernet.train_steps (default: the config's)")
@@ -141,6 +144,16 @@ def write_full_accuracies(path: Path, known: dict[str, dict[str, Any]]) -> None:
     path.write_text(json.dumps(list(known.values()), indent=1) + "\n")
 
 
+def validation_loss(task: DistillationTask, model: Any) -> float:
+    """Mean cross-entropy of `model` on the validation set: a proxy score without accuracy's ties."""
+    import torch
+
+    from autodistill.evaluation.batches import labelled_logits
+
+    pairs = list(labelled_logits(model, task.validation_loader, what="the validation loss"))
+    return float(torch.nn.functional.cross_entropy(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])))
+
+
 def rank(args: argparse.Namespace) -> int:
     from autodistill.supernet import load_or_train_supernet
 
@@ -168,13 +181,15 @@ def rank(args: argparse.Namespace) -> int:
     print(f"{'architecture':<40} {columns} {'full acc':>9} {'cost s':>7} {'full s':>8}")
     for architecture in spread_architectures(task, space, args.architectures):
         w0, c0 = time.perf_counter(), time.process_time()
-        proxies[variants[0]].cost(proxies[variants[0]].build(architecture))  # latency: the same for every variant
+        if not args.no_latency:  # the same for every variant
+            proxies[variants[0]].cost(proxies[variants[0]].build(architecture))
         cost = (time.perf_counter() - w0, time.process_time() - c0)
         scores = {}
         for steps, proxy in proxies.items():
             w0, c0 = time.perf_counter(), time.process_time()
             sliced = proxy.train(proxy.build(architecture)).model
-            scores[steps] = (proxy.evaluate(sliced)["accuracy"], time.perf_counter() - w0, time.process_time() - c0)
+            scores[steps] = (proxy.evaluate(sliced)["accuracy"], time.perf_counter() - w0, time.process_time() - c0,
+                             validation_loss(task, sliced))
         full = known.get(architecture.key())
         if full is None:  # trained in full as a final trial is
             t0 = time.perf_counter()
@@ -196,13 +211,16 @@ def rank(args: argparse.Namespace) -> int:
           + (f" (the seconds recorded in {path})" if path is not None else ""))
     for steps in variants:
         tau, p_value = kendalltau([r[1][steps][0] for r in rows], [r[2]["accuracy"] for r in rows])
+        loss_tau, _ = kendalltau([-r[1][steps][3] for r in rows], [r[2]["accuracy"] for r in rows])
         wall = sum(r[1][steps][1] + r[3][0] for r in rows)
         cpu = sum(r[1][steps][2] + r[3][1] for r in rows)
         proxy_rate = 60 * len(rows) / wall
         print(f"proxy fine-tune {steps} steps: Kendall tau (vs full-fidelity validation accuracy, {len(rows)} "
               f"architectures) {tau:.3f} (p = {p_value:.3g}); {proxy_rate:.1f} architectures/min "
               f"({proxy_rate / full_rate:.0f}x the full rate), {cpu / len(rows):.2f} CPU s and "
-              f"{wall / len(rows):.2f} s per architecture (latency benchmark included)")
+              f"{wall / len(rows):.2f} s per architecture (latency benchmark "
+              f"{'left out' if args.no_latency else 'included'}); ranked by validation cross-entropy "
+              f"instead of accuracy: tau {loss_tau:.3f}")
     print(f"supernet training {supernet_seconds:.0f} s = {supernet_seconds * full_rate / 60:.1f} full trials; "
           f"{reused} full accuracies reused")
     return 0
