@@ -20,8 +20,9 @@ advisors/advisor_view.py hid them; the study holds no pruned trial, so that is a
 (scripts/bench_supernet.py's `spread_architectures`), sliced out of the trained supernet under
 --output-dir (runs/quickstart has the quickstart's), it runs a proxy trial's work (ProxyTask:
 extract, cost, evaluate) with the config as it is (eager) and with `evaluation.deployment`
-onnxruntime + --proxy-quantization (default dynamic_int8), interleaved, and prints the CPU
-seconds (`time.process_time`: ONNX Runtime's threads are the process's) of each and their ratio.
+onnxruntime + --proxy-quantization (default dynamic_int8), after one untimed warm-up of each,
+alternating which goes first, and prints the CPU seconds (`time.process_time`: ONNX Runtime's
+threads are the process's) of each and their ratio.
 
 Two modes, one loop: every run is one search = (features variant, algorithm, seed).
 - Advisor comparison (no --features): variant `config`, the config as loaded (its own
@@ -665,10 +666,16 @@ def proxy_cost(args: argparse.Namespace) -> int:
                for mode, task in tasks.items()}
     print(f"{args.config}, deployed side: onnxruntime {args.proxy_quantization}; latency spec "
           f"{eager_task.latency_spec}; proxy fine-tune steps {ad.supernet.proxy_fine_tune_steps}")
+    architectures = spread_architectures(eager_task, space, args.proxy_cost)
+    for proxy in proxies.values():  # untimed: first calls (thread pools, loaders) cost what no later one does
+        warm = proxy.build(architectures[0])
+        proxy.cost(warm)
+        proxy.evaluate(proxy.train(warm).model)
     rows, totals = [], {mode: 0.0 for mode in proxies}
-    for architecture in spread_architectures(eager_task, space, args.proxy_cost):
+    for index, architecture in enumerate(architectures):
         seconds, accuracy = {}, {}
-        for mode, proxy in proxies.items():
+        for mode in sorted(proxies, reverse=index % 2 == 1):  # each mode first every other time
+            proxy = proxies[mode]
             started = time.process_time()
             model = proxy.build(architecture)
             proxy.cost(model)

@@ -190,12 +190,14 @@ def test_the_proxy_fine_tune_keeps_the_supernet_key():
 
 def test_deployed_proxy_trials_are_timed_and_scored_as_the_deployed_graph(workspace, tmp_path, monkeypatch):
     """evaluation.deployment on: a proxy's latency is its ONNX Runtime int8 graph's, paired with the deployed
-    teacher, and its accuracy the graph's, as a final trial's (the eager slice's kept as `eager_*`)."""
+    teacher, and its accuracy the graph's, as a final trial's (the eager slice's kept as `eager_*`); the one
+    graph is timed and scored (each proxy exported once)."""
     pytest.importorskip("onnxruntime", reason="deployment needs the onnx extra: pip install 'autodistill-nas[onnx]'")
     from test_deploy import LATENCY_LINE
 
     from autodistill.evaluation import latency
-    from autodistill.evaluation.deployment import OnnxRuntimeModel
+    from autodistill.evaluation.deployment import Deployer, OnnxRuntimeModel
+    from autodistill.study.supernet_search import ProxyTask
     from autodistill.study.task import DistillationTask
 
     scored: dict[str, set[float]] = {"deployed": set(), "eager": set()}
@@ -211,6 +213,21 @@ def test_deployed_proxy_trials_are_timed_and_scored_as_the_deployed_graph(worksp
         timed.append([type(m).__name__ for m in models])
         return measure_latencies(models, spec)
 
+    built: list[torch.nn.Module] = []  # the proxies' models, and every model deployed (kept: no id reused)
+    exported: list[torch.nn.Module] = []
+    build, deploy = ProxyTask.build, Deployer._deploy
+
+    def build_proxy(self, architecture):
+        model = build(self, architecture)
+        built.append(model)
+        return model
+
+    def export(self, model, folder):
+        exported.append(model)
+        return deploy(self, model, folder)
+
+    monkeypatch.setattr(ProxyTask, "build", build_proxy)
+    monkeypatch.setattr(Deployer, "_deploy", export)
     monkeypatch.setattr(DistillationTask, "validation_accuracy", score)
     monkeypatch.setattr("autodistill.study.task.measure_latencies", time_pair)
     out = tmp_path / "run"
@@ -229,3 +246,5 @@ def test_deployed_proxy_trials_are_timed_and_scored_as_the_deployed_graph(worksp
     # every student timed in ONNX Runtime was paired with the deployed teacher
     assert ["OnnxRuntimeModel", "OnnxRuntimeModel"] in timed
     assert all(pair[0] == pair[1] for pair in timed)
+    assert len(built) >= len(proxies) and all(sum(m is model for m in exported) == 1 for model in built)
+    assert not any(p.name.startswith(".") for p in (out / "deployed").iterdir())  # no scratch or shipped left

@@ -129,13 +129,15 @@ def load_deployed(folder: Path, target: DeploymentTarget, config: Any, *, thread
 class Deployer:
     """Deploys the models of a search under `root`: the teacher once (cached by `key`), each
     untrained student in a scratch folder while it is timed, each trained student in a
-    folder of its own until `ship_into` moves its graphs into the trial's folder."""
+    folder of its own until `ship_into` moves its graphs into the trial's folder. A student
+    whose weights are final before it is timed (a supernet proxy: nothing trained) is shipped
+    first (`shipped`), and its timing and its scoring use that one graph."""
 
     def __init__(self, target: DeploymentTarget, root: Path, *, threads: int | None,
                  calibration: Sequence[Mapping[str, torch.Tensor]] = ()) -> None:
         require_runtime(target)
         self.target, self.root, self.threads, self.calibration = target, Path(root), threads, calibration
-        self._shipped: tuple[nn.Module, Path] | None = None
+        self._shipped: tuple[nn.Module, Path, OnnxRuntimeModel] | None = None
 
     def _deploy(self, model: nn.Module, folder: Path) -> OnnxRuntimeModel:
         return deploy_graph(model, self.target, folder, threads=self.threads, calibration=self.calibration)
@@ -158,7 +160,11 @@ class Deployer:
     @contextmanager
     def scratch(self, model: nn.Module) -> Iterator[OnnxRuntimeModel]:
         """`model` deployed in a scratch folder, removed afterwards (its cost: the graph's, not
-        its weights', so an untrained student's is the trained one's)."""
+        its weights', so an untrained student's is the trained one's); a model shipped already is
+        its shipped graph, deployed once."""
+        if self._shipped is not None and self._shipped[0] is model:
+            yield self._shipped[2]
+            return
         folder = self._folder("scratch")
         try:
             yield self._deploy(model, folder)
@@ -170,15 +176,21 @@ class Deployer:
         self._drop_shipped()
         folder = self._folder("shipped")
         deployed = self._deploy(model, folder)
-        self._shipped = (model, folder)
+        self._shipped = (model, folder, deployed)
         return deployed
+
+    def shipped(self, model: nn.Module) -> OnnxRuntimeModel:
+        """The graph `ship(model)` made, or `ship(model)` now if `model` is not the one last shipped."""
+        if self._shipped is not None and self._shipped[0] is model:
+            return self._shipped[2]
+        return self.ship(model)
 
     def ship_into(self, model: nn.Module, directory: Path) -> None:
         """Move the graphs `ship(model)` wrote into `directory` (the trial's student folder)."""
         if self._shipped is None or self._shipped[0] is not model:
             self._deploy(model, directory)  # deployed graphs always travel with the student
             return
-        _, folder = self._shipped
+        folder = self._shipped[1]
         for name in sorted({ONNX_FILE, self.target.file_name}):
             shutil.move(str(folder / name), str(directory / name))
         self._drop_shipped()

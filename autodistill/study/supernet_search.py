@@ -102,7 +102,11 @@ class ProxyTask:
 
     def cost(self, model: nn.Module) -> Mapping[str, Any]:
         """The built-in task's: with evaluation.deployment on, the deployed graph's latency, paired with
-        the deployed teacher (the eager slice's as `eager_*`), as a final trial's."""
+        the deployed teacher (the eager slice's as `eager_*`), as a final trial's. Without a proxy
+        fine-tune these weights are the ones scored, so the graph timed is shipped for `evaluate`
+        (exported and quantised once)."""
+        if self.task.deployer is not None and not self.fine_tune_steps:
+            self.task.deployer.shipped(model)
         return self.task.cost(model)
 
     def train(self, model: nn.Module, callbacks: Sequence[Any] = ()) -> TrainedStudent:
@@ -122,8 +126,8 @@ class ProxyTask:
         eager = self.task.validation_accuracy(model)
         if self.task.deployer is None:
             return {ACCURACY.key: eager, **figures}
-        with self.task.deployer.scratch(model) as deployed:
-            return {ACCURACY.key: self.task.validation_accuracy(deployed), EAGER_ACCURACY.key: eager, **figures}
+        deployed = self.task.deployer.shipped(model)  # cost's graph, or the fine-tuned weights' own
+        return {ACCURACY.key: self.task.validation_accuracy(deployed), EAGER_ACCURACY.key: eager, **figures}
 
     def checkpoint_score(self, model: nn.Module) -> float:
         return self.task.validation_accuracy(model)
