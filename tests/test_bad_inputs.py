@@ -140,7 +140,8 @@ CASES = [
          r"to 1 \(got 0\)", replace=(("max_trials: 2", "max_trials: 0"),)),
     Case("negative-head-epochs", r"config\.yaml:\d+:\d+: teacher\.fine_tune\.head_epochs: Input should be greater "
          r"than or equal to 0 \(got -1\)",
-         replace=(("  model: {root}/teacher\n", "  model: {root}/teacher\n  fine_tune: {epochs: 1, head_epochs: -1}\n"),)),
+         replace=(("  model: {root}/teacher\n",
+                   "  model: {root}/teacher\n  fine_tune: {epochs: 1, head_epochs: -1}\n"),)),
     Case("dimension-not-a-list", r"search\.search_space: search space dimension 'hidden_size': expected "
          r"a list or a mapping, got 8; allowed forms: ",
          replace=(("hidden_size: [8, 16]", "hidden_size: 8"),)),

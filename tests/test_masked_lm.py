@@ -241,6 +241,42 @@ def test_the_built_in_head_is_adapted_by_fine_tune_with_the_mlm_objective(mlm_wo
     assert trained["perplexity"] < untouched["perplexity"]
 
 
+def test_a_missing_head_is_adapted_alone_first_from_an_identity_transform(mlm_workspace, tmp_path, caplog):
+    """With head_epochs, the head the encoder was saved without (BertForMaskedLM's cls.predictions)
+    starts with an identity dense layer and trains alone first (the encoder frozen), then the
+    whole teacher; one log line says so, finetune.json keeps both stages and the validation figures."""
+    from autodistill.distill.finetune import HEAD_STAGE, fine_tune_plan, fresh_head
+    from autodistill.models.teacher import load_reporting_fresh
+    from autodistill.study.task import DistillationTask
+
+    model, missing = load_reporting_fresh(str(mlm_workspace / "encoder"), model_cls="AutoModelForMaskedLM",
+                                          role="teacher")
+    head = fresh_head(model, missing)
+    assert "cls.predictions.transform.dense.weight" in head and not any(n.startswith("bert.") for n in head)
+    dense = model.cls.predictions.transform.dense
+    assert torch.equal(dense.weight, torch.eye(dense.in_features)) and not dense.bias.any()
+    plan = fine_tune_plan(epochs=1, learning_rate=1e-4, warmup_ratio=0.1, weight_decay=0.0, seed=0, progress=False,
+                          head=head, head_epochs=2, head_learning_rate=1e-2)
+    assert [(s.name, s.trainable, s.optimizer.learning_rate) for s in plan.stages] == [
+        (HEAD_STAGE, head, 1e-2), ("fine-tune teacher", None, 1e-4)]
+    assert len(fine_tune_plan(epochs=1, learning_rate=1e-4, warmup_ratio=0.1, weight_decay=0.0, seed=0,
+                              progress=False, head=head).stages) == 1  # head_epochs 0: as before
+
+    out = tmp_path / "run"
+    config = load_config_file(SearchRunConfig, write_config(
+        mlm_workspace, out, teacher="encoder",
+        fine_tune="{epochs: 1, head_epochs: 2, head_learning_rate: 0.01, learning_rate: 0.001, batch_size: 8}"))
+    with caplog.at_level("INFO", logger="autodistill.distill.finetune"):
+        task = DistillationTask(config, output_dir=out, quiet=True)
+    (line,) = [r.getMessage() for r in caplog.records if "fine-tuned the teacher" in r.getMessage()]
+    assert f"new head ({len(head)} tensors" in line and "adapted alone for 8 steps" in line  # 32 texts / 8, twice
+    assert "then the whole teacher for 4 steps" in line and "validation accuracy" in line
+    record = json.loads((Path(task.teacher_location) / "finetune.json").read_text())
+    assert record["stages"][HEAD_STAGE]["steps"] == 8 and record["stages"]["fine-tune teacher"]["steps"] == 4
+    figures = task.evaluate(task.teacher)  # the saved teacher, reloaded, scores as logged
+    assert record["validation"] == pytest.approx({k: figures[k] for k in ("accuracy", "perplexity", "masked_tokens")})
+
+
 def test_the_mlm_config_loads_and_its_students_are_masked_lm_models():
     """configs/mlm.yaml: the built-in teacher and corpus, task masked_lm, a sampled student
     built as BertForMaskedLM (not run here: it takes minutes)."""

@@ -35,7 +35,12 @@ class ModelSection(Section):
 
 
 class FineTuneSection(Section):
-    """Fine-tune the teacher on the training split first (once: the result is reused)."""
+    """Fine-tune the teacher on the training split first (once: the result is reused).
+
+    `head_epochs` > 0: when the teacher's checkpoint lacks the task's head (a masked-LM head
+    for an encoder saved as BertModel), that head (its square dense layer set to the identity)
+    is first trained alone for `head_epochs` at `head_learning_rate`, the rest frozen; then
+    the whole teacher for `epochs` at `learning_rate`."""
 
     epochs: Annotated[float, Field(gt=0)] = 3.0
     learning_rate: Annotated[float, Field(gt=0)] = 5e-5
@@ -43,6 +48,14 @@ class FineTuneSection(Section):
     warmup_ratio: Fraction = 0.1
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     seed: Seed = 0
+    head_epochs: Annotated[float, Field(ge=0)] = 0.0
+    head_learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+
+    def key_settings(self) -> dict[str, Any]:
+        """What names this fine-tune (the teacher's cache key, a study's binding): every setting, the
+        head's only when on (so teachers and studies from before the head keys still match)."""
+        head = {"head_epochs", "head_learning_rate"}
+        return self.model_dump(exclude=None if self.head_epochs else head)
 
 
 class TeacherSection(Section):

@@ -71,7 +71,7 @@ def teacher_binding(section: TeacherSection) -> dict[str, Any]:
     """The teacher students are distilled from: its files, class, and fine-tuning (if any)."""
     return {"model": model_digest(section.location()), "model_cls": section.model_cls,
             "num_labels": section.num_labels,
-            "fine_tune": None if section.fine_tune is None else section.fine_tune.model_dump()}
+            "fine_tune": None if section.fine_tune is None else section.fine_tune.key_settings()}
 
 
 def study_binding(config: SearchRunConfig) -> dict[str, dict[str, Any]]:

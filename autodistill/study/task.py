@@ -45,6 +45,7 @@ from autodistill.models import build_student, load_pretrained
 from autodistill.models.builders import check_architecture, student_config, with_vocabulary
 from autodistill.models.init_from_teacher import init_from_teacher
 from autodistill.models.saving import save_model
+from autodistill.models.teacher import load_reporting_fresh
 from autodistill.objectives import EAGER, EAGER_LATENCY, LATENCY, PAIRED_TEACHER_LATENCY, SPEEDUP
 from autodistill.study.protocol import TrainedStudent, latency_figures
 from autodistill.study.trial_checkpoints import TrialFolders
@@ -96,7 +97,7 @@ class DistillationTask:
             self.kind.check_teacher(self.splits.train, model_config(location, key="teacher.model"),
                                     location=location)
         if section.fine_tune is not None:
-            location, self.teacher_reused = self._fine_tune(location)
+            location, self.teacher_reused = self._fine_tune(location, validation_set)
         self.teacher_location = location
         self.teacher = load_pretrained(location, model_cls=section.model_cls, role="teacher",
                                        attn_implementation=section.attn_implementation,
@@ -184,32 +185,33 @@ class DistillationTask:
             for index, (name, part) in enumerate(self.splits.validations.items())}
         return loaders, None if test_set is None else make_loader(test_set, batch_size=batch_size, shuffle=False)
 
-    def _fine_tune(self, location: str) -> tuple[str, bool]:
+    def _fine_tune(self, location: str, validation_set: Any) -> tuple[str, bool]:
         """The teacher trained on the training split with the task's own loss (masked LM: the
-        MLM objective on the corpus text, which also trains a head the teacher shipped without)."""
+        MLM objective on the corpus text, which also trains a head the teacher shipped without,
+        alone first with `head_epochs`), scored on `validation_set` once trained."""
         section, data = self.config.teacher, self.config.data
         ft = section.fine_tune
         assert ft is not None
         auto = self.config.auto_distillation  # the teacher fine-tunes at the run's precision
-        settings = {**ft.model_dump(), "max_length": data.max_length, **self.model_kwargs,
+        settings = {**ft.key_settings(), "max_length": data.max_length, **self.model_kwargs,
                     "model_cls": section.model_cls,
                     **({"precision": auto.precision} if auto.precision != "fp32" else {})}
         key = cache_key(location, settings, {"train": self.splits.train.fingerprint(),
                                              "labels": list(self.splits.train.label_names)})
-        plan = fine_tune_plan(epochs=ft.epochs, learning_rate=ft.learning_rate,
-                              warmup_ratio=ft.warmup_ratio, weight_decay=ft.weight_decay,
-                              seed=ft.seed, progress=not self.quiet, precision=auto.precision,
-                              precision_force=auto.precision_force)
-        stage = plan.stages[0]
-        assert stage.logit_kd is not None
-        kd = replace(stage.logit_kd, loss_types=(stage.logit_kd.loss_types[0], self.kind.target_loss))
-        plan = replace(plan, stages=(replace(stage, logit_kd=kd),))
         folder, reused = fine_tuned(
-            location, key=key, cache_root=self.output_dir / "teacher", plan=plan, quiet=self.quiet,
+            location, key=key, cache_root=self.output_dir / "teacher", quiet=self.quiet,
+            plan=lambda head: fine_tune_plan(
+                epochs=ft.epochs, learning_rate=ft.learning_rate, warmup_ratio=ft.warmup_ratio,
+                weight_decay=ft.weight_decay, seed=ft.seed, progress=not self.quiet, precision=auto.precision,
+                precision_force=auto.precision_force, target_loss=self.kind.target_loss, head=head,
+                head_epochs=ft.head_epochs, head_learning_rate=ft.head_learning_rate),
             train=make_loader(self.train_set, batch_size=ft.batch_size, shuffle=True, seed=ft.seed),
-            load=lambda where: load_pretrained(where, model_cls=section.model_cls, role="teacher",
-                                               **self.model_kwargs),
-            save_tokenizer=self.tokenizer.save_pretrained)
+            load=lambda where: load_reporting_fresh(where, model_cls=section.model_cls, role="teacher",
+                                                    **self.model_kwargs),
+            save_tokenizer=self.tokenizer.save_pretrained,
+            evaluate=None if validation_set is None else lambda model: self.kind.evaluate(
+                model, make_loader(validation_set, batch_size=self.config.auto_distillation.evaluation.batch_size,
+                                   shuffle=False), device=next(model.parameters()).device))
         return str(folder), reused
 
     def check_space(self, names_and_values: Mapping[str, Any]) -> None:
