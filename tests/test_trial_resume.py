@@ -17,9 +17,10 @@ from safetensors.torch import load_file
 from search_processes import SearchProcess, read_trials
 
 from autodistill.config.schema import SearchSection
+from autodistill.distill.callbacks import DistillationControl, DistillationState
 from autodistill.distill.checkpoint import LATEST, META
 from autodistill.study.record import TrialRecord, enqueue
-from autodistill.study.trial_checkpoints import trial_folders
+from autodistill.study.trial_checkpoints import ResumeRecorder, TrialFolders, trial_folders
 
 ONE_ARCHITECTURE = {
     "      hidden_size: [8, 16, 24]\n      num_hidden_layers: {low: 1, high: 2}\n"
@@ -123,3 +124,12 @@ def test_with_resume_trials_off_the_retry_starts_from_scratch(tmp_path):
     study, retry = _lost_and_retried(tmp_path, checkpoints=(0, 1))
     assert trial_folders(study, retry, tmp_path, resume=False).resume_from is None
     assert SearchSection(search_space={"hidden_size": [8]}, resume_trials=False).resume_trials is False
+
+
+def test_a_resumed_retry_records_the_trial_and_step_it_resumed_at(tmp_path):
+    study = optuna.create_study(directions=["maximize"])
+    trial = study.ask()
+    folders = TrialFolders(tmp_path / "own", tmp_path / "logs", tmp_path / "lost", resumes_trial=0)
+    ResumeRecorder(trial, folders).on_fit_begin(DistillationState(global_step=6), DistillationControl())
+    record = TrialRecord.from_trial(trial)
+    assert (record.resumed_from_trial, record.resumed_at_step) == (0, 6) and not record.figures
