@@ -159,7 +159,8 @@ def rank(args: argparse.Namespace) -> int:
 
     config = with_overrides(load_search_config(args.config), args)
     task = DistillationTask(config, output_dir=Path(args.output_dir), quiet=True)
-    task.teacher_figures(None)  # the teacher measured: the reference latency students are expressed at
+    if not args.no_latency:
+        task.teacher_figures(None)  # the teacher measured: the reference latency students are expressed at
     section = config.auto_distillation.supernet
     space = SearchSpace.from_mapping(config.auto_distillation.search.search_space, source="search.search_space")
     started = time.perf_counter()
