@@ -16,8 +16,8 @@ architectures scored per minute by proxy against trained per minute at full fide
 
 `compare`: per seed, a `strategy: supernet` search (its CPU time plus the supernet's one-off
 training CPU time, which every seed is charged in full) against a `per_trial` BO search given the
-same CPU time (run as `autodistill search` and stopped with Ctrl-C there: finished trials are
-kept); CPU time, because on a shared machine equal wall time favours the less loaded run.
+same CPU time (run as `autodistill search` and stopped there with SIGTERM, as Ctrl-C would: finished
+trials are kept); CPU time, because on a shared machine equal wall time favours the less loaded run.
 Prints the hypervolume of each final front (validation accuracy against
 latency as a fraction of the paired teacher's, scripts/bench_search.py's `HV paired`).
 Asserts nothing; prints figures for docs/benchmarks.md.
@@ -291,7 +291,7 @@ def supernet_charge(config: SearchRunConfig, args: argparse.Namespace) -> tuple[
 
 def compare(args: argparse.Namespace) -> int:
     """Per seed: the supernet strategy (its CPU time plus the supernet's training, charged in full to
-    every seed), then per_trial BO stopped (Ctrl-C: finished trials kept) once its CPU time reaches
+    every seed), then per_trial BO stopped (SIGTERM: finished trials kept) once its CPU time reaches
     that budget. CPU time, not wall time: the machine is shared, and equal wall time would favour
     whichever run got the lighter load. Wall times are printed beside."""
     config = with_overrides(load_search_config(args.config), args)
@@ -317,8 +317,8 @@ def compare(args: argparse.Namespace) -> int:
         spent = 0.0
         while process.poll() is None:
             spent = process_cpu_seconds(process.pid)
-            if spent >= budget:
-                process.send_signal(signal.SIGINT)
+            if spent >= budget:  # SIGTERM: a job started in the background ignores SIGINT
+                process.send_signal(signal.SIGTERM)
                 process.wait(timeout=600)
                 break
             time.sleep(1.0)
