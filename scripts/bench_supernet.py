@@ -47,7 +47,7 @@ import yaml
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_search import _f, figures  # noqa: E402  (bench_search's hypervolume, reused)
+from bench_search import _f, figures, hypervolume_2d  # noqa: E402  (bench_search's hypervolume, reused)
 
 from autodistill.config.schema import SearchRunConfig  # noqa: E402
 from autodistill.errors import InvalidArchitecture  # noqa: E402
@@ -60,7 +60,7 @@ from autodistill.study.task import DistillationTask  # noqa: E402
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    p.add_argument("part", choices=["rank", "compare"])
+    p.add_argument("part", choices=["rank", "compare", "refigure"])
     p.add_argument("--config", default="configs/quickstart.yaml")
     p.add_argument("--output-dir", default="runs/quickstart",
                    help="where the fine-tuned teacher and the supernet are found or stored")
@@ -86,6 +86,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--charge-cpu-seconds", type=float,
                    help="compare: the supernet training's CPU seconds, as an earlier compare measured them "
                         "(seeds run in parallel measure once)")
+    p.add_argument("--threads", type=int, help="refigure: torch threads for the latency benchmark "
+                   "(default: the config's evaluation.latency.threads)")
+    p.add_argument("--completed-by", action="append", default=[], metavar="SEED=ISO-TIME",
+                   help="refigure: count only that seed's per_trial trials completed by then (a run "
+                        "that went past its budget)")
     p.add_argument("--ref-accuracy", type=float, default=0.0,
                    help="compare: the hypervolume's reference accuracy (as bench_search's)")
     return p.parse_args(argv)
@@ -341,9 +346,61 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def refigure(args: argparse.Namespace) -> int:
+    """The compare's seeds again, every trained student's speed-up measured anew: each saved
+    student (the trial's `student_path`) timed paired with the teacher, all in this one process,
+    so both arms' speed-ups come from the same machine state. A compare's arms run at different
+    times, and under load a 2-thread batch-1 benchmark collapses unevenly (docs/benchmarks.md):
+    the speed-ups each trial recorded then compare runs of different loads, not architectures."""
+    import datetime
+
+    from transformers import AutoModelForSequenceClassification
+
+    from autodistill.evaluation.latency import LatencySpec, measure_latencies
+    from autodistill.study.pareto import non_dominated
+    from autodistill.study.record import TrialRecord
+
+    config = load_search_config(args.config)
+    latency = config.auto_distillation.evaluation.latency
+    spec = LatencySpec(batch_size=latency.batch_size, sequence_length=latency.sequence_length,
+                       warmup=latency.warmup, repeats=latency.repeats,
+                       threads=args.threads if args.threads is not None else latency.threads, device=latency.device)
+    until = {int(k): datetime.datetime.fromisoformat(v) for k, v in (c.split("=", 1) for c in args.completed_by)}
+    root = Path(args.output_dir)
+    teacher = None
+    print("| seed | arm | trained | HV paired (recorded) | HV paired (re-measured) | front (val acc @ speed-up) |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    for seed in args.seeds:
+        storage = f"sqlite:///{root / f'bench_supernet-s{seed}.db'}"
+        for arm in ("supernet", "per_trial"):
+            study = optuna.load_study(study_name=f"{arm}-s{seed}", storage=storage)
+            if teacher is None:
+                teacher = AutoModelForSequenceClassification.from_pretrained(
+                    study.user_attrs["teacher_model"]).eval()
+            cut = until.get(seed) if arm == "per_trial" else None
+            trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                      if TrialRecord.from_trial(t).repeat_of is None and (cut is None or t.datetime_complete <= cut)]
+            recorded, measured = [], []
+            for t in trials:
+                record = TrialRecord.from_trial(t)
+                student = AutoModelForSequenceClassification.from_pretrained(record.student_path).eval()
+                ours, theirs = measure_latencies([student, teacher], spec)
+                accuracy = float(t.values[0])
+                recorded.append((accuracy, 1.0 / float(t.user_attrs["speedup"])))
+                measured.append((accuracy, ours.p50_ms / theirs.p50_ms))
+            hv = []
+            for points in (recorded, measured):
+                front = [points[i] for i in non_dominated(points, ["maximize", "minimize"])]
+                hv.append(hypervolume_2d(front, args.ref_accuracy, 1.0) / (1.0 - args.ref_accuracy))
+            front = sorted((measured[i] for i in non_dominated(measured, ["maximize", "minimize"])), key=lambda p: p[1])
+            shown = ", ".join(f"{a:.4f} @ {1 / r:.1f}x" for a, r in front)
+            print(f"| {seed} | {arm} | {len(trials)} | {_f(hv[0])} | {_f(hv[1])} | {shown} |", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return rank(args) if args.part == "rank" else compare(args)
+    return {"rank": rank, "compare": compare, "refigure": refigure}[args.part](args)
 
 
 if __name__ == "__main__":
