@@ -29,6 +29,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# CPU time is the budget: with OpenMP's default policy a thread spins while a descheduled sibling
+# runs elsewhere and that counts, so a loaded run is charged for waiting (the per_trial child
+# inherits this too)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import itertools
