@@ -92,6 +92,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(seeds run in parallel measure once)")
     p.add_argument("--threads", type=int, help="refigure: torch threads for the latency benchmark "
                    "(default: the config's evaluation.latency.threads)")
+    p.add_argument("--ref-accuracies", type=float, nargs="+", default=[0.0, 0.8],
+                   help="refigure: the hypervolume's reference accuracies, one column each (a student "
+                        "below the reference adds nothing)")
     p.add_argument("--completed-by", action="append", default=[], metavar="SEED=ISO-TIME",
                    help="refigure: count only that seed's per_trial trials completed by then (a run "
                         "that went past its budget)")
@@ -372,8 +375,10 @@ def refigure(args: argparse.Namespace) -> int:
     until = {int(k): datetime.datetime.fromisoformat(v) for k, v in (c.split("=", 1) for c in args.completed_by)}
     root = Path(args.output_dir)
     teacher = None
-    print("| seed | arm | trained | HV paired (recorded) | HV paired (re-measured) | front (val acc @ speed-up) |\n"
-          "| --- | --- | --- | --- | --- | --- |")
+    refs = args.ref_accuracies
+    print(f"| seed | arm | trained | HV paired recorded (ref {refs[0]}) | "
+          + " | ".join(f"HV paired re-measured (ref {r})" for r in refs)
+          + " | front (val acc @ speed-up) |\n| --- | --- | --- | --- | " + "--- | " * len(refs) + "--- |")
     for seed in args.seeds:
         storage = f"sqlite:///{root / f'bench_supernet-s{seed}.db'}"
         for arm in ("supernet", "per_trial"):
@@ -393,12 +398,12 @@ def refigure(args: argparse.Namespace) -> int:
                 recorded.append((accuracy, 1.0 / float(t.user_attrs["speedup"])))
                 measured.append((accuracy, ours.p50_ms / theirs.p50_ms))
             hv = []
-            for points in (recorded, measured):
+            for points, ref in [(recorded, refs[0])] + [(measured, r) for r in refs]:
                 front = [points[i] for i in non_dominated(points, ["maximize", "minimize"])]
-                hv.append(hypervolume_2d(front, args.ref_accuracy, 1.0) / (1.0 - args.ref_accuracy))
+                hv.append(hypervolume_2d(front, ref, 1.0) / (1.0 - ref))
             front = sorted((measured[i] for i in non_dominated(measured, ["maximize", "minimize"])), key=lambda p: p[1])
             shown = ", ".join(f"{a:.4f} @ {1 / r:.1f}x" for a, r in front)
-            print(f"| {seed} | {arm} | {len(trials)} | {_f(hv[0])} | {_f(hv[1])} | {shown} |", flush=True)
+            print(f"| {seed} | {arm} | {len(trials)} | " + " | ".join(_f(h) for h in hv) + f" | {shown} |", flush=True)
     return 0
 
 
