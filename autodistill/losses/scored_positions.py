@@ -1,11 +1,14 @@
 """The vocabulary projection only where a loss or metric reads it: at the scored positions.
 
 A masked-LM model projects every token's hidden state onto the vocabulary (BERT's decoder,
-30522 x hidden: about 70% of a MiniLM-L6 forward), yet masked-LM losses and metrics read only
-the masked tokens (15%). Inside `output_layer_at(models, positions)` each model's output
-embeddings (`get_output_embeddings()`, the decoder) take only the hidden states at `positions`
-(a bool `(batch, seq_len)` mask, `scored_positions`): its logits are `(positions.sum(),
-vocabulary)`, row i the i-th scored position in row-major order, equal to `full[positions]`.
+30522 x hidden: about half the FLOPs of a MiniLM-L6 forward), yet masked-LM losses and metrics
+read only the masked tokens (15%); projecting only those cuts a MiniLM-L6 forward at batch 32 x
+48 tokens to 0.78 of its CPU time (`scripts/bench_mlm_teacher.py --projection-cost 2`).
+
+Inside `output_layer_at(models, positions)` each model's output embeddings
+(`get_output_embeddings()`, the decoder) take only the hidden states at `positions` (a bool
+`(batch, seq_len)` mask, `scored_positions`): its logits are `(positions.sum(), vocabulary)`,
+row i the i-th scored position in row-major order, equal to `full[positions]`.
 A head that does not call its decoder as a module (MobileBERT's) still returns every token's
 logits; `at_positions` takes the same rows from those, so a loss reads both alike.
 Models without output embeddings (classifiers) are left as they are.
