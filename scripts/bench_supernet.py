@@ -75,6 +75,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--proxy-fine-tune-steps", type=int, nargs="+",
                    help="rank: proxy variants scored side by side, each sub-network first trained this many "
                         "steps (supernet.proxy_fine_tune_steps; default: the config's)")
+    p.add_argument("--proxy-head", nargs="+", choices=["sliced", "refit"],
+                   help="rank: proxy variants scored side by side by each head (supernet.proxy_head: the "
+                        "sliced classifier, or a linear classifier refitted on its features; default: the "
+                        "config's), with every --proxy-fine-tune-steps")
     p.add_argument("--no-latency", action="store_true",
                    help="rank: score proxies without their latency benchmark (tau only; the throughput "
                         "then counts scoring alone)")
@@ -184,13 +188,15 @@ def rank(args: argparse.Namespace) -> int:
         teacher_cache=task.teacher_cache, quiet=False)
     supernet_seconds = time.perf_counter() - started
     print(f"supernet: {supernet_seconds:.1f} s (0 when it was found); teacher {task.teacher_location}")
-    variants = args.proxy_fine_tune_steps or [section.proxy_fine_tune_steps]
-    proxies = {steps: ProxyTask(task, elastic, fine_tune_steps=steps) for steps in variants}
+    variants = list(itertools.product(args.proxy_fine_tune_steps or [section.proxy_fine_tune_steps],
+                                      args.proxy_head or [section.proxy_head]))
+    proxies = {(steps, head): ProxyTask(task, elastic, fine_tune_steps=steps, proxy_head=head)
+               for steps, head in variants}
     finals = FinalTask(task, elastic)  # what the two phases run
     path = args.full_accuracies
     known = read_full_accuracies(path)
     rows, reused = [], 0
-    columns = " ".join(f"{f'proxy@{n}':>9}" for n in variants)
+    columns = " ".join(f"{f'{head}@{steps}':>9}" for steps, head in variants)
     print(f"{'architecture':<40} {columns} {'full acc':>9} {'cost s':>7} {'full s':>8}")
     for architecture in spread_architectures(task, space, args.architectures):
         w0, c0 = time.perf_counter(), time.process_time()
@@ -198,10 +204,10 @@ def rank(args: argparse.Namespace) -> int:
             proxies[variants[0]].cost(proxies[variants[0]].build(architecture))
         cost = (time.perf_counter() - w0, time.process_time() - c0)
         scores = {}
-        for steps, proxy in proxies.items():
+        for variant, proxy in proxies.items():
             w0, c0 = time.perf_counter(), time.process_time()
             sliced = proxy.train(proxy.build(architecture)).model
-            scores[steps] = (proxy.evaluate(sliced)["accuracy"], time.perf_counter() - w0, time.process_time() - c0,
+            scores[variant] = (proxy.evaluate(sliced)["accuracy"], time.perf_counter() - w0, time.process_time() - c0,
                              validation_loss(task, sliced))
         full = known.get(architecture.key())
         if full is None:  # trained in full as a final trial is
@@ -222,14 +228,15 @@ def rank(args: argparse.Namespace) -> int:
     full_rate = 60 * len(rows) / sum(r[2]["seconds"] for r in rows)
     print(f"\nfull fidelity: {full_rate:.2f} architectures/min trained in full"
           + (f" (the seconds recorded in {path})" if path is not None else ""))
-    for steps in variants:
-        tau, p_value = kendalltau([r[1][steps][0] for r in rows], [r[2]["accuracy"] for r in rows])
-        loss_tau, _ = kendalltau([-r[1][steps][3] for r in rows], [r[2]["accuracy"] for r in rows])
-        wall = sum(r[1][steps][1] + r[3][0] for r in rows)
-        cpu = sum(r[1][steps][2] + r[3][1] for r in rows)
+    for steps, head in variants:
+        variant = (steps, head)
+        tau, p_value = kendalltau([r[1][variant][0] for r in rows], [r[2]["accuracy"] for r in rows])
+        loss_tau, _ = kendalltau([-r[1][variant][3] for r in rows], [r[2]["accuracy"] for r in rows])
+        wall = sum(r[1][variant][1] + r[3][0] for r in rows)
+        cpu = sum(r[1][variant][2] + r[3][1] for r in rows)
         proxy_rate = 60 * len(rows) / wall
-        print(f"proxy fine-tune {steps} steps: Kendall tau (vs full-fidelity validation accuracy, {len(rows)} "
-              f"architectures) {tau:.3f} (p = {p_value:.3g}); {proxy_rate:.1f} architectures/min "
+        print(f"proxy fine-tune {steps} steps, {head} head: Kendall tau (vs full-fidelity validation accuracy, "
+              f"{len(rows)} architectures) {tau:.3f} (p = {p_value:.3g}); {proxy_rate:.1f} architectures/min "
               f"({proxy_rate / full_rate:.0f}x the full rate), {cpu / len(rows):.2f} CPU s and "
               f"{wall / len(rows):.2f} s per architecture (latency benchmark "
               f"{'left out' if args.no_latency else 'included'}); ranked by validation cross-entropy "

@@ -160,6 +160,11 @@ CASES = [
          r"supernet\.proxy_fine_tune_steps 5 trains each proxy by the regular distillation, but this config "
          r"has none; add regular_distillation or set supernet\.proxy_fine_tune_steps: 0",
          replace=(("  regular_distillation:\n    train_steps: 1\n", "  supernet: {proxy_fine_tune_steps: 5}\n"),)),
+    Case("refit-proxy-head-of-another-task", r"config\.yaml:\d+:\d+: auto_distillation: supernet\.proxy_head: "
+         r"refit fits a linear classifier on one label per text \(sequence_classification only\), but the task "
+         r"is regression; set supernet\.proxy_head: sliced",
+         replace=(("  regular_distillation:\n", "  supernet: {proxy_head: refit}\n  regular_distillation:\n"),
+                  ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"))),
     # -- the search space ----------------------------------------------------------------------
     Case("empty-search-space", r"search_space: .*the search space is empty; allowed forms: ",
          replace=((ARCH_SPACE, "      {}\n"),)),

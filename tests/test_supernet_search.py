@@ -182,6 +182,49 @@ def test_a_proxy_fine_tune_trains_each_slice_the_same_steps_and_leaves_the_super
     assert tuned.evaluate(first)[PROXY_FINE_TUNE_STEPS] == 3 and plain.evaluate(sliced)[PROXY_FINE_TUNE_STEPS] == 0
 
 
+class _FirstWord(torch.nn.Module):
+    """A pooler that passes on the first word's hidden state."""
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states[:, 1]
+
+
+def test_a_refit_proxy_head_scores_a_slice_whose_own_head_is_destroyed(workspace, tmp_path):
+    """`supernet.proxy_head: refit`: a linear classifier fitted on the features the slice's classifier
+    reads scores it, so a slice with its classifier zeroed (the sliced head predicts one class: the
+    validation share of that class) still separates the workspace's classes, whose first word decides
+    the label (the untrained teacher's pooler is near constant, so the slice reads that word's hidden
+    state instead); the figures record the head."""
+    import copy
+
+    from autodistill.study.run import load_search_config
+    from autodistill.study.supernet_search import PROXY_HEAD, ProxyTask
+    from autodistill.study.task import DistillationTask
+    from autodistill.supernet import elastic_for
+
+    config = load_search_config(_config(workspace, tmp_path / "run", **dict([(
+        "final_trials: 2", "final_trials: 2, proxy_head: refit")])))
+    assert config.auto_distillation.supernet.proxy_head == "refit"
+    task = DistillationTask(config, output_dir=tmp_path / "run", quiet=True)
+    elastic = elastic_for(copy.deepcopy(task.teacher))
+    refit, sliced = ProxyTask(task, elastic, proxy_head="refit"), ProxyTask(task, elastic)
+    model = refit.build({"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})
+    model.bert.pooler = _FirstWord()
+    torch.nn.init.zeros_(model.classifier.weight)
+    torch.nn.init.zeros_(model.classifier.bias)
+    plain, refitted = sliced.evaluate(model), refit.evaluate(model)
+    labels = torch.cat([batch["labels"] for batch in task.validation_loader])
+    assert plain["accuracy"] == float((labels == 0).float().mean())
+    assert refitted["accuracy"] > max(plain["accuracy"], 1 - plain["accuracy"]) + 0.2
+    assert (refitted[PROXY_HEAD], plain[PROXY_HEAD]) == ("refit", "sliced")
+
+
+def test_the_proxy_head_keeps_the_supernet_key():
+    from autodistill.config.supernet import SupernetSection
+
+    assert SupernetSection(proxy_head="refit").key_settings() == SupernetSection().key_settings()
+
+
 def test_the_proxy_fine_tune_keeps_the_supernet_key():
     from autodistill.config.supernet import SupernetSection
 

@@ -412,6 +412,15 @@ class SearchRunConfig(Section):
                 f"loss_types: [{', '.join([allowed[0]] * 2)}]")
         return self
 
+    @field_validator("auto_distillation")
+    @classmethod
+    def _proxy_head_fits_the_task(cls, section: AutoDistillationSection,
+                                  info: ValidationInfo) -> AutoDistillationSection:
+        task = info.data.get("task")
+        if task is not None:
+            section.supernet.check_task(task)
+        return section
+
     @property
     def student_reads_other_tokens(self) -> bool:
         return _reads_other_tokens({"student": self.student, "data": self.data, "teacher": self.teacher})

@@ -1,6 +1,7 @@
 """`auto_distillation.supernet:` the settings of a weight-sharing search (`search.strategy: supernet`).
 
-    supernet: {epochs: 3, random_subnets: 2, final_trials: 4, proxy_trials: 200, proxy_fine_tune_steps: 0}
+    supernet: {epochs: 3, random_subnets: 2, final_trials: 4, proxy_trials: 200, proxy_fine_tune_steps: 0,
+               proxy_head: sliced}
 
 Training settings left out (`optimizer`, `schedule`, `temperature`, `loss_weights`,
 `max_grad_norm`) are the regular distillation's: `AutoDistillationSection` fills them in
@@ -9,7 +10,7 @@ once, when the config is read, so the supernet's content key sees the values it 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,6 +27,8 @@ from autodistill.config.sections import (
 # the masked update (autodistill.supernet.masked_adamw) is AdamW's: entries no sub-network used
 # in a step keep their value and moments, which a stock optimizer cannot express
 SUPERNET_OPTIMIZERS = ("AdamW",)
+# `refit` fits a linear classifier on what the classification head reads: a sequence-level class task's
+REFIT_TASKS = ("sequence_classification",)
 
 
 class SupernetSection(Section):
@@ -35,7 +38,10 @@ class SupernetSection(Section):
     largest, the smallest and `random_subnets` sampled sub-networks. `importance_batches`
     training batches rank the teacher's heads and FFN neurons first. `proxy_trials`
     architectures are scored by slicing, each first trained `proxy_fine_tune_steps` steps of the
-    regular distillation (0: scored as sliced); at most `final_trials` of their Pareto front are
+    regular distillation (0: scored as sliced), and scored by `proxy_head`: `sliced`, the slice's
+    own classifier, or `refit`, a linear classifier fitted on the features that classifier reads
+    over the first training examples (the same for every architecture; sequence_classification
+    only); at most `final_trials` of their Pareto front are
     trained in full. A checkpoint every `checkpoint_every_steps` lets a killed run resume.
     """
 
@@ -52,6 +58,7 @@ class SupernetSection(Section):
     final_trials: Annotated[int, Field(ge=1, le=10_000)] = 4
     proxy_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     proxy_fine_tune_steps: Annotated[int, Field(ge=0, le=10_000)] = 0
+    proxy_head: Literal["sliced", "refit"] = "sliced"
     seed: Seed = 0
 
     @field_validator("optimizer")
@@ -73,10 +80,17 @@ class SupernetSection(Section):
 
     def key_settings(self) -> dict[str, object]:
         """The settings the supernet's weights depend on (for its content key): all but the search's
-        budgets, the proxies' fine-tune and the checkpoint interval, so changing `proxy_trials`,
-        `final_trials` or `proxy_fine_tune_steps` reuses it."""
+        budgets, the proxies' fine-tune and scoring and the checkpoint interval, so changing
+        `proxy_trials`, `final_trials`, `proxy_fine_tune_steps` or `proxy_head` reuses it."""
         return self.model_dump(mode="json", exclude={"proxy_trials", "final_trials", "proxy_fine_tune_steps",
-                                                     "checkpoint_every_steps"})
+                                                     "proxy_head", "checkpoint_every_steps"})
+
+    def check_task(self, task: str) -> None:
+        """A ValueError when `proxy_head` cannot score proxies of `task`."""
+        if self.proxy_head == "refit" and task not in REFIT_TASKS:
+            raise ValueError(f"supernet.proxy_head: refit fits a linear classifier on one label per text "
+                             f"({', '.join(REFIT_TASKS)} only), but the task is {task}; set "
+                             "supernet.proxy_head: sliced")
 
     def steps_for(self, batches_per_epoch: int) -> int:
         """Optimizer steps: `train_steps`, else `epochs` (default 3) over the loader."""

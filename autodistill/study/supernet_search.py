@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from autodistill.config.plan import DistillationPlan
 from autodistill.config.schema import AutoDistillationSection, SearchRunConfig, SearchSection
 from autodistill.distill.distiller import Distiller
+from autodistill.evaluation.batches import labelled_logits
 from autodistill.objectives import ACCURACY, EAGER_ACCURACY
 from autodistill.space import Architecture, SearchSpace
 from autodistill.study import trials as attrs
@@ -57,6 +60,8 @@ from autodistill.study.task import DistillationTask
 log = logging.getLogger(__name__)
 
 PROXY_FINE_TUNE_STEPS = "proxy_fine_tune_steps"  # a proxy trial's figure: the steps its slice was trained
+PROXY_HEAD = "proxy_head"  # a proxy trial's figure: how it was scored (supernet.proxy_head)
+REFIT_EXAMPLES = 512  # proxy_head refit: the first training examples its linear classifier is fitted on
 PROXY_SUFFIX = "-proxy"
 PROPOSED_BY_FRONT = "supernet (proxy Pareto front)"
 
@@ -80,17 +85,25 @@ class ProxyTask:
     """A proxy trial's task: the architecture sliced out of the supernet and scored (validation
     accuracy, the built-in task's paired latency); nothing saved. With `fine_tune_steps`, the
     slice is first trained that many steps of the regular distillation (the teacher cache serves
-    it), on the same first training batches for every architecture; 0 scores it as sliced."""
+    it), on the same first training batches for every architecture; 0 scores it as sliced. With
+    `proxy_head="refit"`, its accuracy is that of a linear classifier fitted on the features its
+    classification head reads over the first `REFIT_EXAMPLES` training examples (the same for
+    every architecture), rather than the sliced head's."""
 
     measures_cost = True
     stops_early = False
 
-    def __init__(self, task: DistillationTask, elastic: Any, *, fine_tune_steps: int = 0) -> None:
-        self.task, self.elastic, self.fine_tune_steps = task, elastic, fine_tune_steps
+    def __init__(self, task: DistillationTask, elastic: Any, *, fine_tune_steps: int = 0,
+                 proxy_head: str = "sliced") -> None:
+        self.task, self.elastic, self.fine_tune_steps, self.proxy_head = task, elastic, fine_tune_steps, proxy_head
         self._fine_tune: tuple[DistillationPlan, list[Any]] | None = None
         if fine_tune_steps:  # built once: every proxy trains on the same plan and batches
             self._fine_tune = (proxy_fine_tune_plan(task.config.auto_distillation, fine_tune_steps),
                                list(itertools.islice(task._train_loader(), fine_tune_steps)))
+        self._refit_batches: list[Any] = []
+        if proxy_head == "refit":  # built once: every proxy's classifier is fitted on the same examples
+            count = math.ceil(REFIT_EXAMPLES / task.config.data.batch_size)
+            self._refit_batches = list(itertools.islice(task._train_loader(), count))
 
     def check_architecture(self, architecture: Architecture) -> None:
         """InvalidArchitecture when no student can have `architecture` (the search draws only valid ones)."""
@@ -118,11 +131,14 @@ class ProxyTask:
 
     def evaluate(self, model: nn.Module) -> Mapping[str, Any]:
         """Validation accuracy only (the test split stays unseen until the final trials), with the
-        proxy's fidelity: `proxy`, trained `proxy_fine_tune_steps` steps. With evaluation.deployment
-        on, it is the deployed graph's (exported and quantised as trained, scored in its runtime, as a
-        final trial's is; `cost` timed the deployed graph too) and the eager slice's stays beside it
-        as `eager_accuracy`."""
-        figures = {FIDELITY: "proxy", PROXY_FINE_TUNE_STEPS: self.fine_tune_steps}
+        proxy's fidelity: `proxy`, trained `proxy_fine_tune_steps` steps, scored by `proxy_head`.
+        With evaluation.deployment on, it is the deployed graph's (exported and quantised as
+        trained, scored in its runtime, as a final trial's is; `cost` timed the deployed graph too)
+        and the eager slice's stays beside it as `eager_accuracy`; `refit` scores the eager slice
+        only (a deployed graph has no classifier module to read)."""
+        figures = {FIDELITY: "proxy", PROXY_FINE_TUNE_STEPS: self.fine_tune_steps, PROXY_HEAD: self.proxy_head}
+        if self._refit_batches:
+            return {ACCURACY.key: refit_accuracy(model, self._refit_batches, self.task.validation_loader), **figures}
         eager = self.task.validation_accuracy(model)
         if self.task.deployer is None:
             return {ACCURACY.key: eager, **figures}
@@ -137,6 +153,49 @@ class ProxyTask:
 
     def teacher_figures(self, recorded: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return self.task.teacher_figures(recorded)
+
+
+def refit_accuracy(model: nn.Module, train_batches: Sequence[Any], validation: Any) -> float:
+    """Accuracy on `validation` of a linear classifier (L2-regularised logistic regression, as
+    scikit-learn's default, fitted by LBFGS from zero) on the features `model`'s classification
+    head reads, fitted on `train_batches`: what the sub-network's representation is worth with
+    a head of its own, whatever its sliced head makes of it."""
+    train_features, train_labels = head_features(model, train_batches)
+    head = nn.Linear(train_features.shape[1], _classifier(model).out_features)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=100, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = nn.functional.cross_entropy(head(train_features), train_labels) \
+            + head.weight.square().sum() / (2 * len(train_labels))
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    features, labels = head_features(model, validation)
+    with torch.no_grad():
+        return float((head(features).argmax(-1) == labels).float().mean())
+
+
+def head_features(model: nn.Module, loader: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, labels) over `loader`: the input of `model`'s last linear layer, its classifier
+    (for a head reading the whole sequence, the first token's), one row per example."""
+    captured: list[torch.Tensor] = []
+    handle = _classifier(model).register_forward_pre_hook(lambda _, args: captured.append(args[0].detach().float()))
+    try:
+        labels = [batch_labels for _, batch_labels in labelled_logits(model, loader, what="proxy_head refit",
+                                                                      device=next(model.parameters()).device)]
+    finally:
+        handle.remove()
+    features = torch.cat([c[:, 0] if c.dim() == 3 else c for c in captured]).cpu()
+    return features, torch.cat(labels).cpu()
+
+
+def _classifier(model: nn.Module) -> nn.Linear:
+    """`model`'s last linear layer: its classifier."""
+    return [module for module in model.modules() if isinstance(module, nn.Linear)][-1]
 
 
 def proxy_fine_tune_plan(section: AutoDistillationSection, steps: int) -> DistillationPlan:
@@ -216,7 +275,8 @@ def run_supernet_search(task: DistillationTask, config: SearchRunConfig, search:
         key=task.supernet_key(space_dimensions(space), section.key_settings()),
         importance_batches=task.importance_batches(section.importance_batches),
         teacher_cache=task.teacher_cache, quiet=task.quiet)
-    proxy = AutoDistillation(ProxyTask(task, elastic, fine_tune_steps=section.proxy_fine_tune_steps),
+    proxy = AutoDistillation(ProxyTask(task, elastic, fine_tune_steps=section.proxy_fine_tune_steps,
+                                       proxy_head=section.proxy_head),
                              search.overridden(max_trials=section.proxy_trials),
                              storage_url=storage_url, study_name=proxy_study_name(study_name),
                              output_dir=output_dir, save_students=False,
@@ -247,6 +307,7 @@ def space_dimensions(space: SearchSpace) -> dict[str, list[Any]]:
     return {name: list(values) for name, values in space_grid(space).items()}
 
 
-__all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_FINE_TUNE_STEPS", "PROXY_STUDY", "PROXY_TRIAL", "FinalTask",
-           "ProxyTask", "choose_finals", "proxy_budget", "proxy_fine_tune_plan", "proxy_study_name",
-           "proxy_summary", "queue_finals", "run_supernet_search", "space_dimensions"]
+__all__ = ["FIDELITY", "PROXY_ACCURACY", "PROXY_FINE_TUNE_STEPS", "PROXY_HEAD", "PROXY_STUDY", "PROXY_TRIAL",
+           "REFIT_EXAMPLES", "FinalTask", "ProxyTask", "choose_finals", "head_features", "proxy_budget",
+           "proxy_fine_tune_plan", "proxy_study_name", "proxy_summary", "queue_finals", "refit_accuracy",
+           "run_supernet_search", "space_dimensions"]
