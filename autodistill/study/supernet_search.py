@@ -137,7 +137,7 @@ class ProxyTask:
         and the eager slice's stays beside it as `eager_accuracy`; `refit` scores the eager slice
         only (a deployed graph has no classifier module to read)."""
         figures = {FIDELITY: "proxy", PROXY_FINE_TUNE_STEPS: self.fine_tune_steps, PROXY_HEAD: self.proxy_head}
-        if self._refit_batches:
+        if self.proxy_head == "refit":
             return {ACCURACY.key: refit_accuracy(model, self._refit_batches, self.task.validation_loader), **figures}
         eager = self.task.validation_accuracy(model)
         if self.task.deployer is None:
