@@ -44,11 +44,17 @@ def at_positions(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return logits if logits.dim() == 2 else logits[positions]
 
 
-def output_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """The name and module of `model`'s output embeddings (its vocabulary projection), if any."""
+def output_embeddings(model: nn.Module) -> nn.Module | None:
+    """`model`'s output embeddings (its vocabulary projection), if any."""
     get = getattr(model, "get_output_embeddings", None)
     layer = get() if callable(get) else None
-    if not isinstance(layer, nn.Module):
+    return layer if isinstance(layer, nn.Module) else None
+
+
+def output_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The name and module of `model`'s output embeddings, if any (walks the modules: set-up only)."""
+    layer = output_embeddings(model)
+    if layer is None:
         return None
     return next(((name, module) for name, module in model.named_modules() if module is layer), None)
 
@@ -72,10 +78,10 @@ def output_layer_at(models: Sequence[nn.Module], positions: torch.Tensor | None)
     (nothing changes when `positions` is None)."""
     handles = []
     if positions is not None:
-        for model in models:
-            found = output_layer(model)
-            if found is not None:
-                handles.append(found[1].register_forward_pre_hook(partial(_gather, positions)))
+        for model in models:  # per step: the module itself, no walk over the model's modules
+            layer = output_embeddings(model)
+            if layer is not None:
+                handles.append(layer.register_forward_pre_hook(partial(_gather, positions)))
     try:
         yield
     finally:
