@@ -248,9 +248,11 @@ class TeacherCache:
                     if not arrays:
                         arrays = self._allocate(tmp, values, n)
                     for f, value in values.items():
-                        if self.dtype(f) == "float16" and f not in overflowed and bool(
-                                (value.abs() > _FLOAT16_MAX).any()):
+                        if f in overflowed:  # built again in float32 afterwards: not cast, not written
+                            continue
+                        if self.dtype(f) == "float16" and bool((value.abs() > _FLOAT16_MAX).any()):
                             overflowed.append(f)
+                            continue
                         arrays[f][start:start + len(rows)] = _stored(value, self.dtype(f))
             for f, array in arrays.items():
                 if f in overflowed:
