@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import VOCAB, tiny_bert
 from torch import nn
-from transformers import BertForSequenceClassification, BertModel
+from transformers import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 
 from autodistill.errors import ConfigError
 from autodistill.models.init_from_teacher import InitReport, init_from_teacher
@@ -171,6 +171,47 @@ def test_classifier_with_other_label_count_and_unknown_parameters_stay_fresh(tea
         assert torch.equal(s[name], before[name]), name
         assert name not in report.copied
     assert "bert.pooler.dense.weight" in report.copied
+
+
+def test_a_masked_lm_student_takes_the_teachers_mlm_head_sliced_to_its_width():
+    """The MLM head outside the base model (transform dense and LayerNorm, the output bias) comes
+    from the teacher, sliced to a narrower student; a same-size student copied layer for layer
+    predicts the teacher's tokens exactly. Undone, every head tensor would stay random."""
+    teacher = bert(seed=0, cls=BertForMaskedLM)
+    student = bert(seed=1, cls=BertForMaskedLM, hidden=16, layers=2, heads=2, intermediate=32)
+    report = init_from_teacher(student, teacher)
+    assert report.skipped == ()
+    s, t = params(student), params(teacher)
+    head = "cls.predictions.transform"
+    assert torch.equal(s[f"{head}.dense.weight"], t[f"{head}.dense.weight"][:16, :16])
+    assert torch.equal(s[f"{head}.LayerNorm.bias"], t[f"{head}.LayerNorm.bias"][:16])
+    assert torch.equal(s["cls.predictions.bias"], t["cls.predictions.bias"])
+    assert "cls.predictions.transform.dense.weight" in report.sliced
+    assert student.get_output_embeddings().weight is student.bert.embeddings.word_embeddings.weight  # still tied
+
+    twin = bert(seed=5, cls=BertForMaskedLM)
+    init_from_teacher(twin, teacher, layer_map=[0, 1, 2, 3])
+    with torch.no_grad():
+        assert torch.equal(twin(**batch()).logits, teacher(**batch()).logits)
+
+
+def test_the_token_indexed_mlm_head_stays_fresh_without_a_shared_vocabulary():
+    """With a tokenizer of the student's own, the output bias (and an untied decoder: one row per
+    token id) keep their fresh weights; the transform, which reads hidden states, is copied; a
+    pre-training student also takes the next-sentence head."""
+    teacher = bert(seed=0, cls=BertForPreTraining, tie_word_embeddings=False)
+    student = bert(seed=1, cls=BertForPreTraining, layers=2, tie_word_embeddings=False)
+    before = {k: v.clone() for k, v in params(student).items()}
+    report = init_from_teacher(student, teacher, shared_vocabulary=False)
+    by_token = {"bert.embeddings.word_embeddings.weight", "cls.predictions.bias",
+                "cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    assert by_token <= set(params(student))
+    assert set(report.skipped) == by_token
+    s, t = params(student), params(teacher)
+    for name in by_token:
+        assert torch.equal(s[name], before[name]), name
+    for name in ("cls.predictions.transform.dense.weight", "cls.seq_relationship.weight", "cls.seq_relationship.bias"):
+        assert torch.equal(s[name], t[name]), name
 
 
 def test_base_model_student_from_a_classifier_teacher(teacher):

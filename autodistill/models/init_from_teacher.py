@@ -20,8 +20,13 @@ module layout, found by module paths rather than by class):
   teacher layers are spread evenly, student layer i <- teacher layer
   round((i + 1) * T / S) - 1 (`autodistill.config.stages.teacher_layer_for`, the rule the
   flash templates use for their mappings);
-- the pooler, and the classifier (`classifier.*`, outside the base model) when the student
-  has as many labels as the teacher; otherwise the classifier keeps its fresh weights.
+- the pooler, and the task head outside the base model when it fits: the classifier
+  (`classifier.*`) when the student has as many labels as the teacher (otherwise it keeps its
+  fresh weights); the masked-LM head (`cls.predictions.transform.*`, and the output bias
+  `cls.predictions.bias` and an untied decoder, whose entries are token ids, so only with a
+  shared vocabulary; a tied decoder is the word embeddings); BERT pre-training's next-sentence head
+  (`cls.seq_relationship.*`). A masked-LM student of a teacher whose head was adapted
+  (`teacher.fine_tune`) thus starts with that head instead of a random one.
 
 Where the student is narrower, each dimension takes the teacher's first entries: the first
 h hidden dims (LayerNorms included), the first intermediate units, the first rows of the
@@ -88,6 +93,11 @@ _LAYER_PARAMS: dict[str, int | None] = {
     "output.LayerNorm.bias": None,
 }
 _CLASSIFIER = "classifier."
+_MLM_HEAD = "cls.predictions."
+# rows or entries per token id (the tokenizer's own, like _WORDS): the output bias, and the
+# decoder when it is not tied to the word embeddings
+_MLM_BY_TOKEN = ("cls.predictions.bias", "cls.predictions.decoder.")
+_NSP_HEAD = "cls.seq_relationship."
 
 
 @dataclass(frozen=True)
@@ -222,6 +232,15 @@ def _source(rel: str, t_base: str, layer_map: tuple[int, ...]) -> tuple[str, int
     return None
 
 
+def _head_fits(name: str, labels_match: bool, shared_vocabulary: bool) -> bool:
+    """Whether the task-head parameter `name` (outside the base model) can take the teacher's."""
+    if name.startswith(_CLASSIFIER):
+        return labels_match
+    if name.startswith(_MLM_BY_TOKEN):
+        return shared_vocabulary
+    return name.startswith((_MLM_HEAD, _NSP_HEAD))
+
+
 def init_from_teacher(student: nn.Module, teacher: nn.Module, *,
                       layer_map: Sequence[int] | None = None, shared_vocabulary: bool = True) -> InitReport:
     """Fill `student` in place from `teacher`'s weights (see the module docstring).
@@ -252,8 +271,8 @@ def init_from_teacher(student: nn.Module, teacher: nn.Module, *,
     for name, param in student.named_parameters():
         found: tuple[str, int | None, int | None] | None  # (teacher parameter, head axis, student layer)
         if s_prefix and not name.startswith(s_prefix):
-            # outside the base model: only the classifier is known, and only for equal label counts
-            found = (name, None, None) if name.startswith(_CLASSIFIER) and labels_match else None
+            # outside the base model: only the known task heads, where they fit
+            found = (name, None, None) if _head_fits(name, labels_match, shared_vocabulary) else None
         else:
             rel = name[len(s_prefix):]
             found = None if rel == _WORDS and not shared_vocabulary else _source(rel, t_base, layer_map)
