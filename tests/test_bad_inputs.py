@@ -165,6 +165,13 @@ CASES = [
          r"is regression; set supernet\.proxy_head: sliced",
          replace=(("  regular_distillation:\n", "  supernet: {proxy_head: refit}\n  regular_distillation:\n"),
                   ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"))),
+    Case("training-windows-of-labelled-texts", r"config\.yaml:\d+:\d+: data: training_windows: task "
+         r"sequence_classification reads a label per text or per word, and a window cut from the middle of a "
+         r"text may not show its label .*it is for task masked_lm.*; remove training_windows",
+         replace=(("  batch_size: 16\n", "  batch_size: 16\n  training_windows: true\n"),)),
+    Case("training-windows-in-distill", r"config\.yaml:\d+:\d+: data: training_windows: task "
+         r"sequence_classification reads a label per text.*remove training_windows", command="distill",
+         replace=(("  batch_size: 16\n", "  batch_size: 16\n  training_windows: true\n"),)),
     # -- the search space ----------------------------------------------------------------------
     Case("empty-search-space", r"search_space: .*the search space is empty; allowed forms: ",
          replace=((ARCH_SPACE, "      {}\n"),)),

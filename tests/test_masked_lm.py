@@ -19,6 +19,7 @@ from autodistill.config.loader import load_config_file
 from autodistill.config.schema import SearchRunConfig
 from autodistill.data import LabelledTexts, read_text_file
 from autodistill.data.masked_lm import MaskedTokens
+from autodistill.errors import ConfigError
 from autodistill.evaluation.masked_lm import masked_lm_figures
 from autodistill.losses.builtin import kl_divergence
 from autodistill.losses.masking import logit_positions
@@ -120,6 +121,41 @@ def test_masks_are_bert_style_and_the_same_on_every_build(mlm_workspace):
     masked = (ids[chosen] == tokenizer.mask_token_id).float().mean()
     kept = (ids[chosen] == original[chosen]).float().mean()
     assert 0.12 < share < 0.18 and 0.74 < masked < 0.86 and 0.05 < kept < 0.16
+
+
+def test_training_windows_read_each_text_whole_and_leave_validation_and_test_as_they_were(mlm_workspace):
+    """With training_windows a training text longer than max_length becomes consecutive windows,
+    each with its own [CLS] ... [SEP], that together hold every one of its tokens in order;
+    validation and test keep each text's first window (their figures stay comparable)."""
+    from autodistill.data.sources import Splits
+    from autodistill.data.tokenized import TokenizedDataset
+
+    tokenizer = BertTokenizerFast.from_pretrained(str(mlm_workspace / "teacher"))
+    long = LabelledTexts.unlabelled(" ".join(TEXTS[i:i + 3]) for i in range(0, 30, 3))  # 24 words each
+    whole = tokenizer(list(long.texts), add_special_tokens=False)["input_ids"]
+    assert all(len(ids) > 20 for ids in whole)
+    windows = TokenizedDataset(long, tokenizer, max_length=12, windows=True)
+    ids, mask = windows.tensors["input_ids"], windows.tensors["attention_mask"]
+    assert len(windows) == sum(-(-len(w) // 10) for w in whole) > len(long)
+    assert ids[:, 0].eq(tokenizer.cls_token_id).all()
+    for text, expected in enumerate(whole):
+        rows = (windows.text_of == text).nonzero().flatten().tolist()
+        assert rows == list(range(rows[0], rows[0] + len(rows)))  # consecutive, in order
+        content = [t for r in rows for t, m in zip(ids[r].tolist(), mask[r].tolist())
+                   if m and t not in tokenizer.all_special_ids]
+        assert content == expected
+
+    splits = Splits(train=long, validation=long, test=long, description={})
+    kind = TASK_KINDS.get("masked_lm")
+    train, validation, test = kind.datasets(splits, tokenizer, max_length=12, seed=0, training_windows=True)
+    plain = kind.datasets(splits, tokenizer, max_length=12, seed=0)
+    assert len(train) == len(windows) and len(plain[0]) == len(long)
+    assert validation.fingerprint() == plain[1].fingerprint() and test.fingerprint() == plain[2].fingerprint()
+    chosen = train.tensors["labels"].ne(-100)
+    assert torch.equal(train.tensors["labels"][chosen], ids[chosen])  # masked as BERT masks, per window
+    with pytest.raises(ConfigError, match="data.training_windows: task sequence_classification"):
+        TASK_KINDS.get("sequence_classification").datasets(splits, tokenizer, max_length=12, seed=0,
+                                                           training_windows=True)
 
 
 def test_masked_lm_figures_count_only_masked_tokens():
@@ -292,6 +328,47 @@ def test_the_mlm_config_loads_and_its_students_are_masked_lm_models():
                                    "num_attention_heads": 4, "intermediate_size": 512},
                             model_cls=config.student.model_cls)
     assert type(student).__name__ == "BertForMaskedLM"
+
+
+def test_configs_mlm_yaml_runs_end_to_end_on_tiny_data(mlm_workspace, tmp_path, capsys):
+    """configs/mlm.yaml as shipped (its fine-tune stages, layer mapping, losses, initialisation
+    and search settings) with only the teacher, the text and the budgets made tiny: the teacher's
+    missing head is adapted, every student starts from the adapted teacher's layers and MLM head
+    (none left fresh) and the search ends with the masked-LM Pareto table."""
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/mlm.yaml").read_text())
+    teacher = data["teacher"]
+    del teacher["model_package"]
+    teacher["model"] = str(mlm_workspace / "encoder")  # saved without an MLM head, as the built-in one
+    teacher["fine_tune"].update(head_epochs=1, epochs=1, batch_size=8)
+    for key in ("corpus", "fractions"):
+        del data["data"][key]
+    data["data"].update(train_file=str(mlm_workspace / "train.csv"), validation_file=str(mlm_workspace / "dev.jsonl"),
+                        test_file=str(mlm_workspace / "test.jsonl"), max_length=12, batch_size=8)
+    auto = data["auto_distillation"]
+    auto["progress"] = False
+    auto["search"].update(max_trials=2, search_space={
+        "hidden_size": [16, 32], "num_hidden_layers": {"low": 1, "high": 2}, "num_attention_heads": [4],
+        "intermediate_size": [32, 64]})
+    auto["flash_distillation"]["train_steps"] = 2
+    auto["regular_distillation"]["train_steps"] = 3
+    auto["evaluation"]["latency"].update(sequence_length=12, warmup=1, repeats=20, threads=1)
+    out = tmp_path / "mlm"
+    data["output_dir"] = str(out)
+    config = tmp_path / "mlm.yaml"
+    config.write_text(yaml.safe_dump(data))
+
+    assert main(["search", str(config), "--quiet"]) == 0
+    header = next(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("trial"))
+    assert "perplexity" in header and "speed-up" in header
+    study = optuna.load_study(study_name="mlm", storage=f"sqlite:///{out / 'study.db'}")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 2
+    log = (out / "search.log").read_text()
+    initialised = [line for line in log.splitlines() if "student initialised from teacher layers" in line]
+    assert len(initialised) == 2 and all(line.endswith(", 0 left fresh)") for line in initialised)
+    (finetune,) = (out / "teacher").glob("*/finetune.json")
+    assert set(json.loads(finetune.read_text())["stages"]) == {"adapt the teacher's new head", "fine-tune teacher"}
 
 
 def test_seed_003s_pre_training_teacher_searches_as_masked_lm(mlm_workspace, tmp_path):

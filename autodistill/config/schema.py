@@ -17,7 +17,7 @@ from autodistill.config.deployment import DeploymentSection
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
 from autodistill.config.supernet import SupernetSection
-from autodistill.config.tasks import check_task_fits, infer_task
+from autodistill.config.tasks import DEFAULT_TASK, check_task_fits, infer_task, windows_refusal
 from autodistill.config.tokenizers import deployment_refusal, mapping_refusal, reads_other_tokens, task_refusal
 from autodistill.errors import ConfigError, did_you_mean
 from autodistill.objectives import objectives_for
@@ -115,7 +115,10 @@ class DataSection(Section):
     split stratified with `fractions` and `split_seed`; `limit` keeps a small stratified
     sample of every split (for smoke tests). `validation_files: {name: file}` adds named
     validation sets after `validation_file` (the set "validation"): every set is evaluated
-    and recorded, the first one chooses architectures (data/validation_sets.py)."""
+    and recorded, the first one chooses architectures (data/validation_sets.py).
+    `training_windows` (task masked_lm): the training split reads each text whole, as
+    consecutive windows of `max_length` tokens, instead of its first `max_length` tokens;
+    validation and test texts are read as before."""
 
     train_file: str | None = None
     validation_file: str | None = None
@@ -132,6 +135,7 @@ class DataSection(Section):
     max_length: Annotated[BoundedInt, Field(ge=2)] = 128
     batch_size: Annotated[BoundedInt, Field(ge=1)] = 32
     eval_batch_size: Annotated[BoundedInt, Field(ge=1)] = 64
+    training_windows: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSection:
@@ -167,6 +171,13 @@ class DistillRunConfig(Section):
         if (self.teacher is None) == (self.teachers is None):
             raise ValueError("give exactly one of teacher (one model) or teachers (a list)")
         return self
+
+    @field_validator("data")
+    @classmethod
+    def _no_windows(cls, section: DataSection) -> DataSection:
+        if section.training_windows:  # `distill` trains a sequence classifier
+            raise ValueError(windows_refusal(DEFAULT_TASK, "classes", key="training_windows"))
+        return section
 
     @property
     def teacher_list(self) -> list[TeacherSection]:
@@ -398,6 +409,17 @@ class SearchRunConfig(Section):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return TASK_KINDS.get(name).name
+
+    @field_validator("data")
+    @classmethod
+    def _windows_fit_the_task(cls, section: DataSection, info: ValidationInfo) -> DataSection:
+        task = info.data.get("task")
+        if task is not None and section.training_windows:
+            kind = TASK_KINDS.get(task)
+            refusal = windows_refusal(kind.name, kind.labels, key="training_windows")
+            if refusal is not None:
+                raise ValueError(refusal)
+        return section
 
     @model_validator(mode="after")
     def _logit_kd_fits_the_task(self) -> SearchRunConfig:

@@ -45,3 +45,13 @@ def check_task_fits(task: str, model_cls: str, *, key: str) -> None:
         raise ConfigError(
             f"task {task!r} does not fit {key} {model_cls!r}, a {other.name} class; set {key}: "
             f"AutoModel{example} (or a *{example} class), or task: {other.name}")
+
+
+def windows_refusal(task: str, labels: str, *, key: str = "data.training_windows") -> str | None:
+    """Why a task kind (its `labels`) cannot read its training texts in windows (None: it can);
+    `key` names the setting (relative to where the message is placed)."""
+    if labels == "none":
+        return None
+    return (f"{key}: task {task} reads a label per text or per word, and a window cut "
+            "from the middle of a text may not show its label (nor hold its words' tags); it is for "
+            f"task masked_lm, whose labels are the text itself; remove {key}")

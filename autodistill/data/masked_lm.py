@@ -4,7 +4,9 @@ The masking is transformers' `DataCollatorForLanguageModeling` (15% of the real,
 tokens are chosen; of those 80% become [MASK], 10% a random token, 10% stay as they are),
 drawn once per data set with its own seeded `torch.Generator`: every trial, every epoch and
 every worker sees the same masks, so validation figures compare across trials and the
-teacher's outputs on a masked batch are the same each time they are read.
+teacher's outputs on a masked batch are the same each time they are read. With
+`data.training_windows` the training split reads every text whole, in windows of
+`max_length` tokens (TokenizedDataset's `windows`), masked the same way.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ class MaskedTokens(TokenizedDataset):
     are never chosen)."""
 
     def __init__(self, data: LabelledTexts, tokenizer: PreTrainedTokenizerBase, *, max_length: int,
-                 seed: int) -> None:
+                 seed: int, windows: bool = False) -> None:
         if tokenizer.mask_token_id is None:
             raise ConfigError("data.tokenizer: task masked_lm needs a tokenizer with a mask token "
                               "([MASK]); use the teacher's masked-LM tokenizer")
-        super().__init__(data, tokenizer, max_length=max_length)
+        super().__init__(data, tokenizer, max_length=max_length, windows=windows)
         ids = self.tensors["input_ids"]
         generator = torch.Generator().manual_seed(seed)
         special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))

@@ -29,11 +29,15 @@ class TokenizedDataset(Dataset):
     `tensors` maps "input_ids", "attention_mask", "token_type_ids" (only when the
     tokenizer makes them) and "labels" to tensors whose first dimension is the
     example; slice them directly for fast batches. Texts longer than `max_length`
-    tokens are truncated and shorter ones padded to it.
+    tokens are truncated and shorter ones padded to it; with `windows`, a longer text
+    is read whole instead, as consecutive windows of up to `max_length` tokens (each
+    with its own special tokens, the last one padded), each window an example with its
+    text's label (`text_of[i]`: the text example i was cut from).
     """
 
     def __init__(
-        self, data: LabelledTexts, tokenizer: PreTrainedTokenizerBase, *, max_length: int
+        self, data: LabelledTexts, tokenizer: PreTrainedTokenizerBase, *, max_length: int,
+        windows: bool = False,
     ) -> None:
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
             raise ConfigError(
@@ -52,18 +56,25 @@ class TokenizedDataset(Dataset):
             )
         if len(data) == 0:
             raise ConfigError("cannot tokenise an empty data set; give it at least one text")
+        if windows and not getattr(tokenizer, "is_fast", False):
+            raise ConfigError(
+                f"data.training_windows needs a fast tokenizer (one that maps each window to its text), "
+                f"but {type(tokenizer).__name__} is not; use the model's fast tokenizer or remove "
+                "data.training_windows")
         encoded = tokenizer(
             list(data.texts),
             truncation=True,
             padding="max_length",
             max_length=max_length,
             return_tensors="pt",
+            **({"return_overflowing_tokens": True} if windows else {}),
         )
         self.tensors: dict[str, torch.Tensor] = {
             name: encoded[name] for name in _TOKENIZER_OUTPUTS if name in encoded
         }
-        self.tensors["labels"] = torch.tensor(data.labels, dtype=torch.long) if data.targets is None \
-            else torch.tensor(data.targets, dtype=torch.float32)
+        self.text_of = encoded["overflow_to_sample_mapping"] if windows else torch.arange(len(data))
+        self.tensors["labels"] = (torch.tensor(data.labels, dtype=torch.long) if data.targets is None
+                                  else torch.tensor(data.targets, dtype=torch.float32))[self.text_of]
 
     def __len__(self) -> int:
         return len(self.tensors["labels"])

@@ -49,8 +49,8 @@ def model_digest(location: str) -> str:
 
 
 def data_binding(section: DataSection) -> dict[str, Any]:
-    """The examples a search scores students on: the files' contents (or the corpus and its
-    split) and the settings that choose, label or truncate them."""
+    """The examples a search trains and scores students on: the files' contents (or the corpus
+    and its split) and the settings that choose, label, truncate or window them."""
     if section.corpus is not None:
         source: dict[str, Any] = {"corpus": section.corpus, "fractions": list(section.fractions),
                                   "split_seed": section.split_seed}
@@ -64,7 +64,7 @@ def data_binding(section: DataSection) -> dict[str, Any]:
         if section.limit is not None:
             source["split_seed"] = section.split_seed  # it draws the limited sample
     return {**source, "label_names": section.label_names, "limit": section.limit,
-            "max_length": section.max_length}
+            "max_length": section.max_length, "training_windows": section.training_windows}
 
 
 def teacher_binding(section: TeacherSection) -> dict[str, Any]:

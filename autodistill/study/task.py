@@ -77,7 +77,8 @@ class DistillationTask:
         self.tokenizer = load_tokenizer(data.tokenizer or location,
                                         key="data.tokenizer" if data.tokenizer else "teacher.model")
         self.train_set, validation_set, test_set = self.kind.datasets(
-            self.splits, self.tokenizer, max_length=data.max_length, seed=data.split_seed)
+            self.splits, self.tokenizer, max_length=data.max_length, seed=data.split_seed,
+            training_windows=data.training_windows)
         # a student tokenizer of its own (student.tokenizer): every split is tokenised for it too, once;
         # distillation reads both inputs, the students' figures their own tokens, the teacher's its own
         self.student_tokenizer = load_tokenizer(config.student.tokenizer or "", key="student.tokenizer") \
@@ -86,7 +87,8 @@ class DistillationTask:
         student_sets = (validation_set, test_set)
         if self.student_tokenizer is not None:
             student_train, *student_sets = self.kind.datasets(
-                self.splits, self.student_tokenizer, max_length=data.max_length, seed=data.split_seed)
+                self.splits, self.student_tokenizer, max_length=data.max_length, seed=data.split_seed,
+                training_windows=data.training_windows)
             self.distillation_set = PairedInputs(self.train_set, student_train)
         num_labels = section.num_labels or len(self.splits.train.label_names)
         self.model_kwargs = self.kind.model_kwargs(self.splits.train.label_names, num_labels)
@@ -195,7 +197,8 @@ class DistillationTask:
         auto = self.config.auto_distillation  # the teacher fine-tunes at the run's precision
         settings = {**ft.key_settings(), "max_length": data.max_length, **self.model_kwargs,
                     "model_cls": section.model_cls,
-                    **({"precision": auto.precision} if auto.precision != "fp32" else {})}
+                    **({"precision": auto.precision} if auto.precision != "fp32" else {}),
+                    **({"training_windows": True} if data.training_windows else {})}
         key = cache_key(location, settings, {"train": self.splits.train.fingerprint(),
                                              "labels": list(self.splits.train.label_names)})
         folder, reused = fine_tuned(

@@ -36,8 +36,11 @@ class TaskKind(Protocol):
     target_loss: str                 # the student-target loss of a teacher fine-tune (TARGET_LOSSES)
     caches_teacher_logits: bool      # teacher logits small enough for the teacher cache
 
-    def datasets(self, splits: Splits, tokenizer: Any, *, max_length: int, seed: int
-                 ) -> tuple[Dataset, Dataset, Dataset | None]: ...
+    def datasets(self, splits: Splits, tokenizer: Any, *, max_length: int, seed: int,
+                 training_windows: bool = False) -> tuple[Dataset, Dataset, Dataset | None]:
+        """The train, validation and test sets; with `training_windows` (a kind that reads no
+        labels; `windows_refusal` for the others) the training texts are read whole, in windows
+        of `max_length` tokens, the validation and test texts as before (their first window)."""
 
     def evaluate(self, model: nn.Module, loader: Iterable[Any], *,
                  device: torch.device | str) -> Mapping[str, float]: ...

@@ -3,7 +3,9 @@
 - data: the text of the same sources (the built-in corpus's articles, a CSV / JSON Lines text
   column; a label column is ignored), tokenised and masked once per split with a fixed seed
   (data/masked_lm.py: 15%, 80/10/10 as BERT); the split's seed is `data.split_seed` plus its
-  position (train 0, validation 1, test 2);
+  position (train 0, validation 1, test 2); with `data.training_windows` the training texts are
+  read whole, as consecutive windows of `data.max_length` tokens (HF run_mlm.py's grouping, kept
+  within each text so no window spans two splits), validation and test as before;
 - metrics on the validation text: `accuracy` is masked-token accuracy (the search objective),
   `perplexity` is recorded beside it (evaluation/masked_lm.py);
 - logit KD per masked token: KL over the vocabulary at positions whose label is not -100 and
@@ -36,14 +38,16 @@ class MaskedLM:
     target_loss = "CE"
     caches_teacher_logits = False
 
-    def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
+    def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int,
+                 training_windows: bool = False) -> tuple[Any, Any, Any]:
         from autodistill.data.masked_lm import MaskedTokens
 
-        def masked(part: LabelledTexts | None, offset: int) -> Any:
+        def masked(part: LabelledTexts | None, offset: int, windows: bool = False) -> Any:
             return None if part is None else MaskedTokens(part, tokenizer, max_length=max_length,
-                                                          seed=seed + offset)
+                                                          seed=seed + offset, windows=windows)
 
-        return masked(splits.train, 0), masked(splits.validation, 1), masked(splits.test, 2)
+        return (masked(splits.train, 0, training_windows), masked(splits.validation, 1),
+                masked(splits.test, 2))
 
     def evaluate(self, model: Any, loader: Iterable[Any], *, device: Any) -> Mapping[str, float]:
         from autodistill.evaluation.masked_lm import masked_lm_figures

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from autodistill.config.tasks import windows_refusal
 from autodistill.data.examples import LabelledTexts
 from autodistill.errors import ConfigError
 from autodistill.tasks.sequence_classification import SequenceClassification
@@ -29,7 +30,10 @@ class Regression:
     target_loss = "MSE"
     caches_teacher_logits = True
 
-    def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
+    def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int,
+                 training_windows: bool = False) -> tuple[Any, Any, Any]:
+        if training_windows:
+            raise ConfigError(windows_refusal(self.name, self.labels) or "")
         return SequenceClassification().datasets(splits, tokenizer, max_length=max_length, seed=seed)
 
     def evaluate(self, model: Any, loader: Iterable[Any], *, device: Any) -> Mapping[str, float]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from autodistill.config.tasks import windows_refusal
 from autodistill.data.examples import LabelledTexts, check_teacher_classes
+from autodistill.errors import ConfigError
 
 
 class TokenClassification:
@@ -27,7 +29,10 @@ class TokenClassification:
     target_loss = "CE"
     caches_teacher_logits = True
 
-    def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int) -> tuple[Any, Any, Any]:
+    def datasets(self, splits: Any, tokenizer: Any, *, max_length: int, seed: int,
+                 training_windows: bool = False) -> tuple[Any, Any, Any]:
+        if training_windows:
+            raise ConfigError(windows_refusal(self.name, self.labels) or "")
         from autodistill.data.tagged_tokens import TaggedTokens
 
         def tagged(part: LabelledTexts | None) -> Any:
