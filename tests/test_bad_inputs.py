@@ -165,6 +165,16 @@ CASES = [
          r"is regression; set supernet\.proxy_head: sliced",
          replace=(("  regular_distillation:\n", "  supernet: {proxy_head: refit}\n  regular_distillation:\n"),
                   ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"))),
+    Case("supernet-strategy-of-another-task", r"config\.yaml:\d+:\d+: auto_distillation: search\.strategy: "
+         r"supernet trains and slices sequence classifiers \(KD on one class distribution per text plus "
+         r"cross-entropy\), but the task is regression; set search\.strategy: per_trial",
+         replace=(("    search_algorithm: random\n", "    search_algorithm: random\n    strategy: supernet\n"),
+                  ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"))),
+    Case("supernet-flag-of-another-task", r"search\.strategy: supernet trains and slices sequence classifiers "
+         r".*but the task is regression; set search\.strategy: per_trial", args=("--strategy", "supernet"),
+         replace=(("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"),
+                  ("  regular_distillation:\n    train_steps: 1\n",
+                   "  regular_distillation:\n    train_steps: 1\n    loss_types: [MSE, MSE]\n"))),
     Case("training-windows-of-labelled-texts", r"config\.yaml:\d+:\d+: data: training_windows: task "
          r"sequence_classification reads a label per text or per word, and a window cut from the middle of a "
          r"text may not show its label .*it is for task masked_lm.*; remove training_windows",

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 from autodistill.config.deployment import DeploymentSection
 from autodistill.config.distillation import DistillationSection
 from autodistill.config.sections import BoundedInt, Fraction, Section, Seed, registered
-from autodistill.config.supernet import SupernetSection
+from autodistill.config.supernet import SupernetSection, strategy_refusal
 from autodistill.config.tasks import DEFAULT_TASK, check_task_fits, infer_task, windows_refusal
 from autodistill.config.tokenizers import deployment_refusal, mapping_refusal, reads_other_tokens, task_refusal
 from autodistill.errors import ConfigError, did_you_mean
@@ -436,11 +436,14 @@ class SearchRunConfig(Section):
 
     @field_validator("auto_distillation")
     @classmethod
-    def _proxy_head_fits_the_task(cls, section: AutoDistillationSection,
-                                  info: ValidationInfo) -> AutoDistillationSection:
+    def _supernet_fits_the_task(cls, section: AutoDistillationSection,
+                                info: ValidationInfo) -> AutoDistillationSection:
         task = info.data.get("task")
         if task is not None:
             section.supernet.check_task(task)
+            refusal = strategy_refusal(task) if section.search.strategy == "supernet" else None
+            if refusal is not None:
+                raise ValueError(refusal)
         return section
 
     @property

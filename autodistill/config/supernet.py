@@ -29,6 +29,18 @@ from autodistill.config.sections import (
 SUPERNET_OPTIMIZERS = ("AdamW",)
 # `refit` fits a linear classifier on what the classification head reads: a sequence-level class task's
 REFIT_TASKS = ("sequence_classification",)
+# the supernet's sandwich trains with KL on one class distribution per text plus cross-entropy
+# (supernet/training.py) and slices a sequence classifier's head (supernet/elastic.py)
+SUPERNET_TASKS = ("sequence_classification",)
+
+
+def strategy_refusal(task: str) -> str | None:
+    """Why `search.strategy: supernet` cannot search `task` (None: it can)."""
+    if task in SUPERNET_TASKS:
+        return None
+    return (f"search.strategy: supernet trains and slices sequence classifiers (KD on one class "
+            f"distribution per text plus cross-entropy), but the task is {task}; set "
+            "search.strategy: per_trial")
 
 
 class SupernetSection(Section):

@@ -117,7 +117,7 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
     if config.student_reads_other_tokens and config.student.tokenizer is not None:
         preflight.check_student_tokenizer(config.student.tokenizer, strategy=search.strategy)
     if search.strategy == "supernet":
-        _preflight_supernet(search, space, teacher_config, funcs)
+        _preflight_supernet(search, space, teacher_config, funcs, task=config.task or "")
     # last: opening the storage may create it; a bad URL, a read-only database, another study of
     # this name, or one searched with other data or another teacher fails here
     binding = study_binding(config)
@@ -129,11 +129,16 @@ def _preflight(config: SearchRunConfig, search: SearchSection, *, url: str, stud
 
 
 def _preflight_supernet(search: SearchSection, space: SearchSpace, teacher_config: Any,
-                        funcs: dict[str, Any]) -> None:
-    """A supernet slices the built-in students: the space must fit inside the teacher's shape
-    and name only keys the elastic forward supports."""
+                        funcs: dict[str, Any], *, task: str) -> None:
+    """A supernet slices the built-in students of a task it trains: the space must fit inside
+    the teacher's shape and name only keys the elastic forward supports."""
+    from autodistill.config.supernet import strategy_refusal
     from autodistill.study.supernet_search import space_dimensions
     from autodistill.supernet import check_supernet_space
+
+    refusal = strategy_refusal(task)
+    if refusal is not None:
+        raise ConfigError(refusal)
 
     if "model_builder" in funcs:
         raise ConfigError(
