@@ -220,7 +220,7 @@ READ_ONLY_ROWS = [
     for command, words in READ_ONLY.items() for kind, (storage, expect, setup) in NOT_A_DATABASE.items()
 ]
 
-FIX = r"one study compares students of one teacher on one dataset: give a new --study-name"
+FIX = r"one study compares students of one teacher on one dataset, measured one way: give a new --study-name"
 BINDING_ROWS = [
     Row("other-training-data", rf"data\.train_file: study 'tiny' was searched with other data: "
         rf"data\.train_file \(other content\), data\.validation_file \(other content\); {FIX}",
@@ -233,6 +233,16 @@ BINDING_ROWS = [
     Row("another-teacher", rf"teacher\.model: study 'tiny' was searched with another teacher: teacher\.model "
         rf"\(other content\); {FIX}", ("search", "{config}"), setup="_bound_study_and_other_teacher",
         replace=(("model: {root}/teacher", "model: {tmp}/teacher2"),), subprocess=True),
+    Row("other-latency-threads", rf"auto_distillation\.evaluation\.latency\.threads: study 'tiny' was searched "
+        rf"with other measurements: auto_distillation\.evaluation\.latency\.threads \(2 here, 1 in the study\); "
+        rf"{FIX}", ("search", "{config}"), setup="_bound_study", replace=(("threads: 1}", "threads: 2}"),)),
+    Row("another-deployment", rf"auto_distillation\.evaluation\.deployment\.quantization: study 'tiny' was "
+        rf"searched with other measurements: auto_distillation\.evaluation\.deployment\.quantization "
+        rf"\('dynamic_int8' here, 'none' in the study\), auto_distillation\.evaluation\.deployment\.runtime "
+        rf"\('onnxruntime' here, 'torch' in the study\); {FIX}", ("search", "{config}"), setup="_bound_study",
+        replace=(("    latency: {batch_size: 1, warmup: 1, repeats: 20, threads: 1}\n",
+                  "    latency: {batch_size: 1, warmup: 1, repeats: 20, threads: 1}\n"
+                  "    deployment: {runtime: onnxruntime, quantization: dynamic_int8}\n"),)),
     Row("a-fine-tuned-teacher", rf"teacher\.fine_tune: study 'tiny' was searched with another teacher: "
         rf"teacher\.fine_tune \(.*epochs.* here, None in the study\); {FIX}", ("search", "{config}"),
         setup="_bound_study", replace=(("  model: {root}/teacher\n", "  model: {root}/teacher\n  fine_tune: "
@@ -288,6 +298,16 @@ def test_distill_may_write_again_into_its_own_earlier_run(tmp_path):
     (earlier / "distillation.json").unlink()
     with pytest.raises(ConfigError, match="is not empty"):
         check_distill_output(earlier, reads={}, own_file="distillation.json")
+
+
+def test_more_latency_repeats_or_warm_up_is_the_same_binding(workspace, tmp_path):
+    """Warm-up and repeats change only a benchmark's noise: a study continues with other ones."""
+    out = tmp_path / "run"
+    first = load_config_file(SearchRunConfig, _config(tmp_path, workspace, out, distill=False))
+    second = load_config_file(SearchRunConfig, _config(tmp_path, workspace, out, distill=False, replace=(
+        ("warmup: 1, repeats: 20", "warmup: 3, repeats: 50"),)))
+    assert second.auto_distillation.evaluation.latency.repeats == 50
+    assert study_binding(first) == study_binding(second)
 
 
 def test_a_moved_copy_of_the_data_and_teacher_is_the_same_binding(workspace, tmp_path):

@@ -1,14 +1,17 @@
-"""What a study is bound to: its data and its teacher, as fingerprints computed before anything loads.
+"""What a study is bound to: its data, its teacher and how it measures students, as fingerprints
+computed before anything loads.
 
-    binding = study_binding(config)          # {"data": {...}, "teacher": {...}}
+    binding = study_binding(config)    # {"data": {...}, "teacher": {...}, "auto_distillation.evaluation": {...}}
     binding_differences(recorded, binding)   # ["data.train_file (its content)", ...]
 
-A study's trials are comparable only when they were distilled from one teacher and scored on
-one dataset: the search records `binding` in the study (user attribute `binding`, trials.py)
-and preflight refuses a run whose binding differs (study/existing_study.py). Files are
-fingerprinted by their bytes and model folders by their config and weight files, so a moved
-folder is the same teacher and an edited CSV is other data. A file that cannot be read is left
-out (not compared): the data loader names it before anything is trained.
+A study's trials are comparable only when they were distilled from one teacher, scored on one
+dataset and measured one way (the latency benchmark's batch, sequence length, threads and
+device; the runtime and quantization students are scored and timed as): the search records
+`binding` in the study (user attribute `binding`, trials.py) and preflight refuses a run whose
+binding differs (study/existing_study.py). Files are fingerprinted by their bytes and model
+folders by their config and weight files, so a moved folder is the same teacher and an edited
+CSV is other data. A file that cannot be read is left out (not compared): the data loader
+names it before anything is trained.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from autodistill.config.schema import DataSection, SearchRunConfig, TeacherSection
+from autodistill.config.schema import DataSection, EvaluationSection, SearchRunConfig, TeacherSection
 
 CHUNK = 1 << 20
 # the files of a saved model that make it that model (tokenizer files belong to the data side)
@@ -74,15 +77,29 @@ def teacher_binding(section: TeacherSection) -> dict[str, Any]:
             "fine_tune": None if section.fine_tune is None else section.fine_tune.key_settings()}
 
 
+def evaluation_binding(section: EvaluationSection) -> dict[str, Any]:
+    """How a search measures students: the latency benchmark's shape, threads and device, and the
+    deployment they are scored and timed as (warm-up and repeats change only the noise)."""
+    latency = section.latency
+    return {"latency.batch_size": latency.batch_size, "latency.sequence_length": latency.sequence_length,
+            "latency.threads": latency.threads, "latency.device": latency.device,
+            **{f"deployment.{key}": value for key, value in section.deployment.model_dump().items()}}
+
+
+EVALUATION = "auto_distillation.evaluation"
+SECTIONS = ("data", "teacher", EVALUATION)
+
+
 def study_binding(config: SearchRunConfig) -> dict[str, dict[str, Any]]:
-    return {"data": data_binding(config.data), "teacher": teacher_binding(config.teacher)}
+    return {"data": data_binding(config.data), "teacher": teacher_binding(config.teacher),
+            EVALUATION: evaluation_binding(config.auto_distillation.evaluation)}
 
 
 def binding_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """`section.key (how)` for every entry that differs; an entry a side lacks is not compared
     (an unreadable file, or a key bound after the study was recorded)."""
     found = []
-    for section in ("data", "teacher"):
+    for section in SECTIONS:
         old, new = recorded.get(section) or {}, current.get(section) or {}
         for key in sorted(old.keys() & new.keys()):
             if old[key] == new[key]:

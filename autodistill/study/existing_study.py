@@ -78,8 +78,8 @@ def check_existing_study(url: str, study_name: str, *, objectives: Sequence[Any]
 
 
 def check_study_binding(study: Any, binding: Mapping[str, Any]) -> None:
-    """The study (an optuna.Study) was searched with this data and teacher, where it recorded them
-    (a study from before bindings were recorded is bound by this run)."""
+    """The study (an optuna.Study) was searched with this data, teacher and measurements, where it
+    recorded them (a study from before bindings were recorded is bound by this run)."""
     from autodistill.study.binding import binding_differences
     from autodistill.study.record import StudyRecord
 
@@ -87,11 +87,13 @@ def check_study_binding(study: Any, binding: Mapping[str, Any]) -> None:
     differences = binding_differences(dict(recorded), dict(binding)) if recorded else []
     if differences:
         kinds = {d.split(".", 1)[0] for d in differences}
-        what = " and ".join(w for k, w in (("teacher", "another teacher"), ("data", "other data")) if k in kinds)
+        what = " and ".join(w for k, w in (("teacher", "another teacher"), ("data", "other data"),
+                                           ("auto_distillation", "other measurements")) if k in kinds)
         raise ConfigError(
             f"{differences[0].split(' ', 1)[0]}: study {study.study_name!r} was searched with "
             f"{what}: {', '.join(differences)}; one study compares students of one teacher on one "
-            "dataset: give a new --study-name (or restore the data and teacher it was searched with)")
+            "dataset, measured one way: give a new --study-name (or restore the data, teacher and "
+            "measurements it was searched with)")
 
 
 def _describe(distribution: Any) -> str:
