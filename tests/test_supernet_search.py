@@ -170,7 +170,7 @@ def test_a_proxy_fine_tune_trains_each_slice_the_same_steps_and_leaves_the_super
     try:
         tuned = ProxyTask(task, elastic, fine_tune_steps=3)
         first, second = (tuned.train(tuned.build(architecture)).model for _ in range(2))
-        plain = ProxyTask(task, elastic)
+        plain = ProxyTask(task, elastic, proxy_head="sliced")
         sliced = plain.train(plain.build(architecture)).model
     finally:
         patch.undo()
@@ -207,7 +207,7 @@ def test_a_refit_proxy_head_scores_a_slice_whose_own_head_is_destroyed(workspace
     assert config.auto_distillation.supernet.proxy_head == "refit"
     task = DistillationTask(config, output_dir=tmp_path / "run", quiet=True)
     elastic = elastic_for(copy.deepcopy(task.teacher))
-    refit, sliced = ProxyTask(task, elastic, proxy_head="refit"), ProxyTask(task, elastic)
+    refit, sliced = ProxyTask(task, elastic), ProxyTask(task, elastic, proxy_head="sliced")  # refit: the default
     model = refit.build({"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2})
     model.bert.pooler = _FirstWord()
     torch.nn.init.zeros_(model.classifier.weight)
@@ -219,10 +219,28 @@ def test_a_refit_proxy_head_scores_a_slice_whose_own_head_is_destroyed(workspace
     assert (refitted[PROXY_HEAD], plain[PROXY_HEAD]) == ("refit", "sliced")
 
 
+def test_proxies_are_refitted_unless_the_study_ranks_a_deployed_graph(workspace, tmp_path):
+    """The default proxy head is `refit`; with evaluation.deployment (whose graph has no classifier
+    module to refit on) it is `sliced`, the shipped graph scored as it ships; a head the config
+    names is kept either way."""
+    pytest.importorskip("onnxruntime", reason="deployment needs the onnx extra: pip install 'autodistill-nas[onnx]'")
+    from test_deploy import LATENCY_LINE
+
+    from autodistill.study.run import load_search_config
+
+    deployment = LATENCY_LINE + "\n    deployment: {runtime: onnxruntime, quantization: dynamic_int8}"
+    named = ("final_trials: 2", "final_trials: 2, proxy_head: refit")
+    configs = [load_search_config(_config(workspace, tmp_path / name, **dict(edits)))
+               for name, edits in (("plain", []), ("deployed", [(LATENCY_LINE, deployment)]),
+                                   ("named", [(LATENCY_LINE, deployment), named]))]
+    heads = [config.auto_distillation.supernet.proxy_head for config in configs]
+    assert heads == ["refit", "sliced", "refit"]
+
+
 def test_the_proxy_head_keeps_the_supernet_key():
     from autodistill.config.supernet import SupernetSection
 
-    assert SupernetSection(proxy_head="refit").key_settings() == SupernetSection().key_settings()
+    assert SupernetSection(proxy_head="sliced").key_settings() == SupernetSection().key_settings()
 
 
 def test_the_proxy_fine_tune_keeps_the_supernet_key():

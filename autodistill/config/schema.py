@@ -370,7 +370,11 @@ class AutoDistillationSection(DistillationSection):
     @model_validator(mode="after")
     def _supernet_defaults(self) -> AutoDistillationSection:
         # resolved once here, so the supernet's content key holds the values it trains with
-        object.__setattr__(self, "supernet", self.supernet.with_defaults(self))
+        supernet = self.supernet.with_defaults(self)
+        if "proxy_head" not in supernet.model_fields_set and self.evaluation.deployment.deployed:
+            # a deployed graph has no classifier module to refit on: proxies are scored as they ship
+            supernet = supernet.model_copy(update={"proxy_head": "sliced"})
+        object.__setattr__(self, "supernet", supernet)
         return self
 
     @model_validator(mode="before")

@@ -1,7 +1,7 @@
 """`auto_distillation.supernet:` the settings of a weight-sharing search (`search.strategy: supernet`).
 
     supernet: {epochs: 3, random_subnets: 2, final_trials: 4, proxy_trials: 200, proxy_fine_tune_steps: 0,
-               proxy_head: sliced}
+               proxy_head: refit}
 
 Training settings left out (`optimizer`, `schedule`, `temperature`, `loss_weights`,
 `max_grad_norm`) are the regular distillation's: `AutoDistillationSection` fills them in
@@ -50,10 +50,11 @@ class SupernetSection(Section):
     largest, the smallest and `random_subnets` sampled sub-networks. `importance_batches`
     training batches rank the teacher's heads and FFN neurons first. `proxy_trials`
     architectures are scored by slicing, each first trained `proxy_fine_tune_steps` steps of the
-    regular distillation (0: scored as sliced), and scored by `proxy_head`: `sliced`, the slice's
-    own classifier, or `refit`, a linear classifier fitted on the features that classifier reads
-    over the first training examples (the same for every architecture; sequence_classification
-    only); at most `final_trials` of their Pareto front are
+    regular distillation (0: scored as sliced), and scored by `proxy_head`: `refit` (the
+    default), a linear classifier fitted on the features the slice's classifier reads over the
+    first training examples (the same for every architecture; sequence_classification only), or
+    `sliced`, the slice's own classifier (the default with `evaluation.deployment`, whose graph is
+    scored as it ships); at most `final_trials` of their Pareto front are
     trained in full. A checkpoint every `checkpoint_every_steps` lets a killed run resume.
     """
 
@@ -70,7 +71,7 @@ class SupernetSection(Section):
     final_trials: Annotated[int, Field(ge=1, le=10_000)] = 4
     proxy_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     proxy_fine_tune_steps: Annotated[int, Field(ge=0, le=10_000)] = 0
-    proxy_head: Literal["sliced", "refit"] = "sliced"
+    proxy_head: Literal["sliced", "refit"] = "refit"
     seed: Seed = 0
 
     @field_validator("optimizer")
@@ -98,8 +99,9 @@ class SupernetSection(Section):
                                                      "proxy_head", "checkpoint_every_steps"})
 
     def check_task(self, task: str) -> None:
-        """A ValueError when `proxy_head` cannot score proxies of `task`."""
-        if self.proxy_head == "refit" and task not in REFIT_TASKS:
+        """A ValueError when a `proxy_head` the config names cannot score proxies of `task` (the
+        default is not checked: only sequence classification has proxies at all)."""
+        if "proxy_head" in self.model_fields_set and self.proxy_head == "refit" and task not in REFIT_TASKS:
             raise ValueError(f"supernet.proxy_head: refit fits a linear classifier on one label per text "
                              f"({', '.join(REFIT_TASKS)} only), but the task is {task}; set "
                              "supernet.proxy_head: sliced")

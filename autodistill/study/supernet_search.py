@@ -93,7 +93,7 @@ class ProxyTask:
     stops_early = False
 
     def __init__(self, task: DistillationTask, elastic: Any, *, fine_tune_steps: int = 0,
-                 proxy_head: str = "sliced") -> None:
+                 proxy_head: str = "refit") -> None:
         self.task, self.elastic, self.fine_tune_steps, self.proxy_head = task, elastic, fine_tune_steps, proxy_head
         self._fine_tune: tuple[DistillationPlan, list[Any]] | None = None
         if fine_tune_steps:  # built once: every proxy trains on the same plan and batches
