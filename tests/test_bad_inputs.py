@@ -99,6 +99,8 @@ distillation:
 output_dir: {out}-distilled
 """  # a new folder: `distill` refuses one holding other files (the search run's)
 
+AS_REGRESSION = ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n")  # a `replace` edit
+WITH_TRAINING_WINDOWS = ("  batch_size: 16\n", "  batch_size: 16\n  training_windows: true\n")
 ARCH_SPACE = ("      hidden_size: [8, 16]\n      num_hidden_layers: {low: 1, high: 2}\n"
               "      num_attention_heads: [2, 4]\n")
 
@@ -164,24 +166,24 @@ CASES = [
          r"refit fits a linear classifier on one label per text \(sequence_classification only\), but the task "
          r"is regression; set supernet\.proxy_head: sliced",
          replace=(("  regular_distillation:\n", "  supernet: {proxy_head: refit}\n  regular_distillation:\n"),
-                  ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"))),
+                  AS_REGRESSION)),
     Case("supernet-strategy-of-another-task", r"config\.yaml:\d+:\d+: auto_distillation: search\.strategy: "
          r"supernet trains and slices sequence classifiers \(KD on one class distribution per text plus "
          r"cross-entropy\), but the task is regression; set search\.strategy: per_trial",
          replace=(("    search_algorithm: random\n", "    search_algorithm: random\n    strategy: supernet\n"),
-                  ("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"))),
+                  AS_REGRESSION)),
     Case("supernet-flag-of-another-task", r"search\.strategy: supernet trains and slices sequence classifiers "
          r".*but the task is regression; set search\.strategy: per_trial", args=("--strategy", "supernet"),
-         replace=(("output_dir: {out}\n", "task: regression\noutput_dir: {out}\n"),
+         replace=(AS_REGRESSION,
                   ("  regular_distillation:\n    train_steps: 1\n",
                    "  regular_distillation:\n    train_steps: 1\n    loss_types: [MSE, MSE]\n"))),
     Case("training-windows-of-labelled-texts", r"config\.yaml:\d+:\d+: data: training_windows: task "
          r"sequence_classification reads a label per text or per word, and a window cut from the middle of a "
          r"text may not show its label .*it is for task masked_lm.*; remove training_windows",
-         replace=(("  batch_size: 16\n", "  batch_size: 16\n  training_windows: true\n"),)),
+         replace=(WITH_TRAINING_WINDOWS,)),
     Case("training-windows-in-distill", r"config\.yaml:\d+:\d+: data: training_windows: task "
          r"sequence_classification reads a label per text.*remove training_windows", command="distill",
-         replace=(("  batch_size: 16\n", "  batch_size: 16\n  training_windows: true\n"),)),
+         replace=(WITH_TRAINING_WINDOWS,)),
     # -- the search space ----------------------------------------------------------------------
     Case("empty-search-space", r"search_space: .*the search space is empty; allowed forms: ",
          replace=((ARCH_SPACE, "      {}\n"),)),
